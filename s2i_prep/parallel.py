@@ -1,0 +1,124 @@
+"""Ordered, bounded fan-out of conversion tasks over worker processes.
+
+Conversion is CPU-bound per file and embarrassingly parallel, but the output must not depend on
+the worker count, and memory must not grow with the corpus. So tasks go to a process pool
+through a fixed window of outstanding futures and results come back strictly in submission order:
+the caller sees exactly the sequence a single process would produce, and at most ``window``
+results are ever held at once.
+
+Workers are forked on Linux after the parent warmed the Numba kernels, so they inherit compiled
+code instead of compiling (or racing on the on-disk cache) themselves. The pool is started before
+the caller opens its output, so no worker inherits an output lock or file handle.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+__all__ = ["default_workers", "cap_threads", "OrderedPool"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Thread-pool sizes of numerical libraries: one worker process = one core.
+_THREAD_VARS = (
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
+)
+
+#: Outstanding tasks per worker: enough to hide scheduling gaps, few enough to bound memory.
+TASKS_PER_WORKER = 3
+
+
+def default_workers() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's core count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def cap_threads() -> None:
+    """Make the calling process single-threaded in every numerical library it may load.
+
+    Also selects Numba's fork-safe ``workqueue`` threading layer: the default OpenMP layer kills
+    fork-started children that run a parallel kernel after the parent did. Environment settings
+    only bind libraries loaded afterwards, so call this before the kernels are first imported
+    (the ``convert`` command does it first thing).
+    """
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
+    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+
+
+def _worker_init(install: Callable[..., None], args: tuple[Any, ...]) -> None:
+    cap_threads()
+    install(*args)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    return multiprocessing.get_context(method)
+
+
+class OrderedPool:
+    """Run ``fn(task)`` for a stream of tasks, yielding results in task order.
+
+    ``workers == 0`` runs everything in the calling process (no pickling, easy debugging).
+    ``install(*install_args)`` runs once per worker (and once in-process for ``workers == 0``)
+    to set up per-process state, so tasks themselves stay small to pickle.
+    """
+
+    def __init__(self, workers: int, install: Callable[..., None], install_args: tuple[Any, ...] = (),
+                 window: int | None = None) -> None:
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, found {workers}")
+        self.workers = workers
+        self.window = window or max(1, workers) * TASKS_PER_WORKER
+        self._executor: ProcessPoolExecutor | None = None
+        if workers == 0:
+            install(*install_args)
+            return
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=_context(),
+            initializer=_worker_init, initargs=(install, install_args),
+        )
+        # Fork every worker now, before the caller opens output files or starts threads.
+        self._executor.submit(os.getpid).result()
+
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
+        """Results of ``fn`` over ``tasks`` in order, with at most ``window`` tasks in flight."""
+        if self._executor is None:
+            for task in tasks:
+                yield fn(task)
+            return
+        pending: deque[Future[R]] = deque()
+        it = iter(tasks)
+        try:
+            for task in it:
+                pending.append(self._executor.submit(fn, task))
+                if len(pending) >= self.window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+    def close(self) -> None:
+        """Stop the workers; outstanding tasks are cancelled."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> OrderedPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
