@@ -1,0 +1,278 @@
+"""Byte-level parser of whitespace-separated ASCII number tables (one record per line).
+
+Used by the PKU-MMD reader (150 numbers a line) and meant for any text grammar that is "a fixed
+number of decimals per line". Numbers come out exactly as numpy's ``str -> float32`` gives them:
+correctly rounded to float64, then rounded to float32 (the double rounding the reference
+pipelines do with ``np.array(tokens, dtype=np.float32)``). The fast path is exact only while the
+mantissa fits 2**53 and the decimal exponent is within +-22 (one exact multiplication or division,
+Clinger's fast path); rarer tokens are reported back (``slow``) and converted in Python by
+``float()``, never approximated.
+
+Kernels never raise: they return a status and the byte offset where they stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._jit import jit
+
+__all__ = [
+    "OK",
+    "BAD_NUMBER",
+    "TOO_FEW",
+    "TOO_MANY",
+    "NUMBER_OK",
+    "NUMBER_BAD",
+    "NUMBER_SLOW",
+    "FloatRows",
+    "parse_float_rows",
+    "token_at",
+    "warm",
+]
+
+# Table status codes (parse_float_rows).
+OK = 0
+BAD_NUMBER = 1  # a token is not a decimal number; offset = its first byte
+TOO_FEW = 2  # a line ends early; offset = the line end, found = numbers read on it
+TOO_MANY = 3  # a line holds more numbers; offset = the first extra token, found = all numbers on it
+
+# Single-token status codes (_scan_float).
+NUMBER_OK = 0
+NUMBER_BAD = 1
+NUMBER_SLOW = 2  # grammatical, but only Python's float() rounds it exactly
+
+_POW10 = np.array([10.0**k for k in range(23)])
+_TWO53 = 9007199254740992
+_MAX_DIGITS = 18  # significant digits that always fit an int64 mantissa
+
+
+@jit(inline="always")
+def _is_blank(c):
+    return c == 32 or c == 9
+
+
+@jit(inline="always")
+def _at_line_end(buf, pos, n):
+    """True at LF, at CR LF, at a CR that ends the file, or at the end of the buffer."""
+    if pos >= n or buf[pos] == 10:
+        return True
+    return buf[pos] == 13 and (pos + 1 >= n or buf[pos + 1] == 10)
+
+
+@jit(inline="always")
+def _at_token_end(buf, pos, n):
+    return _at_line_end(buf, pos, n) or _is_blank(buf[pos])
+
+
+@jit(inline="always")
+def _scan_word(buf, pos, n, neg):
+    """``inf``, ``infinity`` or ``nan`` in any case, as numpy's str -> float accepts them."""
+    word = 0
+    end = pos
+    while not _at_token_end(buf, end, n) and end - pos < 8:
+        word = word * 256 + (buf[end] | 32)
+        end += 1
+    if _at_token_end(buf, end, n):
+        if word == 0x6E616E:  # nan
+            return np.nan, end, NUMBER_OK
+        if word == 0x696E66 or word == 0x696E66696E697479:  # inf, infinity
+            return (-np.inf if neg else np.inf), end, NUMBER_OK
+    return 0.0, pos, NUMBER_BAD
+
+
+@jit(inline="always")
+def _scan_float(buf, pos, n):
+    """Read one decimal number starting at ``pos``: ``(value, end, status)``.
+
+    Grammar: ``[+-] (digits [. digits] | . digits) [(e|E) [+-] digits]`` or ``[+-] (nan|inf|infinity)``
+    in any case, then a blank or a line end.
+    ``status`` is NUMBER_OK (value exact), NUMBER_BAD, or NUMBER_SLOW (value 0; use ``float()``).
+    """
+    neg = False
+    if pos < n and (buf[pos] == 45 or buf[pos] == 43):
+        neg = buf[pos] == 45
+        pos += 1
+    if pos < n and (buf[pos] | 32) in (105, 110):  # i or n: inf, infinity, nan (any case)
+        return _scan_word(buf, pos, n, neg)
+    mant = 0
+    digits = 0
+    exp10 = 0
+    seen = False
+    slow = False
+    while pos < n and 48 <= buf[pos] <= 57:
+        seen = True
+        if mant != 0 or buf[pos] != 48:
+            if digits < _MAX_DIGITS:
+                mant = mant * 10 + (buf[pos] - 48)
+                digits += 1
+            else:
+                exp10 += 1
+                slow = True
+        pos += 1
+    if pos < n and buf[pos] == 46:
+        pos += 1
+        while pos < n and 48 <= buf[pos] <= 57:
+            seen = True
+            if mant == 0 and buf[pos] == 48:
+                exp10 -= 1
+            elif digits < _MAX_DIGITS:
+                mant = mant * 10 + (buf[pos] - 48)
+                digits += 1
+                exp10 -= 1
+            else:
+                slow = True
+            pos += 1
+    if not seen:
+        return 0.0, pos, NUMBER_BAD
+    if pos < n and (buf[pos] | 32) == 101:  # e or E
+        pos += 1
+        eneg = False
+        if pos < n and (buf[pos] == 45 or buf[pos] == 43):
+            eneg = buf[pos] == 45
+            pos += 1
+        start = pos
+        e = 0
+        while pos < n and 48 <= buf[pos] <= 57:
+            if e < 100000:
+                e = e * 10 + (buf[pos] - 48)
+            pos += 1
+        if pos == start:
+            return 0.0, pos, NUMBER_BAD
+        exp10 += -e if eneg else e
+    if not _at_token_end(buf, pos, n):
+        return 0.0, pos, NUMBER_BAD
+    if mant == 0:
+        return (-0.0 if neg else 0.0), pos, NUMBER_OK
+    if slow or mant > _TWO53 or exp10 > 22 or exp10 < -22:
+        return 0.0, pos, NUMBER_SLOW
+    value = float(mant)
+    if exp10 >= 0:
+        value = value * _POW10[exp10]
+    else:
+        value = value / _POW10[-exp10]
+    return (-value if neg else value), pos, NUMBER_OK
+
+
+@jit(inline="always")
+def _skip_blanks(buf, pos, n):
+    while pos < n and _is_blank(buf[pos]):
+        pos += 1
+    return pos
+
+
+@jit
+def _parse_float_rows(buf, ncols):
+    """Parse ``buf`` as lines of exactly ``ncols`` numbers.
+
+    Returns ``(status, offset, row, found, values (rows, ncols) float32, slow (K, 2) int64)``;
+    ``slow`` rows are (flat index into values, token start) of tokens left to Python.
+    """
+    n = buf.shape[0]
+    pos = 0
+    if n >= 3 and buf[0] == 0xEF and buf[1] == 0xBB and buf[2] == 0xBF:
+        pos = 3  # a UTF-8 byte-order mark some Windows editors add
+    rows = 0
+    for i in range(pos, n):
+        if buf[i] == 10:
+            rows += 1
+    if n > pos and buf[n - 1] != 10:
+        rows += 1
+    values = np.empty((rows, ncols), np.float32)
+    slow = np.empty((8, 2), np.int64)
+    nslow = 0
+    for row in range(rows):
+        col = 0
+        while True:
+            pos = _skip_blanks(buf, pos, n)
+            if _at_line_end(buf, pos, n):
+                break
+            if col == ncols:
+                found = col
+                while not _at_line_end(buf, pos, n):
+                    found += 1
+                    while not _at_token_end(buf, pos, n):
+                        pos += 1
+                    pos = _skip_blanks(buf, pos, n)
+                return TOO_MANY, pos, row, found, values, slow[:nslow]
+            value, end, status = _scan_float(buf, pos, n)
+            if status == NUMBER_BAD:
+                return BAD_NUMBER, pos, row, col, values, slow[:nslow]
+            if status == NUMBER_SLOW:
+                if nslow == slow.shape[0]:
+                    grown = np.empty((2 * nslow, 2), np.int64)
+                    grown[:nslow] = slow
+                    slow = grown
+                slow[nslow, 0] = row * ncols + col
+                slow[nslow, 1] = pos
+                nslow += 1
+            values[row, col] = value
+            col += 1
+            pos = end
+        if col < ncols:
+            return TOO_FEW, pos, row, col, values, slow[:nslow]
+        if pos < n and buf[pos] == 13:
+            pos += 1
+        pos += 1  # the LF (or one past the end)
+    return OK, min(pos, n), rows, ncols, values, slow[:nslow]
+
+
+def _token_bytes(buf: np.ndarray, offset: int) -> bytes:
+    """The bytes of the token starting at ``offset`` (up to a blank, CR or LF)."""
+    width = 64
+    while True:
+        raw = bytes(buf[offset : offset + width])
+        cut = min((i for i in (raw.find(c) for c in b" \t\r\n") if i >= 0), default=-1)
+        if cut >= 0 or offset + width >= len(buf):
+            return raw if cut < 0 else raw[:cut]
+        width *= 4
+
+
+def token_at(data: bytes | np.ndarray, offset: int, limit: int = 40) -> str:
+    """The token starting at ``offset``, shortened and ASCII-escaped, for error messages."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
+    text = ascii(_token_bytes(buf, offset).decode("latin-1"))[1:-1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class FloatRows:
+    """Result of :func:`parse_float_rows`.
+
+    Attributes:
+        status: OK, BAD_NUMBER, TOO_FEW or TOO_MANY.
+        offset: byte offset where parsing stopped (see the status codes).
+        row: 0-based line of the problem (the number of lines when OK).
+        found: numbers on that line (see the status codes).
+        values: ``(rows, ncols)`` float32; complete only when ``status == OK``.
+        ends_mid_line: the problem is a short last line without a line end, i.e. a cut-off file.
+    """
+
+    status: int
+    offset: int
+    row: int
+    found: int
+    values: np.ndarray
+    ends_mid_line: bool
+
+
+def parse_float_rows(data: bytes | np.ndarray, ncols: int) -> FloatRows:
+    """Parse text whose every line holds exactly ``ncols`` decimal numbers; never raises.
+
+    Blanks are spaces and tabs; lines end in LF or CRLF; the last line end is optional.
+    """
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
+    status, offset, row, found, values, slow = _parse_float_rows(buf, ncols)
+    flat = values.reshape(-1)
+    with np.errstate(over="ignore"):  # 1e39 -> inf, as numpy's own cast gives
+        for index, start in slow:
+            flat[index] = np.float32(float(_token_bytes(buf, int(start))))
+    cut = status == TOO_FEW and row == values.shape[0] - 1 and offset == len(buf)
+    return FloatRows(int(status), int(offset), int(row), int(found), values, bool(cut))
+
+
+def warm() -> None:
+    """Compile (or load from the cache) the kernel on a tiny input before workers fork."""
+    parse_float_rows(b"1 2\n", 2)
