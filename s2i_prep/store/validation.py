@@ -1,0 +1,237 @@
+"""``inspect_dataset`` (describe) and ``verify_dataset`` (check against docs/FORMAT.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import StoreError
+from . import layout
+from .reader import DatasetReader, open_dataset
+from .zarr_store import missing_shard_files
+
+#: Problems of one kind listed before "... and N more".
+_MAX_LISTED = 5
+
+
+def spec_text_digest(spec_text: str) -> str:
+    """SHA-256 of the stored spec YAML in canonical JSON form: equals ``JointSpec.digest()``."""
+    import yaml
+
+    raw = yaml.safe_load(spec_text)
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _disk_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _listed(indices: np.ndarray) -> str:
+    shown = ", ".join(str(int(i)) for i in indices[:_MAX_LISTED])
+    extra = len(indices) - _MAX_LISTED
+    return shown + (f" and {extra} more" if extra > 0 else "")
+
+
+def inspect_dataset(path: str | Path) -> dict[str, Any]:
+    """A JSON-ready description: counts, classes, splits, encoding, streams, skipped files."""
+    with open_dataset(path) as ds:
+        attrs = ds.attrs
+        arr = ds.array(layout.S2I)
+        labels = ds.column(layout.LABEL)
+        values, counts = np.unique(labels, return_counts=True)
+        report = attrs.get("report") or {}
+        skipped = report.get("skipped") or []
+        return {
+            "path": str(ds.path),
+            "backend": ds.backend,
+            "layout_version": attrs.get(layout.ATTR_VERSION),
+            "s2i_version": attrs.get("s2i_version"),
+            "num_samples": len(ds),
+            "sample_shape": list(arr.shape[1:]),
+            "dtype": str(arr.dtype),
+            "streams": attrs.get("streams"),
+            "encoding": attrs.get("encoding"),
+            "storage": attrs.get(layout.ATTR_STORAGE),
+            "class_count": attrs.get("class_count"),
+            "classes": {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)},
+            "metadata_fields": [n for n in ds.column_names() if n not in layout.REQUIRED_COLUMNS],
+            "splits": {
+                name: {part: (None if idx is None else int(len(idx))) for part, idx in parts.items()}
+                for name, parts in ds.splits().items()
+            },
+            "source": attrs.get("source"),
+            "counts": report.get("counts"),
+            "skipped": skipped,
+            "bytes_on_disk": _disk_bytes(ds.path),
+        }
+
+
+def verify_dataset(path: str | Path) -> list[str]:
+    """Every way the dataset breaks the layout contract, one message each (empty list = valid).
+
+    Reads every shard, so corrupted or truncated files are found, not just bad metadata.
+    """
+    try:
+        ds = open_dataset(path, check_version=False)
+    except StoreError as exc:
+        return [str(exc)]
+    with ds:
+        problems = _check_attrs(ds)
+        n = _check_arrays(ds, problems)
+        if n is not None:
+            _check_columns(ds, n, problems)
+            _check_splits(ds, n, problems)
+            _check_samples(ds, n, problems)
+    return problems
+
+
+def _check_attrs(ds: DatasetReader) -> list[str]:
+    attrs = ds.attrs
+    problems = []
+    if attrs.get(layout.ATTR_VERSION) != layout.LAYOUT_VERSION:
+        problems.append(
+            f"{layout.ATTR_VERSION}: expected {layout.LAYOUT_VERSION!r}, found {attrs.get(layout.ATTR_VERSION)!r}"
+        )
+    missing = [k for k in layout.REQUIRED_ATTRS if k not in attrs]
+    if missing:
+        problems.append(f"attributes missing: {', '.join(missing)}")
+    spec = attrs.get("spec")
+    if isinstance(spec, str) and "spec_sha256" in attrs:
+        try:
+            digest = spec_text_digest(spec)
+        except Exception as exc:  # yaml raises its own hierarchy
+            problems.append(f"spec: stored spec text is not valid YAML ({exc})")
+        else:
+            if digest != attrs["spec_sha256"]:
+                problems.append(f"spec_sha256: {attrs['spec_sha256']} does not match the stored spec text ({digest})")
+    streams = attrs.get("streams")
+    stats = attrs.get("stats")
+    if isinstance(streams, list) and isinstance(stats, dict):
+        for stream in streams:
+            entry = stats.get(stream)
+            if not isinstance(entry, dict):
+                problems.append(f"stats: no entry for stream {stream!r}")
+                continue
+            for key in ("mean", "std", "min", "max"):
+                if not (isinstance(entry.get(key), list) and len(entry[key]) == 3):
+                    problems.append(f"stats[{stream!r}][{key!r}]: expected 3 values (x, y, z)")
+            if not isinstance(entry.get("count"), int):
+                problems.append(f"stats[{stream!r}]['count']: expected an integer")
+    report = attrs.get("report")
+    if report is not None and not (isinstance(report, dict) and isinstance(report.get("skipped"), list)):
+        problems.append("report: expected {'skipped': [...], 'counts': {...}}")
+    return problems
+
+
+def _check_arrays(ds: DatasetReader, problems: list[str]) -> int | None:
+    """Checks of ``s2i`` against the attributes; returns N, or None when ``s2i`` is unusable."""
+    try:
+        arr = ds.array(layout.S2I)
+    except KeyError:
+        problems.append(f"array {layout.S2I!r} missing")
+        return None
+    shape, dtype = tuple(arr.shape), str(arr.dtype)
+    if len(shape) != 5 or shape[2] != 3:
+        problems.append(f"{layout.S2I}: expected shape (N, S, 3, H, W), found {shape}")
+        return None
+    if dtype not in layout.SAMPLE_DTYPES:
+        problems.append(f"{layout.S2I}: expected dtype float16 or uint8, found {dtype}")
+    attrs = ds.attrs
+    streams = attrs.get("streams")
+    if isinstance(streams, list) and len(streams) != shape[1]:
+        problems.append(f"{layout.S2I}: {shape[1]} streams stored, attribute 'streams' lists {len(streams)}")
+    enc = attrs.get("encoding")
+    if isinstance(enc, dict):
+        if enc.get("dtype") not in (None, dtype):
+            problems.append(f"{layout.S2I}: dtype {dtype}, encoding says {enc.get('dtype')}")
+        size = enc.get("image_size")
+        if size:
+            if list(shape[3:]) != list(size):
+                problems.append(f"{layout.S2I}: images are {shape[3]}x{shape[4]}, encoding says {size[0]}x{size[1]}")
+        else:
+            if "frames" in enc and shape[3] != enc["frames"]:
+                problems.append(f"{layout.S2I}: {shape[3]} rows, encoding says frames={enc['frames']}")
+            cols = attrs.get("columns")
+            if isinstance(cols, list) and len(cols) != shape[4]:
+                problems.append(f"{layout.S2I}: {shape[4]} columns, attribute 'columns' describes {len(cols)}")
+    return shape[0]
+
+
+def _check_columns(ds: DatasetReader, n: int, problems: list[str]) -> None:
+    names = ds.column_names()
+    for name in layout.REQUIRED_COLUMNS:
+        if name not in names:
+            problems.append(f"array {name!r} missing")
+    for name in names:
+        arr = ds.array(name)
+        want = layout.REQUIRED_COLUMNS.get(name, layout.FIELD_DTYPE)
+        if tuple(arr.shape) != (n,):
+            problems.append(f"{name}: expected shape ({n},) like {layout.S2I}, found {tuple(arr.shape)}")
+            continue
+        data = ds.column(name)
+        if (want == "str") != (data.dtype.kind == "U") or (want != "str" and str(data.dtype) != want):
+            problems.append(f"{name}: expected dtype {want}, found {arr.dtype}")
+            continue
+        if name == layout.SAMPLE_ID:
+            unsorted = np.flatnonzero(data[1:] < data[:-1]) + 1
+            dup = np.flatnonzero(data[1:] == data[:-1]) + 1
+            if len(unsorted):
+                problems.append(f"{name}: not sorted at index {_listed(unsorted)}")
+            if len(dup):
+                problems.append(f"{name}: duplicate ids at index {_listed(dup)}")
+        if name == layout.LABEL:
+            count = ds.attrs.get("class_count")
+            if isinstance(count, int):
+                bad = np.flatnonzero((data < 0) | (data >= count))
+                if len(bad):
+                    problems.append(f"{name}: values outside 0..{count - 1} (class_count) at index {_listed(bad)}")
+
+
+def _check_splits(ds: DatasetReader, n: int, problems: list[str]) -> None:
+    for name, parts in ds.splits().items():
+        seen = []
+        for part, idx in parts.items():
+            where = f"{layout.SPLITS}/{name}/{part}"
+            if idx is None:
+                problems.append(f"{where}: missing")
+                continue
+            if idx.ndim != 1 or str(idx.dtype) != layout.SPLIT_DTYPE:
+                problems.append(f"{where}: expected 1-D {layout.SPLIT_DTYPE}, found {idx.dtype} {idx.shape}")
+                continue
+            bad = idx[(idx < 0) | (idx >= n)]
+            if len(bad):
+                problems.append(f"{where}: indices outside 0..{n - 1}: {_listed(bad)}")
+            if len(np.unique(idx)) != len(idx):
+                problems.append(f"{where}: repeated indices")
+            seen.append(idx)
+        if len(seen) == 2:
+            both = np.intersect1d(seen[0], seen[1])
+            if len(both):
+                problems.append(f"{layout.SPLITS}/{name}: train and test share samples {_listed(both)}")
+
+
+def _check_samples(ds: DatasetReader, n: int, problems: list[str]) -> None:
+    storage = ds.attrs.get(layout.ATTR_STORAGE) or {}
+    shard = int(storage.get("shard_size") or 1024)
+    if ds.backend == "zarr":
+        gone = missing_shard_files(ds.path, n, shard, 5)
+        if gone:
+            problems.append(f"{layout.S2I}: shard files missing for shards {_listed(np.array(gone))}")
+    arr = ds.array(layout.S2I)
+    for start in range(0, n, shard):
+        stop = min(start + shard, n)
+        try:
+            block = np.asarray(arr[start:stop])
+        except Exception as exc:  # any codec/IO failure means the shard is damaged
+            problems.append(f"{layout.S2I}: samples {start}..{stop - 1} unreadable ({type(exc).__name__}: {exc})")
+            continue
+        if block.dtype.kind == "f":
+            bad = np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1)) + start
+            if len(bad):
+                problems.append(f"{layout.S2I}: non-finite values in samples {_listed(bad)}")

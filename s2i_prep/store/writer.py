@@ -1,0 +1,320 @@
+"""``open_writer`` / ``DatasetWriter``: whole-shard appends with an atomic commit per shard.
+
+The writer owns the safety rules (lock, partial output, manifest, resume, publish) and leaves the
+array I/O to a backend (:mod:`.zarr_store` or :mod:`.hdf5_store`), so both formats behave alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import StoreError
+from . import layout, staging
+from .hdf5_store import Hdf5Backend
+from .zarr_store import ZarrBackend
+
+_ZARR_SUFFIXES = (".zarr",)
+_HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+def backend_of(path: Path) -> str:
+    """``"zarr"`` or ``"hdf5"`` from the output's suffix, else StoreError."""
+    suffix = path.suffix.lower()
+    if suffix in _ZARR_SUFFIXES:
+        return "zarr"
+    if suffix in _HDF5_SUFFIXES:
+        return "hdf5"
+    raise StoreError(f"{path}: output must end with .zarr (Zarr v3) or .h5/.hdf5 (HDF5), found {suffix or 'no suffix'!r}")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays and paths turned into JSON types (StoreError if impossible)."""
+
+    def convert(obj: Any) -> Any:
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+        if isinstance(obj, Path):
+            return str(obj)
+        raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+    try:
+        return json.loads(json.dumps(value, default=convert, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"cannot store {value!r:.80}: {exc}") from None
+
+
+def _column_dtype(name: str) -> str:
+    return layout.REQUIRED_COLUMNS.get(name, layout.FIELD_DTYPE)
+
+
+def _typed_column(name: str, values: Any, k: int) -> np.ndarray:
+    """One shard's column converted to its stored dtype, refusing lengths or values that do not fit."""
+    dtype = _column_dtype(name)
+    data = np.asarray(values)
+    if data.shape != (k,):
+        raise StoreError(f"column {name!r}: expected {k} values (one per sample), found shape {data.shape}")
+    if dtype == "str":
+        if data.dtype.kind not in "UT":
+            raise StoreError(f"column {name!r}: expected strings, found dtype {data.dtype}")
+        return np.array(data.tolist(), dtype=str)
+    if data.dtype.kind not in "iu" and not (data.dtype.kind == "b"):
+        raise StoreError(f"column {name!r}: expected integers, found dtype {data.dtype}")
+    info = np.iinfo(dtype)
+    if k and (data.min() < info.min or data.max() > info.max):
+        raise StoreError(
+            f"column {name!r}: values {data.min()}..{data.max()} do not fit the stored {dtype}"
+        )
+    return data.astype(dtype)
+
+
+class DatasetWriter:
+    """Appends shards of samples to a partial output and publishes it at :meth:`finalize`.
+
+    Attributes:
+        shard_size: samples per shard (every write but the last has exactly this many).
+        num_samples: samples committed so far (after a resume: what survived the interruption).
+        resume_state: the ``state`` given with the last committed shard (``{}`` if none).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sample_shape: tuple[int, int, int, int],
+        dtype: str,
+        codec: str,
+        shard_size: int | None,
+        resume: bool,
+        overwrite: bool,
+        fingerprint: str,
+    ) -> None:
+        self.path = Path(path)
+        self.backend_name = backend_of(self.path)
+        self.sample_shape = tuple(int(d) for d in sample_shape)
+        if len(self.sample_shape) != 4 or min(self.sample_shape) < 1:
+            raise StoreError(f"sample_shape must be (S, 3, H, W) with positive sizes, found {sample_shape}")
+        if dtype not in layout.SAMPLE_DTYPES:
+            raise StoreError(f"sample dtype must be one of {', '.join(layout.SAMPLE_DTYPES)}, found {dtype!r}")
+        if shard_size is not None and shard_size < 1:
+            raise StoreError(f"shard_size must be a positive number of samples, found {shard_size}")
+        self.dtype = dtype
+        self.codec = layout.resolve_codec(self.backend_name, codec, self.sample_shape, dtype)
+        self.fingerprint = fingerprint
+        self.overwrite = overwrite
+        self.partial = staging.partial_path(self.path)
+        self.num_samples = 0
+        self.resume_state: dict[str, Any] = {}
+        self._columns: list[str] = []
+        self._short_shard = False
+        self._lock = staging.OutputLock(self.path)
+        self._backend: ZarrBackend | Hdf5Backend | None = (
+            ZarrBackend if self.backend_name == "zarr" else Hdf5Backend
+        )(self.partial)
+        self._lock.acquire()
+        try:
+            if self.path.exists() and not overwrite:
+                raise StoreError(f"{self.path}: output already exists; pass --overwrite to replace it")
+            if resume and self.partial.exists():
+                self._resume(shard_size)
+            else:
+                if self.partial.exists():
+                    if not overwrite:
+                        raise StoreError(
+                            f"{self.partial}: an interrupted conversion left this partial output; "
+                            f"pass --resume to continue it or --overwrite to start over"
+                        )
+                    staging.remove(self.partial)
+                self.shard_size = shard_size or layout.default_shard_size(self.sample_shape, dtype)
+                self.partial.mkdir(parents=True)
+                self._backend.create(self.sample_shape, dtype, self.codec, self.shard_size)
+                self._commit()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- resume -------------------------------------------------------------------------------
+    def _resume(self, shard_size: int | None) -> None:
+        manifest = staging.read_manifest(self.partial)
+        if manifest.get("fingerprint") != self.fingerprint:
+            raise StoreError(
+                f"{self.partial}: was started with different inputs or options (fingerprint "
+                f"{str(manifest.get('fingerprint'))[:12]}..., now {self.fingerprint[:12]}...); rerun with "
+                f"the original options, or pass --overwrite to start over"
+            )
+        expected = {
+            "backend": self.backend_name,
+            "sample_shape": list(self.sample_shape),
+            "dtype": self.dtype,
+            "codec": self.codec,
+        }
+        if shard_size is not None:
+            expected["shard_size"] = shard_size
+        for key, value in expected.items():
+            if manifest.get(key) != value:
+                raise StoreError(
+                    f"{self.partial}: {key} was {manifest.get(key)!r} when this output was started, "
+                    f"now {value!r}; rerun with the original options or pass --overwrite"
+                )
+        self.shard_size = int(manifest["shard_size"])
+        self.num_samples = int(manifest["committed"])
+        self.resume_state = dict(manifest.get("state") or {})
+        self._columns = list(manifest.get("columns") or [])
+        self._short_shard = self.num_samples % self.shard_size != 0
+        self._backend.open_existing(self.shard_size)
+        self._backend.truncate(self.num_samples)
+
+    def _commit(self) -> None:
+        """Record what is on disk now; called only after the data of a shard are written."""
+        staging.write_json_atomic(
+            self.partial / layout.MANIFEST,
+            {
+                "s2i_layout_version": layout.LAYOUT_VERSION,
+                "backend": self.backend_name,
+                "fingerprint": self.fingerprint,
+                "sample_shape": list(self.sample_shape),
+                "dtype": self.dtype,
+                "codec": self.codec,
+                "shard_size": self.shard_size,
+                "committed": self.num_samples,
+                "columns": self._columns,
+                "state": self.resume_state,
+                "pid": os.getpid(),
+                "updated": time.time(),
+            },
+        )
+
+    # -- writing ------------------------------------------------------------------------------
+    def write_shard(self, s2i: np.ndarray, columns: dict[str, np.ndarray], state: dict) -> None:
+        """Append k samples (k == shard_size, or fewer for the last shard) and commit them.
+
+        Args:
+            s2i: (k, S, 3, H, W) samples of the writer's dtype.
+            columns: per-sample arrays of length k: label, sample_id, num_frames, num_persons and
+                every metadata field.
+            state: JSON-serialisable pipeline state returned as ``resume_state`` after a resume.
+        """
+        if self._backend is None:
+            raise StoreError(f"{self.path}: writer is closed")
+        k = len(s2i)
+        if s2i.shape[1:] != self.sample_shape or s2i.ndim != 5:
+            raise StoreError(f"shard samples: expected shape (k, {', '.join(map(str, self.sample_shape))}), found {s2i.shape}")
+        if s2i.dtype != np.dtype(self.dtype):
+            raise StoreError(f"shard samples: expected dtype {self.dtype}, found {s2i.dtype}")
+        if not 1 <= k <= self.shard_size:
+            raise StoreError(f"shard samples: expected 1..{self.shard_size} samples, found {k}")
+        if self._short_shard:
+            raise StoreError(
+                f"{self.path}: a shard of fewer than {self.shard_size} samples was already written; "
+                f"only the last shard may be short"
+            )
+        missing = [c for c in layout.REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise StoreError(f"shard columns: missing {', '.join(missing)}")
+        names = sorted(columns)
+        if self._columns and names != self._columns:
+            raise StoreError(f"shard columns: expected {self._columns}, found {names}")
+        typed = {name: _typed_column(name, columns[name], k) for name in names}
+        state = jsonable(state)
+        if not self._columns:
+            for name in names:
+                self._backend.create_column(name, _column_dtype(name))
+            self._columns = names
+        self._backend.append(self.num_samples, s2i, typed)
+        self.num_samples += k
+        self.resume_state = state
+        self._short_shard = k < self.shard_size
+        self._commit()
+
+    def finalize(self, attrs: dict, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
+        """Write splits and attributes, then move the finished output to its final path."""
+        if self._backend is None:
+            raise StoreError(f"{self.path}: writer is closed")
+        missing = [key for key in layout.PIPELINE_ATTRS if key not in attrs]
+        if missing:
+            raise StoreError(f"{self.path}: dataset attributes missing: {', '.join(missing)}")
+        checked = {}
+        for name, parts in splits.items():
+            if len(parts) != 2:
+                raise StoreError(f"split {name!r}: expected (train, test) index arrays")
+            arrays = tuple(np.asarray(p, dtype=np.int64).reshape(-1) for p in parts)
+            for part, idx in zip(layout.SPLIT_PARTS, arrays, strict=True):
+                if idx.size and (idx.min() < 0 or idx.max() >= self.num_samples):
+                    raise StoreError(
+                        f"split {name}/{part}: indices {idx.min()}..{idx.max()} outside 0..{self.num_samples - 1}"
+                    )
+            checked[name] = arrays
+        full = jsonable(dict(attrs))
+        full[layout.ATTR_VERSION] = layout.LAYOUT_VERSION
+        full[layout.ATTR_STORAGE] = {
+            "backend": self.backend_name,
+            "codec": self.codec,
+            "checksum": "crc32c" if self.backend_name == "zarr" else "fletcher32",
+            "shard_size": self.shard_size,
+            "chunk_samples": 1,
+            "sample_shape": list(self.sample_shape),
+            "dtype": self.dtype,
+        }
+        try:
+            if not self._columns:
+                for name, dtype in layout.REQUIRED_COLUMNS.items():
+                    self._backend.create_column(name, dtype)
+            self._backend.write_splits(checked)
+            self._backend.write_attrs(full)
+            self._backend.close(finished=True)
+            (self.partial / layout.MANIFEST).unlink()
+            staging.publish(self._backend.path, self.path, self.overwrite)
+            staging.remove(self.partial)
+        finally:
+            self.close()
+        return self.path
+
+    def close(self) -> None:
+        """Release the lock without finalizing; the partial output stays for ``resume``."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+        self._lock.release()
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_writer(
+    path: Path,
+    *,
+    sample_shape: tuple[int, int, int, int],
+    dtype: str,
+    codec: str = "auto",
+    shard_size: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    fingerprint: str = "",
+) -> DatasetWriter:
+    """Start (or with ``resume=True`` continue) building a dataset at ``path``.
+
+    Zarr v3 if ``path`` ends with ``.zarr``, HDF5 if ``.h5``/``.hdf5``. The output is built as
+    ``<path>.partial`` under an exclusive lock (``<path>.lock``) and appears at ``path`` only when
+    :meth:`DatasetWriter.finalize` succeeds. ``fingerprint`` (a hash of inputs and options from
+    the pipeline) must match for a resume.
+    """
+    return DatasetWriter(
+        Path(path),
+        sample_shape=sample_shape,
+        dtype=dtype,
+        codec=codec,
+        shard_size=shard_size,
+        resume=resume,
+        overwrite=overwrite,
+        fingerprint=fingerprint,
+    )

@@ -1,0 +1,175 @@
+"""Zarr v3 backend: one group, ``s2i`` sharded with one sample per chunk, columns chunked per shard.
+
+Everything here is plain Zarr v3 (``bytes``/``zstd``/``blosc``/``crc32c`` codecs, default chunk
+key encoding), so ``zarr.open_group(path)`` reads a dataset without s2i installed. zarr-python's
+local store writes every key atomically (temp file + rename), so a killed writer leaves whole
+shard files; the ones beyond the manifest are deleted on resume. During the build the group is
+``<out>.partial/data.zarr`` beside the manifest (zarr warns about foreign files inside a group).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import StoreError
+from . import layout
+from .staging import remove
+
+DATA_NAME = "data.zarr"
+#: Dimension names stored with the arrays (readable by xarray and other tools).
+S2I_DIMS = ["sample", "stream", "channel", "y", "x"]
+
+
+def _codecs(codec: str, dtype: str) -> list[Any]:
+    """Bytes-to-bytes codecs of one sample chunk; crc32c last so corruption is detected on read."""
+    import zarr.codecs as zc
+
+    chain: list[Any] = []
+    if codec == "zstd":
+        chain.append(zc.ZstdCodec(level=1))
+    elif codec == "lz4":
+        chain.append(zc.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=np.dtype(dtype).itemsize))
+    chain.append(zc.Crc32cCodec())
+    return chain
+
+
+class ZarrBackend:
+    """Writes the dataset arrays into a Zarr v3 group at ``root`` (the partial directory)."""
+
+    name = "zarr"
+
+    def __init__(self, partial: Path) -> None:
+        self.path = partial / DATA_NAME  # what finalize renames to the output
+        self.group: Any = None
+
+    def create(self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int) -> None:
+        import zarr
+
+        self.group = zarr.open_group(self.path, mode="w-", zarr_format=3)
+        self.group.create_array(
+            layout.S2I,
+            shape=(0, *sample_shape),
+            dtype=dtype,
+            chunks=(1, *sample_shape),
+            shards=(shard_size, *sample_shape),
+            compressors=_codecs(codec, dtype),
+            fill_value=np.nan if dtype == "float16" else 0,
+            config={"write_empty_chunks": True},
+            dimension_names=S2I_DIMS,
+        )
+        self._shard_size = shard_size
+
+    def open_existing(self, shard_size: int) -> None:
+        import zarr
+
+        try:
+            self.group = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
+            self.group[layout.S2I]
+        except Exception as exc:  # zarr raises several unrelated types for a damaged group
+            raise StoreError(
+                f"{self.path}: cannot reopen the partial output ({exc}); start over with --overwrite"
+            ) from None
+        self._shard_size = shard_size
+
+    def column_names(self) -> list[str]:
+        return sorted(k for k in self.group.array_keys() if k != layout.S2I)
+
+    def create_column(self, name: str, dtype: str) -> None:
+        kwargs: dict[str, Any] = {"dtype": str, "fill_value": ""} if dtype == "str" else {"dtype": dtype, "fill_value": 0}
+        self.group.create_array(
+            name, shape=(0,), chunks=(self._shard_size,), dimension_names=["sample"], **kwargs
+        )
+
+    def append(self, start: int, s2i: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        stop = start + len(s2i)
+        for name, data in ((layout.S2I, s2i), *columns.items()):
+            arr = self.group[name]
+            arr.resize((stop, *arr.shape[1:]))
+            arr[start:stop] = data
+
+    def truncate(self, count: int) -> None:
+        """Drop every sample beyond ``count``: shapes and the chunk/shard files past them."""
+        for name in self.group.array_keys():
+            arr = self.group[name]
+            per_file = (arr.shards or arr.chunks)[0]
+            keep = -(-count // per_file)
+            arr.resize((count, *arr.shape[1:]))
+            chunk_dir = self.path / name / "c"
+            if chunk_dir.is_dir():
+                for entry in chunk_dir.iterdir():
+                    if not entry.name.isdigit() or int(entry.name) >= keep:
+                        remove(entry)
+        for leftover in self.path.rglob("*.partial"):  # zarr's temporary files of an interrupted write
+            remove(leftover)
+
+    def write_splits(self, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        root = self.group.require_group(layout.SPLITS)
+        for name, parts in splits.items():
+            sub = root.require_group(name)
+            for part, idx in zip(layout.SPLIT_PARTS, parts, strict=True):
+                sub.create_array(
+                    part, shape=idx.shape, dtype=layout.SPLIT_DTYPE, chunks=(max(len(idx), 1),),
+                    dimension_names=["index"], overwrite=True,
+                )[...] = idx
+
+    def write_attrs(self, attrs: dict[str, Any]) -> None:
+        self.group.attrs.update(attrs)
+
+    def close(self, finished: bool = False) -> None:
+        """Consolidate the metadata of a finished group (one fewer read per array when opening)."""
+        import zarr
+
+        if finished and self.group is not None:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+                zarr.consolidate_metadata(self.path, zarr_format=3)
+        self.group = None
+
+
+class ZarrSource:
+    """Read side: arrays and attributes of a finished Zarr dataset."""
+
+    def __init__(self, path: Path) -> None:
+        import zarr
+
+        try:
+            self.group = zarr.open_group(path, mode="r")
+        except Exception as exc:
+            raise StoreError(f"{path}: not a readable Zarr v3 group ({exc})") from None
+
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.group.attrs)
+
+    def array_names(self) -> list[str]:
+        return sorted(self.group.array_keys())
+
+    def array(self, name: str) -> Any:
+        return self.group[name]
+
+    def read_column(self, name: str) -> np.ndarray:
+        data = self.group[name][...]
+        return np.array(data.tolist(), dtype=str) if data.dtype.kind == "T" else data
+
+    def split_names(self) -> list[str]:
+        if layout.SPLITS not in self.group:
+            return []
+        return sorted(self.group[layout.SPLITS].group_keys())
+
+    def split_part(self, name: str, part: str) -> np.ndarray | None:
+        key = f"{layout.SPLITS}/{name}/{part}"
+        return self.group[key][...] if key in self.group else None
+
+    def close(self) -> None:
+        self.group = None
+
+
+def missing_shard_files(path: Path, num_samples: int, shard_size: int, ndim: int) -> list[int]:
+    """Shards of ``s2i`` whose file is absent (zarr would silently read them as the fill value)."""
+    count = -(-num_samples // shard_size)
+    rest = ["0"] * (ndim - 1)
+    base = path / layout.S2I / "c"
+    return [i for i in range(count) if not base.joinpath(str(i), *rest).is_file()]
