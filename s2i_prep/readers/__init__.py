@@ -65,3 +65,5 @@ def list_readers() -> list[str]:
 
 # Built-in readers, imported in one visible block so they register themselves.
 from . import ntu  # noqa: E402,F401
+from . import nw_ucla  # noqa: E402,F401
+from . import pku_mmd  # noqa: E402,F401

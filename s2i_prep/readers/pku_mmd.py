@@ -1,0 +1,209 @@
+"""PKU-MMD reader (``pku_txt``): one skeleton txt per video, cut into one sample per labelled action.
+
+Layout (both phases)::
+
+    <root>/skeleton/<video>.txt      (or PKU_Skeleton_Renew/) one frame a line: 2 bodies x V joints x xyz
+    <root>/label/<video>.txt         (or Train_Label_PKU_final/) one action a line: label,start,end,confidence
+    <root>/split/*.txt               (or Split/) official split files, see read_pku_split_file()
+
+A body whose 75 numbers are all zero in a frame is absent there (NaN). Clip ``k`` of video ``v`` is
+the sample ``v_00k``. The dataset does not say whether ``end`` is inclusive, and the peer pipelines
+disagree, so the frame range is an option (:data:`CLIP_BOUNDS`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import (
+    EmptySampleError,
+    ParseError,
+    ReadError,
+    S2IError,
+    SourceLocation,
+    TruncatedError,
+)
+from ..kernels import parse_text
+from ..skeleton import RawSkeleton
+from ..specs import JointSpec
+from . import register_reader
+
+__all__ = ["CLIP_BOUNDS", "DEFAULT_CLIP_BOUNDS", "PkuReader", "read_pku_split_file"]
+
+SKELETON_DIRS = ("skeleton", "PKU_Skeleton_Renew")
+LABEL_DIRS = ("label", "Train_Label_PKU_final")
+BODIES = 2
+LABEL_COLUMNS = ("label", "start", "end", "confidence")
+
+#: How a label row's ``start, end`` becomes the half-open frame range ``[first, stop)`` of the clip.
+CLIP_BOUNDS: dict[str, str] = {
+    "half_open": "frames start .. end-1: seq[start:end] (MAMP, ViewAdaptiveLSTM)",
+    "one_based": "frames start-1 .. end-1: frames[start-1:end], 1-based inclusive (AimCLR, CrosSCLR)",
+    "closed": "frames start .. end: seq[start:end+1], 0-based inclusive",
+}
+#: MAMP/ViewAdaptiveLSTM's convention: the PKU v1/v2 arrays that published results are measured
+#: on were cut this way, so the same label row gives the same frames here.
+DEFAULT_CLIP_BOUNDS = "half_open"
+_SHIFT = {"half_open": (0, 0), "one_based": (-1, 0), "closed": (0, 1)}
+
+
+def _clip_range(bounds: str, start: int, end: int) -> tuple[int, int]:
+    d_first, d_stop = _SHIFT[bounds]
+    return start + d_first, end + d_stop
+
+
+@register_reader("pku_txt")
+class PkuReader:
+    """Reads PKU-MMD skeleton files; ``clip_bounds`` is one of :data:`CLIP_BOUNDS`."""
+
+    def __init__(self, clip_bounds: str = DEFAULT_CLIP_BOUNDS) -> None:
+        if clip_bounds not in CLIP_BOUNDS:
+            choices = "; ".join(f"{k}: {v}" for k, v in CLIP_BOUNDS.items())
+            raise S2IError(f"clip_bounds must be one of {choices}; found {clip_bounds!r}")
+        self.clip_bounds = clip_bounds
+
+    def discover(self, root: Path) -> list[Path]:
+        """Skeleton txt files under ``root/skeleton`` (or ``PKU_Skeleton_Renew``), or under ``root``
+        itself when it is the skeleton folder."""
+        root = Path(root)
+        dirs = [root / d for d in SKELETON_DIRS if (root / d).is_dir()] or [root]
+        return sorted({p for d in dirs for p in d.rglob("*.txt") if p.is_file()})
+
+    def read(self, path: Path, spec: JointSpec) -> list[RawSkeleton]:
+        """All labelled clips of one video, in label-file order."""
+        path = Path(path)
+        frames = read_pku_skeleton(path, spec.num_joints, len(spec.dims))
+        label_path = find_label_file(path)
+        rows = read_pku_label_file(label_path)
+        samples = []
+        for k, (line, label, start, end, confidence) in enumerate(rows):
+            first, stop = _clip_range(self.clip_bounds, start, end)
+            if not 0 <= first < stop <= frames.shape[1]:
+                raise ReadError(
+                    SourceLocation(str(label_path), line),
+                    f"action {k} (start {start}, end {end}) is not inside the recording: clip_bounds "
+                    f"{self.clip_bounds!r} gives frames {first}..{stop - 1}, {path.name} has "
+                    f"frames 0..{frames.shape[1] - 1}",
+                )
+            samples.append(
+                RawSkeleton(
+                    name=f"{path.stem}_{k:03d}",
+                    source=str(path),
+                    joints=np.ascontiguousarray(frames[:, first:stop]),
+                    body_ids=tuple(str(b) for b in range(BODIES)),
+                    label=label - 1,
+                    meta={"start": start, "end": end, "confidence": confidence, "clip": k},
+                )
+            )
+        return samples
+
+
+def read_pku_skeleton(path: Path, num_joints: int = 25, dims: int = 3) -> np.ndarray:
+    """The whole recording as ``(2, T, V, C)`` float32, NaN where a body's numbers are all zero.
+
+    Every line must hold exactly ``2 * V * C`` numbers.
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ReadError(SourceLocation(str(path)), f"cannot read file: {exc.strerror}") from None
+    width = BODIES * num_joints * dims
+    table = parse_text.parse_float_rows(data, width)
+    if table.status != parse_text.OK:
+        where = SourceLocation(str(path), table.row + 1, _column(data, table.offset))
+        if table.status == parse_text.BAD_NUMBER:
+            token = parse_text.token_at(data, table.offset)
+            raise ParseError(where, f"number {table.found + 1} of the line: expected a decimal "
+                                    f"number, found {token!r}")
+        if table.ends_mid_line:
+            raise TruncatedError(where, f"file ends inside a line: expected {width} numbers "
+                                        f"(2 bodies x {num_joints} joints x {dims}), found {table.found}")
+        raise ParseError(where, f"expected {width} numbers (2 bodies x {num_joints} joints x {dims}), "
+                                f"found {table.found}")
+    if table.values.shape[0] == 0:
+        raise EmptySampleError(SourceLocation(str(path)), "file holds no frames")
+    joints = table.values.reshape(-1, BODIES, num_joints, dims).transpose(1, 0, 2, 3)
+    joints = np.ascontiguousarray(joints)
+    joints[(joints == 0).all(axis=(2, 3))] = np.nan
+    return joints
+
+
+def _column(data: np.ndarray, offset: int) -> int:
+    """1-based column of a byte offset (computed only when reporting an error)."""
+    return offset - data[:offset].tobytes().rfind(b"\n")
+
+
+def find_label_file(skeleton_path: Path) -> Path:
+    """The label file of a skeleton file: ``../label/<video>.txt`` (or ``Train_Label_PKU_final``)."""
+    base = Path(skeleton_path).parent.parent
+    for d in LABEL_DIRS:
+        candidate = base / d / Path(skeleton_path).name
+        if candidate.is_file():
+            return candidate
+    tried = ", ".join(str(base / d / Path(skeleton_path).name) for d in LABEL_DIRS)
+    raise ReadError(SourceLocation(str(skeleton_path)), f"no label file found (tried {tried})")
+
+
+def read_pku_label_file(path: Path) -> list[tuple[int, int, int, int, int]]:
+    """Rows ``(line, label, start, end, confidence)`` of a label file; blank lines are skipped.
+
+    Each row is ``label,start,end,confidence`` (integers; blanks around commas allowed).
+    """
+    try:
+        text = Path(path).read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise ReadError(SourceLocation(str(path)), f"cannot read label file: {exc.strerror}") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = SourceLocation(str(path), number)
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) != len(LABEL_COLUMNS):
+            raise ParseError(where, f"expected {len(LABEL_COLUMNS)} comma-separated integers "
+                                    f"({','.join(LABEL_COLUMNS)}), found {len(fields)} fields: {line!r}")
+        try:
+            label, start, end, confidence = (int(f) for f in fields)
+        except ValueError:
+            raise ParseError(where, f"expected integers {','.join(LABEL_COLUMNS)}, found {line!r}") from None
+        if label < 1:
+            raise ParseError(where, f"expected a 1-based class label, found {label}")
+        if start > end:
+            raise ParseError(where, f"start {start} is after end {end}")
+        rows.append((number, label, start, end, confidence))
+    if not rows:
+        raise EmptySampleError(SourceLocation(str(path)), "label file lists no action")
+    return rows
+
+
+_HEADINGS = re.compile(r"\b(training|validataion|validation|testing)\s+videos\s*:", re.I)
+
+
+def read_pku_split_file(path: Path) -> tuple[list[str], list[str]]:
+    """Train and test video names of an official split file (``cross-subject.txt`` etc.).
+
+    The file holds ``Training videos:`` and ``Validataion videos:`` (sic) each followed by a
+    comma-separated list; the text is split on the two headings, then on commas, and stripped, so
+    CRLF, trailing spaces and the correct spelling all work. A name in both lists is an error.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ReadError(SourceLocation(str(path)), f"cannot read split file: {exc.strerror}") from None
+    heads = list(_HEADINGS.finditer(text))
+    kinds = [m.group(1).lower() == "training" for m in heads]
+    if len(heads) != 2 or kinds != [True, False]:
+        raise ParseError(SourceLocation(str(path)), "expected the headings 'Training videos:' then "
+                                                    "'Validataion videos:', found "
+                                                    f"{[m.group(0).strip() for m in heads]}")
+    train_text = text[heads[0].end() : heads[1].start()]
+    test_text = text[heads[1].end() :]
+    train = [n.strip() for n in train_text.split(",") if n.strip()]
+    test = [n.strip() for n in test_text.split(",") if n.strip()]
+    both = sorted(set(train) & set(test))
+    if both:
+        raise ParseError(SourceLocation(str(path)), f"{len(both)} videos are in both lists, e.g. {both[0]!r}")
+    return train, test
