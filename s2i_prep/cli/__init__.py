@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import S2IError
 
     try:
-        cli.main(args=argv, prog_name="s2i-prep", standalone_mode=False)
+        # Without standalone mode click returns the code of ``ctx.exit(n)`` instead of raising.
+        status = cli.main(args=argv, prog_name="s2i-prep", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"error: {exc}", err=True)
         return 1
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
