@@ -153,7 +153,7 @@ class Stages:
 
     @classmethod
     def default(cls) -> Stages:
-        from . import encoding, kernels, store
+        from . import encoding, store
         from .bodies import select_bodies
         from .readers import get_reader
 
@@ -161,8 +161,26 @@ class Stages:
             get_reader=get_reader, select=select_bodies, encode=encoding.encode,
             stored_shape=encoding.stored_shape, column_layout=encoding.column_layout,
             pixel_mapping=encoding.pixel_mapping_params, new_stats=encoding.StreamStats,
-            open_writer=store.open_writer, warm=kernels.warm,
+            open_writer=store.open_writer, warm=warm_kernels,
         )
+
+
+def warm_kernels() -> None:
+    """Compile (or load from Numba's cache) every kernel module's ``warm()`` in this process.
+
+    Called in the parent before workers fork, so they inherit compiled code instead of each
+    compiling or racing on the on-disk cache.
+    """
+    import importlib
+    import pkgutil
+
+    from . import kernels
+
+    for mod in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"{kernels.__name__}.{mod.name}")
+        warm = getattr(module, "warm", None)
+        if callable(warm):
+            warm()
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,21 +334,40 @@ def _tasks(files: list[tuple[str, int]], start: int) -> Iterator[tuple[int, list
         yield i, files[i: i + FILES_PER_TASK]
 
 
-class _Assembler:
-    """Turns the ordered event stream into whole shards plus the resume state of each."""
+#: StreamStats accumulators carried in the resume state (float64 round-trips exactly via JSON).
+_STATS_FIELDS = ("count", "sum", "sumsq", "min", "max")
 
-    def __init__(self, writer: Any, spec: JointSpec, stats: Any, state: Mapping[str, Any],
-                 on_error: str) -> None:
+
+class _Assembler:
+    """Turns the ordered event stream into whole shards plus the resume state of each.
+
+    The resume state holds only O(skips) data; the per-sample columns of committed shards come
+    back from the writer itself (``committed_columns``), so each commit costs the same.
+    """
+
+    def __init__(self, writer: Any, spec: JointSpec, stats: Any, on_error: str) -> None:
         self.writer = writer
-        self.spec = spec
         self.on_error = on_error
         self.stats = stats
+        self.keys = ("label", *spec.fields)
         self.samples: list[_Sample] = []
-        self.columns: list[dict[str, int]] = [dict(c) for c in state.get("columns", [])]
-        self.sample_ids: list[str] = list(state.get("sample_ids", []))
-        self.skipped: list[tuple[str, str, str]] = [tuple(s) for s in state.get("skipped", [])]
-        self.excluded = int(state.get("excluded", 0))
-        self.last_id: str | None = self.sample_ids[-1] if self.sample_ids else None
+        self.columns: dict[str, list[int]] = {k: [] for k in self.keys}
+        self.skipped: list[tuple[str, str, str]] = []
+        self.excluded = 0
+        self.last_id: str | None = None
+        state = writer.resume_state
+        if state:
+            for name in _STATS_FIELDS:
+                getattr(stats, name)[...] = np.asarray(state["stats"][name])
+            self.skipped = [(p, r, k) for p, r, k in state["skipped"]]
+            self.excluded = int(state["excluded"])
+            self.last_id = state["last_id"]
+            committed = writer.committed_columns()
+            self.columns = {k: np.asarray(committed[k]).tolist() for k in self.keys}
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.columns["label"])
 
     def add(self, event: _Sample | _Skip | _Excluded, cursor: tuple[int, int]) -> None:
         if isinstance(event, _Excluded):
@@ -355,26 +392,23 @@ class _Assembler:
             return
         batch = np.stack([s.s2i for s in self.samples])
         self.stats.update(batch)
-        names = [s.name for s in self.samples]
-        cols: dict[str, np.ndarray] = {"sample_id": np.array(names, dtype=object)}
+        cols: dict[str, np.ndarray] = {"sample_id": np.array([s.name for s in self.samples])}
         for key in self.samples[0].columns:
             cols[key] = np.array([s.columns[key] for s in self.samples], dtype=np.int64)
-        self.columns.extend(s.columns for s in self.samples)
-        self.sample_ids.extend(names)
+        for key in self.keys:
+            self.columns[key].extend(cols[key].tolist())
         self.samples = []
-        self.writer.write_shard(batch, cols, self.state(cursor))
-
-    def state(self, cursor: tuple[int, int]) -> dict[str, Any]:
-        return {
-            "file": cursor[0], "event": cursor[1], "stats": self.stats.to_state(),
+        state = {
+            "file": cursor[0], "event": cursor[1], "last_id": self.last_id,
+            "stats": {name: getattr(self.stats, name).tolist() for name in _STATS_FIELDS},
             "skipped": [list(s) for s in self.skipped], "excluded": self.excluded,
-            "columns": self.columns, "sample_ids": self.sample_ids,
         }
+        self.writer.write_shard(batch, cols, state)
 
 
 def _attrs(cfg: ConvertConfig, spec: JointSpec, stages: Stages, asm: _Assembler,
            files: list[tuple[str, int]], excluded_files: int) -> dict[str, Any]:
-    labels = [c["label"] for c in asm.columns]
+    labels = asm.columns["label"]
     enc = cfg.encode
     return {
         "streams": list(enc.streams),
@@ -389,7 +423,7 @@ def _attrs(cfg: ConvertConfig, spec: JointSpec, stages: Stages, asm: _Assembler,
         "convert": {k: v for k, v in cfg.to_dict().items() if k not in _RUN_ONLY},
         "report": {
             "skipped": [{"path": p, "reason": r, "kind": k} for p, r, k in asm.skipped],
-            "counts": {"files": len(files), "samples": len(asm.columns), "skipped": len(asm.skipped),
+            "counts": {"files": len(files), "samples": asm.num_samples, "skipped": len(asm.skipped),
                        "excluded": asm.excluded + excluded_files},
         },
         "class_count": max(labels) + 1 if labels else 0,
@@ -427,11 +461,8 @@ def convert(cfg: ConvertConfig, progress: Callable[[ProgressUpdate], None] | Non
             fingerprint=_fingerprint(cfg, spec, files),
         )
         try:
-            state = writer.resume_state or {}
-            stats = stages.new_stats(len(cfg.encode.streams))
-            if "stats" in state:
-                stats = type(stats).from_state(state["stats"])
-            asm = _Assembler(writer, spec, stats, state, cfg.on_error)
+            state = writer.resume_state
+            asm = _Assembler(writer, spec, stages.new_stats(len(cfg.encode.streams)), cfg.on_error)
             start, skip_events = int(state.get("file", 0)), int(state.get("event", 0))
             bytes_done = sum(n for _, n in files[:start])
             for results in pool.map(_run_task, _tasks(files, start)):
@@ -443,20 +474,20 @@ def convert(cfg: ConvertConfig, progress: Callable[[ProgressUpdate], None] | Non
                     bytes_done += res.nbytes
                     if progress is not None:
                         progress(ProgressUpdate(res.index + 1, len(files), bytes_done, bytes_total,
-                                                len(asm.columns) + len(asm.samples), len(asm.skipped)))
+                                                asm.num_samples + len(asm.samples), len(asm.skipped)))
             asm.flush((len(files), 0))
-            if not asm.columns:
+            if not asm.num_samples:
                 first_skip = f"; first: {asm.skipped[0][0]}: {asm.skipped[0][1]}" if asm.skipped else ""
                 raise S2IError(f"{cfg.input}: no sample could be converted ({len(asm.skipped)} "
                                f"skipped{first_skip})")
-            meta = {key: np.array([c[key] for c in asm.columns], dtype=np.int64) for key in spec.fields}
+            meta = {key: np.asarray(asm.columns[key], dtype=np.int64) for key in spec.fields}
             splits = {rule.name: rule.indices(meta) for rule in spec.splits}
             out = writer.finalize(_attrs(cfg, spec, stages, asm, files, excluded_files), splits)
         except BaseException:
             writer.close()
             raise
     return ConvertResult(
-        output=Path(out), files=len(files), samples=len(asm.columns), skipped=len(asm.skipped),
+        output=Path(out), files=len(files), samples=asm.num_samples, skipped=len(asm.skipped),
         excluded=asm.excluded + excluded_files, skipped_list=tuple(asm.skipped),
         seconds=time.perf_counter() - t0, bytes_in=bytes_total,
     )

@@ -1,0 +1,343 @@
+"""End-to-end tests of ``s2i-prep convert`` and ``s2i-prep preview`` on generated raw files.
+
+Outputs are opened with plain zarr / h5py, not with s2i, so these tests check the on-disk
+contract. Raw files are written into ``tmp_path`` at test time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from s2i_prep.cli import cli, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --------------------------------------------------------------------------------------------
+# Raw file builders (small, realistic enough for the readers and body selection).
+
+
+def _pose(rng: np.random.Generator, t: int, shift: float) -> np.ndarray:
+    """(t, 25, 3) joints of one standing, slowly moving person (taller than wide)."""
+    base = np.stack([
+        rng.uniform(-0.25, 0.25, 25) + shift,
+        np.linspace(-0.8, 0.8, 25),
+        rng.uniform(2.8, 3.2, 25),
+    ], axis=-1)
+    wave = 0.05 * np.sin(np.linspace(0, 3, t))[:, None, None]
+    return (base[None] + wave + rng.normal(0, 0.01, (t, 25, 3))).astype(np.float32)
+
+
+def ntu_text(seed: int, frames: int = 40, bodies: int = 1, crlf: bool = False) -> str:
+    rng = np.random.default_rng(seed)
+    poses = [_pose(rng, frames, 0.8 * b) for b in range(bodies)]
+    lines = [str(frames)]
+    for f in range(frames):
+        lines.append(str(bodies))
+        for b in range(bodies):
+            lines.append(f"{72057594037931101 + b} 0 1 1 1 1 0 0.1 -0.05 2")
+            lines.append("25")
+            for x, y, z in poses[b][f]:
+                lines.append(f"{x:.7f} {y:.7f} {z:.7f} 250.1 200.2 900.5 500.5 0.1 0.2 0.3 0.4 2")
+    nl = "\r\n" if crlf else "\n"
+    return nl.join(lines) + nl
+
+
+NTU_NAMES = [
+    # setup, camera, subject, replication, action: covers xsub/xview train and test.
+    (1, 1, 1, 1, 1), (1, 2, 2, 1, 2), (1, 3, 3, 2, 3), (2, 1, 4, 1, 50), (2, 2, 5, 2, 5),
+    (3, 3, 6, 1, 6), (18, 1, 45, 1, 61), (19, 2, 46, 2, 120), (4, 1, 7, 1, 7), (5, 2, 8, 2, 8),
+]
+
+
+def ntu_name(s: int, c: int, p: int, r: int, a: int) -> str:
+    return f"S{s:03d}C{c:03d}P{p:03d}R{r:03d}A{a:03d}"
+
+
+def make_ntu(root: Path, n: int = len(NTU_NAMES), frames: int = 40) -> list[str]:
+    """Write ``n`` good NTU files (two-person ones for actions 50-60, 106-120) into ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(n):
+        s, c, p, r, a = NTU_NAMES[i % len(NTU_NAMES)]
+        if i >= len(NTU_NAMES):
+            s = 20 + i // len(NTU_NAMES)
+        name = ntu_name(s, c, p, r, a)
+        bodies = 2 if 50 <= a <= 60 or a >= 106 else 1
+        (root / f"{name}.skeleton").write_text(ntu_text(i, frames, bodies, crlf=i % 3 == 0), newline="")
+        names.append(name)
+    return sorted(names)
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    """Run the CLI through ``main`` (the real exit-code mapping); returns (status, stderr+stdout)."""
+    runner = CliRunner()
+    result = runner.invoke(cli, list(args), catch_exceptions=True)
+    from s2i_prep.errors import S2IError
+
+    if isinstance(result.exception, S2IError):
+        return 1, result.output + f"error: {result.exception}"
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def read_zarr(path: Path) -> dict:
+    import zarr
+
+    g = zarr.open_group(str(path), mode="r")
+    out = {name: np.asarray(g[name][:]) for name in g.array_keys()}
+    out["attrs"] = dict(g.attrs)
+    out["splits"] = {s: {p: np.asarray(g["splits"][s][p][:]) for p in ("train", "test")}
+                     for s in g["splits"].group_keys()} if "splits" in g else {}
+    return out
+
+
+def read_h5(path: Path) -> dict:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        out = {name: f[name][()] for name in f if isinstance(f[name], h5py.Dataset)}
+        out["attrs"] = {k: f.attrs[k] for k in f.attrs}
+        out["splits"] = {s: {p: f["splits"][s][p][()] for p in ("train", "test")} for s in f["splits"]}
+    return out
+
+
+def _attr(data: dict, key: str):
+    value = data["attrs"][key]
+    return json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
+
+
+# --------------------------------------------------------------------------------------------
+# End to end, per output format.
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".h5"])
+def test_ntu_end_to_end(tmp_path: Path, suffix: str) -> None:
+    names = make_ntu(tmp_path / "raw")
+    out = tmp_path / f"out{suffix}"
+    status, text = run_cli("convert", "--format", "ntu25", str(tmp_path / "raw"), str(out),
+                           "--workers", "0", "-q")
+    assert status == 0, text
+    data = read_zarr(out) if suffix == ".zarr" else read_h5(out)
+    ids = [s.decode() if isinstance(s, bytes) else str(s) for s in data["sample_id"]]
+    assert ids == names
+    assert data["s2i"].shape == (len(names), 3, 3, 64, 50)
+    assert data["s2i"].dtype == np.float16
+    assert np.isfinite(data["s2i"]).all()
+    assert data["label"].tolist() == [int(n[-3:]) - 1 for n in names]
+    assert data["num_persons"].tolist() == [2 if 50 <= int(n[-3:]) <= 60 or int(n[-3:]) >= 106 else 1
+                                            for n in names]
+    assert (data["num_frames"] == 40).all()
+    assert data["subject"].tolist() == [int(n[9:12]) for n in names]
+    xview = data["splits"]["ntu60-xview"]
+    assert [ids[i] for i in xview["test"]] == [n for n in names if n[4:8] == "C001" and int(n[1:4]) <= 17
+                                               and int(n[-3:]) <= 60]
+    report = _attr(data, "report")
+    assert report["skipped"] == [] and report["counts"]["samples"] == len(names)
+    stats = _attr(data, "stats")
+    assert set(stats) == {"joint", "motion", "bone"} and stats["joint"]["count"] > 0
+    assert not out.with_name(out.name + ".partial").exists()
+    assert not out.with_name(out.name + ".lock").exists()
+
+
+def test_image_uint8_and_stream_subset(tmp_path: Path) -> None:
+    make_ntu(tmp_path / "raw", n=4)
+    out = tmp_path / "img.zarr"
+    status, text = run_cli("convert", "--format", "ntu25", str(tmp_path / "raw"), str(out), "-q",
+                           "--workers", "0", "--streams", "joint,bone", "--image-size", "32x48",
+                           "--dtype", "uint8")
+    assert status == 0, text
+    data = read_zarr(out)
+    assert data["s2i"].shape == (4, 2, 3, 32, 48) and data["s2i"].dtype == np.uint8
+    assert _attr(data, "streams") == ["joint", "bone"]
+
+
+# --------------------------------------------------------------------------------------------
+# Bad inputs.
+
+
+def _write_bad_files(raw: Path) -> dict[str, str]:
+    """One file per failure mode; returns file name -> expected skip kind."""
+    good = ntu_text(99, frames=20)
+    lines = good.splitlines(keepends=True)
+    (raw / "S001C001P001R001A011.skeleton").write_text("".join(lines[: len(lines) // 2]))  # truncated
+    (raw / "S001C001P001R001A012.skeleton").write_text("")  # empty
+    (raw / "S001C001P001R001A013.skeleton").write_bytes(bytes(range(256)) * 8)  # binary
+    (raw / "S001C001P001R001A014.skeleton").write_text("3\n0\n0\n0\n")  # no body in any frame
+    (raw / "not_an_ntu_name.skeleton").write_text(good)  # wrongly named
+    (raw / "S001C001P001R001A015.skeleton").mkdir()  # unreadable: a directory named like a file
+    return {
+        "S001C001P001R001A011.skeleton": "TruncatedError",
+        "S001C001P001R001A012.skeleton": "",
+        "S001C001P001R001A013.skeleton": "ParseError",
+        "S001C001P001R001A014.skeleton": "EmptySampleError",
+        "not_an_ntu_name.skeleton": "bad_name",
+        "S001C001P001R001A015.skeleton": "",
+    }
+
+
+def test_bad_inputs_are_skipped_and_reported(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    names = make_ntu(raw, n=5)
+    bad = _write_bad_files(raw)
+    out = tmp_path / "out.zarr"
+    status, text = run_cli("convert", "--format", "ntu25", str(raw), str(out), "--workers", "0")
+    assert status == 3, text
+    data = read_zarr(out)
+    assert [str(s) for s in data["sample_id"]] == names
+    report = _attr(data, "report")
+    skipped = {Path(r["path"]).name: r for r in report["skipped"]}
+    assert set(skipped) == set(bad)
+    for fname, kind in bad.items():
+        row = skipped[fname]
+        assert row["reason"], row
+        if kind:
+            assert row["kind"] == kind, row
+    assert report["counts"]["skipped"] == len(bad)
+    assert "skipped" in text and "TruncatedError" in text
+
+
+def test_on_error_fail_stops_without_output(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    make_ntu(raw, n=3)
+    (raw / "S001C001P001R001A012.skeleton").write_text("")
+    out = tmp_path / "out.zarr"
+    status, text = run_cli("convert", "--format", "ntu25", str(raw), str(out), "--workers", "0",
+                           "-q", "--on-error", "fail")
+    assert status == 1
+    assert "S001C001P001R001A012" in text and "--on-error fail" in text
+    assert not out.exists()
+    assert not out.with_name(out.name + ".lock").exists()
+
+
+def test_exclude_list_and_keep_missing(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    make_ntu(raw, n=2)
+    # On the official missing-skeleton list: all frames empty.
+    (raw / "S001C002P005R002A008.skeleton").write_text("3\n0\n0\n0\n")
+    status, text = run_cli("convert", "--format", "ntu25", str(raw), str(tmp_path / "a.zarr"),
+                           "--workers", "0", "-q")
+    assert status == 0, text
+    assert _attr(read_zarr(tmp_path / "a.zarr"), "report")["counts"]["excluded"] == 1
+    status, text = run_cli("convert", "--format", "ntu25", str(raw), str(tmp_path / "b.zarr"),
+                           "--workers", "0", "-q", "--keep-missing")
+    assert status == 3, text
+
+
+# --------------------------------------------------------------------------------------------
+# Output protection.
+
+
+def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    make_ntu(raw, n=3)
+    out = tmp_path / "out.h5"
+    args = ("convert", "--format", "ntu25", str(raw), str(out), "--workers", "0", "-q")
+    assert run_cli(*args)[0] == 0
+    status, text = run_cli(*args)
+    assert status == 1 and "--overwrite" in text
+    make_ntu(raw, n=4)
+    assert run_cli(*args, "--overwrite")[0] == 0
+    assert len(read_h5(out)["label"]) == 4
+
+
+def test_refuses_while_another_conversion_runs(tmp_path: Path) -> None:
+    from s2i_prep.store import open_writer
+
+    raw = tmp_path / "raw"
+    make_ntu(raw, n=2)
+    out = tmp_path / "out.zarr"
+    holder = open_writer(out, sample_shape=(3, 3, 64, 50), dtype="float16")
+    try:
+        status, text = run_cli("convert", "--format", "ntu25", str(raw), str(out), "--workers", "0", "-q")
+    finally:
+        holder.close()
+    assert status == 1 and "already running" in text
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Determinism and resume.
+
+
+def _tree_bytes(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_output_identical_whatever_the_worker_count(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    make_ntu(raw, n=30, frames=24)
+    (raw / "S001C001P001R001A012.skeleton").write_text("")
+    trees = []
+    for workers in ("0", "1", "2"):
+        out = tmp_path / f"w{workers}.zarr"
+        status, text = run_cli("convert", "--format", "ntu25", str(raw), str(out), "-q",
+                               "--workers", workers, "--shard-size", "7")
+        assert status == 3, text
+        trees.append(_tree_bytes(out))
+    assert trees[0].keys() == trees[1].keys() == trees[2].keys()
+    for key in trees[0]:
+        assert trees[0][key] == trees[1][key] == trees[2][key], key
+
+
+def _convert_cmd(raw: Path, out: Path, *extra: str) -> list[str]:
+    code = "import sys; from s2i_prep.cli import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, "convert", "--format", "ntu25", str(raw), str(out), "-q",
+            "--shard-size", "16", *extra]
+
+
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    make_ntu(raw, n=400, frames=60)
+    for bad in ("S001C001P001R001A012", "S021C001P001R001A013"):
+        (raw / f"{bad}.skeleton").write_text("")
+    ref = tmp_path / "ref.zarr"
+    subprocess.run(_convert_cmd(raw, ref, "--workers", "1"), cwd=ROOT, check=False, timeout=300)
+    assert ref.exists()
+
+    out = tmp_path / "out.zarr"
+    manifest = out.with_name(out.name + ".partial") / "s2i_manifest.json"
+    proc = subprocess.Popen(_convert_cmd(raw, out, "--workers", "1"), cwd=ROOT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if json.loads(manifest.read_text()).get("committed", 0) >= 32:
+                    os.killpg(proc.pid, signal.SIGSTOP)  # freeze at once, then kill for real
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.002)
+        assert proc.poll() is None, "conversion finished before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not out.exists()
+    committed = json.loads(manifest.read_text())["committed"]
+    assert 0 < committed < 400
+
+    # A run without --resume refuses to touch the partial output.
+    status = subprocess.run(_convert_cmd(raw, out, "--workers", "2"), cwd=ROOT, timeout=300,
+                            capture_output=True, text=True)
+    assert status.returncode == 1 and "--resume" in status.stderr
+    status = subprocess.run(_convert_cmd(raw, out, "--workers", "2", "--resume"), cwd=ROOT,
+                            timeout=300, capture_output=True, text=True)
+    assert status.returncode == 3, status.stderr
+    a, b = read_zarr(ref), read_zarr(out)
+    for key in ("s2i", "label", "sample_id", "num_frames", "num_persons", "setup", "subject"):
+        assert np.array_equal(a[key], b[key]), key
+    for split in a["splits"]:
+        for part in ("train", "test"):
+            assert np.array_equal(a["splits"][split][part], b["splits"][split][part])
+    for key in ("report", "stats", "class_count", "columns", "encoding"):
+        assert _attr(a, key) == _attr(b, key), key
