@@ -111,6 +111,10 @@ class Hdf5Backend:
                 encoded.append(key)
         self.file.attrs[layout.ATTR_JSON_NAMES] = json.dumps(sorted(encoded))
 
+    def read_column(self, name: str) -> np.ndarray:
+        """A whole committed column (a resumed pipeline needs them to compute the splits)."""
+        return np.asarray(self.file[name][...])
+
     def close(self, finished: bool = False) -> None:
         if self.file is not None:
             self.file.close()

@@ -233,6 +233,12 @@ class DatasetWriter:
         self._short_shard = k < self.shard_size
         self._commit()
 
+    def committed_columns(self) -> dict[str, np.ndarray]:
+        """The per-sample columns of every committed sample, e.g. after a resume."""
+        if self._backend is None:
+            raise StoreError(f"{self.path}: writer is closed")
+        return {name: self._backend.read_column(name) for name in self._columns}
+
     def finalize(self, attrs: dict, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
         """Write splits and attributes, then move the finished output to its final path."""
         if self._backend is None:

@@ -119,6 +119,10 @@ class ZarrBackend:
     def write_attrs(self, attrs: dict[str, Any]) -> None:
         self.group.attrs.update(attrs)
 
+    def read_column(self, name: str) -> np.ndarray:
+        """A whole committed column (a resumed pipeline needs them to compute the splits)."""
+        return np.asarray(self.group[name][...])
+
     def close(self, finished: bool = False) -> None:
         """Consolidate the metadata of a finished group (one fewer read per array when opening)."""
         import zarr
