@@ -1,0 +1,317 @@
+"""Byte-level parser of the NTU RGB+D ``.skeleton`` grammar (see docs/READERS.md).
+
+One pass over the file's bytes, no Python objects. The parser is a single flat loop over tokens
+with a small line-state machine (frame count, body count, body info, joint count, joint line),
+because in Numba a call per token costs about 4x the whole parse. Numbers are read exactly:
+integers (the 64-bit body id included) as integers, and decimal floats correctly rounded to
+float64 and then cast to float32, the same double rounding as numpy's
+``np.array(str_tokens, dtype=np.float32)`` that the reference pipelines use. A mantissa beyond
+2**53 or a decimal exponent beyond 22 cannot be done with one exact operation, so such rare tokens
+are handed back to Python (``fixups``) instead of being guessed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit
+
+# Status codes returned by the kernel (the reader turns them into ParseError/TruncatedError).
+OK = 0
+EOF_EARLY = 1      # the file ended where more was promised
+BAD_INT = 2        # expected an integer token
+BAD_FLOAT = 3      # expected a decimal number token
+FIELD_COUNT = 4    # a line has the wrong number of fields
+JOINT_COUNT = 5    # jointCount differs from the spec's joint count
+TRAILING = 6       # bytes after the last frame
+NEGATIVE = 7       # a negative count
+BAD_ID = 8         # body id is not an unsigned 64-bit integer
+CAPACITY = 9       # more body records than the line count allows (cannot happen on real input)
+
+# Line kinds: what the parser was reading (also the context of an error).
+LINE_FRAME_COUNT = 0
+LINE_BODY_COUNT = 1
+LINE_BODY_INFO = 2
+LINE_JOINT_COUNT = 3
+LINE_JOINT = 4
+LINE_DONE = 5
+
+#: Fields per line kind.
+LINE_FIELDS = (1, 1, 10, 1, 12, 0)
+#: Float fields of a joint line, in file order (the 12th field, trackingState, is an integer).
+JOINT_FLOAT_NAMES = ("x", "y", "z", "depth_x", "depth_y", "color_x", "color_y",
+                     "orientation_w", "orientation_x", "orientation_y", "orientation_z")
+#: Integer fields of a body-info line after the id (fields 2-7 and 10; leanX/leanY are floats).
+BODY_INT_NAMES = ("clipped_edges", "hand_left_confidence", "hand_left_state",
+                  "hand_right_confidence", "hand_right_state", "is_restricted", "tracking_state")
+
+_POW10 = np.array([10.0 ** k for k in range(23)])
+_TWO53 = 9007199254740992
+
+
+@jit
+def parse_ntu(buf, num_joints, max_records, pow10):
+    """Parse a whole ``.skeleton`` file.
+
+    Args:
+        buf: the file's bytes, uint8.
+        num_joints: joints per body the spec expects (25).
+        max_records: capacity for body-frame records (an upper bound from the line count).
+        pow10: ``_POW10``.
+
+    Returns a tuple: ``status, err_pos, err_line_kind, err_field, err_found, err_frame, err_body,
+    n_frames, n_records, frame_of_record (R,) int32, body_id (R,) uint64, body_ints (R, 7) int32,
+    body_lean (R, 2) float32, joint_floats (R, V, 11) float32, joint_state (R, V) int8,
+    fixups (K, 4) int64 rows (record, joint or -1 for lean, field, token start), n_fixups``.
+    On error, ``err_field`` is the 0-based field being read and ``err_found`` a count or value
+    that the message needs (fields found, joints found, the negative count).
+    """
+    n = buf.shape[0]
+    V = num_joints
+    R = max_records
+    frame_of = np.empty(R, np.int32)
+    ids = np.empty(R, np.uint64)
+    bints = np.empty((R, 7), np.int32)
+    blean = np.empty((R, 2), np.float32)
+    jf = np.empty((R, V, 11), np.float32)
+    js = np.empty((R, V), np.int8)
+    fix = np.empty((max(16, 2 * R), 4), np.int64)
+    nfix = 0
+    nrec = 0
+    kind = LINE_FRAME_COUNT
+    field = 0           # fields read on the current line
+    nframes = 0
+    f = 0               # current frame
+    nb = 0              # bodies in the current frame
+    b = 0               # current body within the frame
+    j = 0               # current joint
+    value = 0           # the single integer of a count line
+    line_start = 0
+    pos = 0
+    if n >= 3 and buf[0] == 0xEF and buf[1] == 0xBB and buf[2] == 0xBF:
+        pos = 3
+        line_start = 3
+    while True:
+        # Blanks (space, tab, CR) separate fields; CR before LF makes CRLF read like LF.
+        while pos < n and (buf[pos] == 32 or buf[pos] == 9 or buf[pos] == 13):
+            pos += 1
+        if pos >= n or buf[pos] == 10:
+            # ---- end of a line: check its field count, then move the state machine on ----
+            if field == 0:
+                if kind == LINE_DONE or pos >= n:
+                    if pos >= n:
+                        break
+                    pos += 1
+                    line_start = pos
+                    continue
+                return (FIELD_COUNT, pos, kind, 0, 0, f, b, nframes, nrec, frame_of, ids, bints,
+                        blean, jf, js, fix, nfix)
+            if field < LINE_FIELDS[kind]:
+                st = FIELD_COUNT
+                return (st, pos, kind, field, field, f, b, nframes, nrec, frame_of, ids, bints,
+                        blean, jf, js, fix, nfix)
+            if kind == LINE_FRAME_COUNT:
+                nframes = value
+                f = 0
+                kind = LINE_BODY_COUNT if nframes > 0 else LINE_DONE
+            elif kind == LINE_BODY_COUNT:
+                nb = value
+                b = 0
+                if nb == 0:
+                    f += 1
+                    kind = LINE_BODY_COUNT if f < nframes else LINE_DONE
+                else:
+                    kind = LINE_BODY_INFO
+            elif kind == LINE_BODY_INFO:
+                kind = LINE_JOINT_COUNT
+            elif kind == LINE_JOINT_COUNT:
+                if value != V:
+                    return (JOINT_COUNT, line_start, kind, 0, value, f, b, nframes, nrec, frame_of,
+                            ids, bints, blean, jf, js, fix, nfix)
+                j = 0
+                kind = LINE_JOINT
+            else:  # LINE_JOINT
+                j += 1
+                if j == V:
+                    frame_of[nrec] = f
+                    nrec += 1
+                    b += 1
+                    if b < nb:
+                        kind = LINE_BODY_INFO
+                    else:
+                        f += 1
+                        kind = LINE_BODY_COUNT if f < nframes else LINE_DONE
+            field = 0
+            if pos >= n:
+                break
+            pos += 1
+            line_start = pos
+            continue
+
+        # ---- a token ----
+        if kind == LINE_DONE:
+            return (TRAILING, pos, kind, 0, 0, f, b, nframes, nrec, frame_of, ids, bints, blean,
+                    jf, js, fix, nfix)
+        if field >= LINE_FIELDS[kind]:
+            # Too many fields: count them all for the message.
+            found = field
+            while pos < n and buf[pos] != 10:
+                while pos < n and (buf[pos] == 32 or buf[pos] == 9 or buf[pos] == 13):
+                    pos += 1
+                if pos < n and buf[pos] != 10:
+                    found += 1
+                    while pos < n and buf[pos] != 32 and buf[pos] != 9 and buf[pos] != 13 \
+                            and buf[pos] != 10:
+                        pos += 1
+            return (FIELD_COUNT, line_start, kind, field, found, f, b, nframes, nrec, frame_of, ids,
+                    bints, blean, jf, js, fix, nfix)
+        if kind == LINE_BODY_INFO and field == 0 and nrec >= R:
+            return (CAPACITY, pos, kind, field, 0, f, b, nframes, nrec, frame_of, ids, bints, blean,
+                    jf, js, fix, nfix)
+        tok = pos
+        neg = False
+        c = buf[pos]
+        if c == 45 or c == 43:
+            neg = c == 45
+            pos += 1
+        mant = np.uint64(0)
+        digits = 0          # significant digits in mant
+        exp10 = 0
+        seen = False
+        integral = True     # integer syntax: no point, no exponent
+        lost = False        # a significant digit did not fit
+        special = 0.0       # nan/inf value
+        is_special = False
+        while pos < n:
+            d = np.int64(buf[pos]) - 48
+            if d < 0 or d > 9:
+                break
+            seen = True
+            if digits > 0 or d != 0:
+                if digits < 19:
+                    mant = mant * np.uint64(10) + np.uint64(d)
+                    digits += 1
+                else:
+                    exp10 += 1
+                    lost = True
+            pos += 1
+        if pos < n and buf[pos] == 46:
+            integral = False
+            pos += 1
+            while pos < n:
+                d = np.int64(buf[pos]) - 48
+                if d < 0 or d > 9:
+                    break
+                seen = True
+                if digits > 0 or d != 0:
+                    if digits < 19:
+                        mant = mant * np.uint64(10) + np.uint64(d)
+                        digits += 1
+                        exp10 -= 1
+                    elif d != 0:
+                        lost = True
+                else:
+                    exp10 -= 1
+                pos += 1
+        ok = seen
+        if seen and pos < n and (buf[pos] == 101 or buf[pos] == 69):
+            integral = False
+            pos += 1
+            eneg = False
+            if pos < n and (buf[pos] == 45 or buf[pos] == 43):
+                eneg = buf[pos] == 45
+                pos += 1
+            estart = pos
+            e = 0
+            while pos < n:
+                d = np.int64(buf[pos]) - 48
+                if d < 0 or d > 9:
+                    break
+                if e < 100000:
+                    e = e * 10 + d
+                pos += 1
+            ok = pos > estart
+            exp10 += -e if eneg else e
+        if not seen and pos < n and (buf[pos] | 32) in (105, 110):
+            # nan / inf / infinity, any case (Kinect logs have been reported to hold NaN)
+            word = 0
+            k0 = pos
+            while pos < n and pos - k0 < 8 and (buf[pos] | 32) >= 97 and (buf[pos] | 32) <= 122:
+                word = word * 256 + (buf[pos] | 32)
+                pos += 1
+            integral = False
+            is_special = True
+            if word == 0x6E616E:
+                special = np.nan
+            elif word == 0x696E66 or word == 0x696E66696E697479:
+                special = -np.inf if neg else np.inf
+            else:
+                ok = False
+        if pos < n and buf[pos] != 32 and buf[pos] != 9 and buf[pos] != 13 and buf[pos] != 10:
+            ok = False
+        # ---- store the token where the grammar puts it ----
+        lean = kind == LINE_BODY_INFO and (field == 7 or field == 8)
+        if (kind == LINE_JOINT and field < 11) or lean:
+            if not ok:
+                return (BAD_FLOAT, tok, kind, field, j, f, b, nframes, nrec, frame_of, ids, bints,
+                        blean, jf, js, fix, nfix)
+            v = 0.0
+            if is_special:
+                v = special
+            elif lost or mant > np.uint64(_TWO53) or exp10 > 22 or exp10 < -22:
+                fix[nfix, 0] = nrec
+                fix[nfix, 1] = -1 if lean else j
+                fix[nfix, 2] = field - 7 if lean else field
+                fix[nfix, 3] = tok
+                nfix += 1
+            elif exp10 >= 0:
+                # exact: mant <= 2**53 and 10**exp10 <= 10**22 are both exact doubles
+                v = float(mant) * pow10[exp10]
+            else:
+                v = float(mant) / pow10[-exp10]
+            if neg:
+                v = -v
+            if lean:
+                blean[nrec, field - 7] = v
+            else:
+                jf[nrec, j, field] = v
+        else:
+            # An integer field.
+            if not ok or not integral or lost:
+                st = BAD_ID if (kind == LINE_BODY_INFO and field == 0) else BAD_INT
+                return (st, tok, kind, field, j, f, b, nframes, nrec, frame_of, ids, bints, blean,
+                        jf, js, fix, nfix)
+            if kind == LINE_BODY_INFO and field == 0:
+                if neg:
+                    return (BAD_ID, tok, kind, field, 0, f, b, nframes, nrec, frame_of, ids, bints,
+                            blean, jf, js, fix, nfix)
+                ids[nrec] = mant
+            elif mant > np.uint64(2147483647):
+                return (BAD_INT, tok, kind, field, j, f, b, nframes, nrec, frame_of, ids, bints,
+                        blean, jf, js, fix, nfix)
+            else:
+                iv = np.int64(mant)
+                if neg:
+                    iv = -iv
+                if kind == LINE_JOINT:
+                    if iv < -128 or iv > 127:
+                        return (BAD_INT, tok, kind, field, j, f, b, nframes, nrec, frame_of, ids,
+                                bints, blean, jf, js, fix, nfix)
+                    js[nrec, j] = iv
+                elif kind == LINE_BODY_INFO:
+                    bints[nrec, field - 1 if field < 7 else 6] = iv
+                else:
+                    if iv < 0:
+                        return (NEGATIVE, tok, kind, field, iv, f, b, nframes, nrec, frame_of, ids,
+                                bints, blean, jf, js, fix, nfix)
+                    value = iv
+        field += 1
+    if kind != LINE_DONE:
+        return (EOF_EARLY, n, kind, field, field, f, b, nframes, nrec, frame_of, ids, bints, blean,
+                jf, js, fix, nfix)
+    return (OK, n, kind, 0, 0, -1, -1, nframes, nrec, frame_of, ids, bints, blean, jf, js, fix, nfix)
+
+
+def warm() -> None:
+    """Compile (or load from cache) the parser on a tiny file before workers fork."""
+    parse_ntu(np.frombuffer(b"1\n0\n", np.uint8), 25, 1, _POW10)

@@ -1,0 +1,163 @@
+"""NTU RGB+D ``.skeleton`` reader (reader name ``ntu_skeleton``).
+
+The bytes are parsed by :func:`s2i_prep.kernels.parse_ntu.parse_ntu`; this module only turns its
+flat body-frame records into a :class:`RawSkeleton` and its status codes into errors that name the
+file, the line and column, the frame and body, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParseError, ReadError, SourceLocation, TruncatedError
+from ..kernels import parse_ntu as K
+from ..skeleton import RawSkeleton
+from ..specs import JointSpec
+from . import register_reader
+
+__all__ = ["NtuSkeletonReader", "parse_ntu_bytes"]
+
+_LINE_NAMES = {
+    K.LINE_FRAME_COUNT: "frame count",
+    K.LINE_BODY_COUNT: "body count",
+    K.LINE_BODY_INFO: "body info",
+    K.LINE_JOINT_COUNT: "joint count",
+    K.LINE_JOINT: "joint",
+    K.LINE_DONE: "end of file",
+}
+_BODY_INFO_FIELDS = ("bodyID",) + K.BODY_INT_NAMES[:6] + ("leanX", "leanY", "trackingState")
+_JOINT_FIELDS = K.JOINT_FLOAT_NAMES + ("trackingState",)
+
+
+def _token_at(buf: bytes, pos: int) -> str:
+    end = pos
+    while end < len(buf) and end - pos < 24 and buf[end] not in b" \t\r\n":
+        end += 1
+    return buf[pos:end].decode("latin-1")
+
+
+def _error(path: str, data: bytes, res: tuple, num_joints: int) -> ReadError:
+    """Turn the kernel's status into an error with a location; line numbers are counted only now."""
+    status, pos, kind, field, found, frame, body, nframes = res[:8]
+    line = data.count(b"\n", 0, pos) + 1
+    column = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+    frame = None if frame < 0 or kind in (K.LINE_FRAME_COUNT, K.LINE_DONE) else int(frame)
+    body = None if body < 0 or kind in (K.LINE_FRAME_COUNT, K.LINE_BODY_COUNT, K.LINE_DONE) else int(body)
+    loc = SourceLocation(path, line, column, frame, body)
+    what = _LINE_NAMES[kind]
+    if kind == K.LINE_BODY_INFO:
+        fname = _BODY_INFO_FIELDS[min(field, 9)]
+    elif kind == K.LINE_JOINT:
+        fname = _JOINT_FIELDS[min(field, 11)]
+    else:
+        fname = what
+    token = _token_at(data, pos)
+    if status == K.EOF_EARLY:
+        if len(data) == 0:
+            return TruncatedError(loc, "file is empty: expected the frame count on line 1")
+        promised = f" (the header promised {nframes} frames)" if kind != K.LINE_FRAME_COUNT else ""
+        return TruncatedError(loc, f"file ends early: expected a {what} line{promised}")
+    if status == K.FIELD_COUNT:
+        expected = K.LINE_FIELDS[kind]
+        return ParseError(loc, f"expected {expected} field{'s' if expected > 1 else ''} on a {what} "
+                               f"line, found {found}")
+    if status == K.JOINT_COUNT:
+        return ParseError(loc, f"expected {num_joints} joints per body (the spec's joint count), "
+                               f"found {found}")
+    if status == K.BAD_FLOAT:
+        return ParseError(loc, f"expected a number for {fname}, found {token!r}")
+    if status == K.BAD_INT:
+        return ParseError(loc, f"expected an integer for {fname}, found {token!r}")
+    if status == K.BAD_ID:
+        return ParseError(loc, f"expected an unsigned 64-bit integer bodyID, found {token!r}")
+    if status == K.NEGATIVE:
+        return ParseError(loc, f"expected a non-negative {what}, found {found}")
+    if status == K.TRAILING:
+        return ParseError(loc, f"unexpected data after the last of {nframes} frames: {token!r}")
+    return ParseError(loc, f"more body records than the file's line count allows (status {status})")
+
+
+def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec) -> RawSkeleton:
+    """Parse the bytes of one ``.skeleton`` file into a :class:`RawSkeleton` (all fields kept)."""
+    V = spec.num_joints
+    buf = np.frombuffer(data, np.uint8)
+    max_records = data.count(b"\n") // (V + 2) + 1
+    res = K.parse_ntu(buf, V, max_records, K._POW10)
+    if res[0] != K.OK:
+        raise _error(path, data, res, V)
+    nframes, nrec = int(res[7]), int(res[8])
+    frame_of, ids, bints, blean, jf, js, fix, nfix = res[9:]
+    frame_of, ids = frame_of[:nrec], ids[:nrec]
+    jf, js, bints, blean = jf[:nrec], js[:nrec], bints[:nrec], blean[:nrec]
+    for rec, joint, field, start in fix[:nfix]:
+        # Rare tokens the kernel cannot round exactly: Python's float() is correctly rounded.
+        value = np.float32(float(_token_at(data, int(start))))
+        if joint < 0:
+            blean[rec, field] = value
+        else:
+            jf[rec, joint, field] = value
+
+    # Bodies in order of first appearance; ids stay uint64 (a float would merge distinct people).
+    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    body_of = rank[inverse]
+    B, T = len(uniq), nframes
+    flat = body_of * T + frame_of
+    if len(np.unique(flat)) != nrec:
+        dup = int(np.flatnonzero(np.bincount(flat) > 1)[0])
+        raise ParseError(SourceLocation(path, frame=dup % T),
+                         f"body id {uniq[order][dup // T]} appears twice in one frame")
+
+    def scatter(values: np.ndarray, fill: float | int) -> np.ndarray:
+        out = np.full((B, T) + values.shape[1:], fill, values.dtype)
+        out[body_of, frame_of] = values
+        return out
+
+    joints = scatter(jf[..., :3], np.nan)
+    joint_fields = {
+        "depth": scatter(jf[..., 3:5], np.nan),
+        "color": scatter(jf[..., 5:7], np.nan),
+        "orientation": scatter(jf[..., 7:11], np.nan),
+        "tracking_state": scatter(js, -1),
+    }
+    body_fields = {name: scatter(bints[:, k], -1) for k, name in enumerate(K.BODY_INT_NAMES)}
+    body_fields["lean"] = scatter(blean, np.nan)
+    return RawSkeleton(
+        name=Path(path).stem,
+        source=path,
+        joints=joints,
+        body_ids=tuple(str(x) for x in uniq[order]),
+        joint_fields=joint_fields,
+        body_fields=body_fields,
+    )
+
+
+@register_reader("ntu_skeleton")
+class NtuSkeletonReader:
+    """Reads NTU RGB+D 60/120 ``.skeleton`` files (LF or CRLF, any exponent case)."""
+
+    name = "ntu_skeleton"
+
+    def discover(self, root: Path) -> list[Path]:
+        """Every ``*.skeleton`` under ``root`` (recursively), sorted by file name."""
+        root = Path(root)
+        if root.is_file():
+            return [root]
+        return sorted(root.rglob("*.skeleton"), key=lambda p: (p.name, str(p)))
+
+    def read(self, path: Path, spec: JointSpec) -> list[RawSkeleton]:
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ReadError(SourceLocation(str(path)), f"cannot read file: {exc.strerror}") from None
+        return [parse_ntu_bytes(data, str(path), spec)]
+
+    @staticmethod
+    def warm() -> None:
+        """Compile the parser before worker processes fork."""
+        K.warm()
