@@ -39,6 +39,8 @@ FILES_PER_TASK = 8
 KIND_NAME, KIND_LABEL, KIND_DUPLICATE = "bad_name", "no_label", "duplicate"
 #: Options that change how a run executes, not what it produces (left out of the fingerprint).
 _RUN_ONLY = ("workers", "resume", "overwrite")
+#: Also left out of the options recorded in the dataset (the dataset does not name itself).
+_NOT_RECORDED = (*_RUN_ONLY, "output")
 
 
 def _default_encode() -> EncodeConfig:
@@ -420,7 +422,7 @@ def _attrs(cfg: ConvertConfig, spec: JointSpec, stages: Stages, asm: _Assembler,
         "source": {"input": str(cfg.input.resolve()), "format": spec.format, "files": len(files),
                    "bytes": sum(n for _, n in files)},
         "s2i_version": __version__,
-        "convert": {k: v for k, v in cfg.to_dict().items() if k not in _RUN_ONLY},
+        "convert": {k: v for k, v in cfg.to_dict().items() if k not in _NOT_RECORDED},
         "report": {
             "skipped": [{"path": p, "reason": r, "kind": k} for p, r, k in asm.skipped],
             "counts": {"files": len(files), "samples": asm.num_samples, "skipped": len(asm.skipped),

@@ -59,7 +59,7 @@ Exit status:
 Examples:
   s2i-prep convert --format ntu25 nturgb+d_skeletons/ ntu.zarr
   s2i-prep convert --format ucla20 --image-size 224 --dtype uint8 all_sqe/ ucla.h5
-  s2i-prep convert --format pku25 --clip-bounds pad PKUMMD/ pku.zarr --resume"""
+  s2i-prep convert --format pku25 --clip-bounds one_based PKUMMD/ pku.zarr --resume"""
 
 
 @click.command(epilog=_EPILOG)
@@ -89,8 +89,10 @@ Examples:
 @click.option("--keep-missing", is_flag=True,
               help="Keep samples on the format's exclude lists (e.g. NTU's missing skeletons).")
 @click.option("--limit", type=click.IntRange(min=1), help="Convert only the first N input files (trial runs).")
-@click.option("--clip-bounds", type=click.Choice(["label", "pad"]),
-              help="PKU-MMD (pku_txt reader) only: how clip start/end frames are cut.")
+@click.option("--clip-bounds", type=click.Choice(["half_open", "one_based", "closed"]),
+              help="PKU-MMD (pku_txt reader) only: how a label row's start,end become frames: "
+                   "half_open = start..end-1 [reader default], one_based = start-1..end-1, "
+                   "closed = start..end.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.pass_context
 def convert(ctx: click.Context, input_dir: Path, output: Path, fmt: str | None, spec: Path | None,
