@@ -43,7 +43,7 @@ JOINT_FLOAT_NAMES = ("x", "y", "z", "depth_x", "depth_y", "color_x", "color_y",
                      "orientation_w", "orientation_x", "orientation_y", "orientation_z")
 #: Integer fields of a body-info line after the id (fields 2-7 and 10; leanX/leanY are floats).
 BODY_INT_NAMES = ("clipped_edges", "hand_left_confidence", "hand_left_state",
-                  "hand_right_confidence", "hand_right_state", "is_restricted", "tracking_state")
+                  "hand_right_confidence", "hand_right_state", "is_restricted", "body_tracking_state")
 
 _POW10 = np.array([10.0 ** k for k in range(23)])
 _TWO53 = 9007199254740992

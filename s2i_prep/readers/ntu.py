@@ -27,7 +27,9 @@ _LINE_NAMES = {
     K.LINE_JOINT: "joint",
     K.LINE_DONE: "end of file",
 }
-_BODY_INFO_FIELDS = ("bodyID",) + K.BODY_INT_NAMES[:6] + ("leanX", "leanY", "trackingState")
+_BODY_INFO_FIELDS = ("bodyID", "clipedEdges", "handLeftConfidence", "handLeftState",
+                     "handRightConfidence", "handRightState", "isResticted", "leanX", "leanY",
+                     "trackingState")
 _JOINT_FIELDS = K.JOINT_FLOAT_NAMES + ("trackingState",)
 
 

@@ -1,0 +1,55 @@
+"""``s2i-prep dump``: what the reader (and body selection) made of one raw file, as ``.npz``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-f", "--format", "fmt", default=None, help="Built-in format name (see `s2i-prep formats`).")
+@click.option("--spec", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A joint spec YAML of your own instead of --format.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output .npz file.")
+@click.option("--stage", type=click.Choice(["raw", "selected"]), default="raw", show_default=True,
+              help="raw: every body and frame as in the file; selected: after body selection.")
+def dump(file: Path, fmt: str | None, spec: Path | None, output: Path, stage: str) -> None:
+    """Write what s2i reads from FILE to an .npz (one sample, or one group of keys per clip).
+
+    \b
+    raw:      joints (B, T, V, C) float32, NaN where a body is absent; body_ids (B,) strings in
+              order of first appearance; every other per-joint and per-body field.
+    selected: joints (M, T', V, C) float32 after body selection and removal of empty frames
+              (NaN where an actor is absent in a kept frame); frame_index (T',) into the file's frames.
+    """
+    import numpy as np
+
+    from ..bodies import select_bodies
+    from ..readers import get_reader
+    from ..specs import load_spec
+
+    if (fmt is None) == (spec is None):
+        raise click.UsageError("give exactly one of --format and --spec")
+    joint_spec = load_spec(spec if spec is not None else fmt)
+    samples = get_reader(joint_spec.reader).read(file, joint_spec)
+    arrays: dict[str, np.ndarray] = {}
+    for raw in samples:
+        prefix = f"{raw.name}/" if len(samples) > 1 else ""
+        if stage == "raw":
+            arrays[prefix + "joints"] = raw.joints
+            arrays[prefix + "body_ids"] = np.array(raw.body_ids, dtype=str)
+            for key, value in {**raw.joint_fields, **raw.body_fields}.items():
+                arrays[prefix + key] = value
+        else:
+            skel = select_bodies(raw, joint_spec)
+            arrays[prefix + "joints"] = skel.joints
+            arrays[prefix + "frame_index"] = skel.frame_index
+        if raw.label is not None:
+            arrays[prefix + "label"] = np.array(raw.label)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(output, **arrays)
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items() if k.endswith("joints"))
+    click.echo(f"{file}: {len(samples)} sample(s) -> {output} ({shapes})")
