@@ -118,11 +118,12 @@ def _check_attrs(ds: DatasetReader) -> list[str]:
             if not isinstance(entry, dict):
                 problems.append(f"stats: no entry for stream {stream!r}")
                 continue
-            for key in ("mean", "std", "min", "max"):
-                if not (isinstance(entry.get(key), list) and len(entry[key]) == 3):
-                    problems.append(f"stats[{stream!r}][{key!r}]: expected 3 values (x, y, z)")
             if not isinstance(entry.get("count"), int):
                 problems.append(f"stats[{stream!r}]['count']: expected an integer")
+            elif entry["count"] > 0:  # nothing counted: the values are null
+                for key in ("mean", "std", "min", "max"):
+                    if not (isinstance(entry.get(key), list) and len(entry[key]) == 3):
+                        problems.append(f"stats[{stream!r}][{key!r}]: expected 3 values (x, y, z)")
     report = attrs.get("report")
     if report is not None and not (isinstance(report, dict) and isinstance(report.get("skipped"), list)):
         problems.append("report: expected {'skipped': [...], 'counts': {...}}")
