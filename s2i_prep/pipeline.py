@@ -237,6 +237,16 @@ def _unexpected(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
+def _reason(exc: ReadError, path: str) -> str:
+    """The error's message and location, without repeating the path the report row names."""
+    loc = exc.location
+    where = [] if loc.path == path else [loc.path]
+    if loc.line is not None:
+        where.append(f"line {loc.line}" + ("" if loc.column is None else f", column {loc.column}"))
+    text = f"{exc.message}{loc.detail()}"
+    return f"{', '.join(where)}: {text}" if where else text
+
+
 def _sample_events(ctx: _WorkerContext, raw: RawSkeleton, path: str) -> _Sample | _Skip | _Excluded:
     spec = ctx.spec
     if raw.name in ctx.excluded:
@@ -255,7 +265,7 @@ def _sample_events(ctx: _WorkerContext, raw: RawSkeleton, path: str) -> _Sample 
         skel = ctx.stages.select(raw, spec)
         s2i = ctx.stages.encode(skel, spec, ctx.encode_cfg)
     except ReadError as exc:
-        return _Skip(path, f"sample {raw.name}: {exc}", type(exc).__name__)
+        return _Skip(path, f"sample {raw.name}: {_reason(exc, path)}", type(exc).__name__)
     except Exception as exc:  # one broken sample must not end the conversion
         return _Skip(path, f"sample {raw.name}: {_unexpected(exc)}", type(exc).__name__)
     columns = {"label": int(label), "num_frames": skel.num_frames, "num_persons": skel.num_persons}
@@ -267,7 +277,7 @@ def _file_events(ctx: _WorkerContext, path: Path) -> list[_Sample | _Skip | _Exc
     try:
         raws = ctx.reader.read(path, ctx.spec)
     except ReadError as exc:
-        return [_Skip(str(path), str(exc), type(exc).__name__)]
+        return [_Skip(str(path), _reason(exc, str(path)), type(exc).__name__)]
     except Exception as exc:  # a reader bug on one file is reported, not fatal
         return [_Skip(str(path), _unexpected(exc), type(exc).__name__)]
     return [_sample_events(ctx, raw, str(path)) for raw in sorted(raws, key=lambda r: r.name)]

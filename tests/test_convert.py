@@ -178,11 +178,11 @@ def _write_bad_files(raw: Path) -> dict[str, str]:
     (raw / "S001C001P001R001A015.skeleton").mkdir()  # unreadable: a directory named like a file
     return {
         "S001C001P001R001A011.skeleton": "TruncatedError",
-        "S001C001P001R001A012.skeleton": "",
+        "S001C001P001R001A012.skeleton": "TruncatedError",
         "S001C001P001R001A013.skeleton": "ParseError",
         "S001C001P001R001A014.skeleton": "EmptySampleError",
         "not_an_ntu_name.skeleton": "bad_name",
-        "S001C001P001R001A015.skeleton": "",
+        "S001C001P001R001A015.skeleton": "ReadError",
     }
 
 
@@ -199,10 +199,9 @@ def test_bad_inputs_are_skipped_and_reported(tmp_path: Path) -> None:
     skipped = {Path(r["path"]).name: r for r in report["skipped"]}
     assert set(skipped) == set(bad)
     for fname, kind in bad.items():
-        row = skipped[fname]
-        assert row["reason"], row
-        if kind:
-            assert row["kind"] == kind, row
+        assert skipped[fname]["kind"] == kind, skipped[fname]
+    assert skipped["S001C001P001R001A011.skeleton"]["reason"].startswith("line ")
+    assert "Is a directory" in skipped["S001C001P001R001A015.skeleton"]["reason"]
     assert report["counts"]["skipped"] == len(bad)
     assert "skipped" in text and "TruncatedError" in text
 
