@@ -139,7 +139,8 @@ def test_codec_and_shard_defaults():
     compact, image = (3, 3, 64, 50), (3, 3, 224, 224)
     assert layout.resolve_codec("zarr", "auto", compact, "float16") == "none"
     assert layout.resolve_codec("zarr", "auto", image, "uint8") == "zstd"
-    assert layout.resolve_codec("hdf5", "auto", image, "uint8") == "lzf"
+    assert layout.resolve_codec("zarr", "auto", image, "float16") == "lz4"
+    assert layout.resolve_codec("hdf5", "auto", image, "uint8") == "none"
     with pytest.raises(StoreError, match="zstd/lz4 need a .zarr"):
         layout.resolve_codec("hdf5", "zstd", image, "uint8")
     assert layout.default_shard_size(compact, "float16") == 1024

@@ -32,7 +32,9 @@ def inspect(output: Path, as_json: bool) -> None:
         f"storage   codec {storage.get('codec')}, {storage.get('shard_size')} samples/shard, "
         f"{info['bytes_on_disk'] / 1e6:.1f} MB on disk"
     )
-    click.echo("encoding  " + ", ".join(f"{k}={v}" for k, v in enc.items() if k != "streams"))
+    click.echo("encoding  " + ", ".join(
+        f"{k}={v.get('name') if isinstance(v, dict) else v}" for k, v in enc.items() if k != "streams"
+    ))
     sizes = sorted(classes.values())
     click.echo(
         f"classes   {len(classes)} present of {info['class_count']}"
