@@ -47,6 +47,7 @@ BODY_INT_NAMES = ("clipped_edges", "hand_left_confidence", "hand_left_state",
 
 _POW10 = np.array([10.0 ** k for k in range(23)])
 _TWO53 = 9007199254740992
+_U64_TENTH = np.uint64(1844674407370955161)  # (2**64 - 1) // 10: the largest 20-digit uint64 prefix
 
 
 @jit
@@ -188,7 +189,8 @@ def parse_ntu(buf, num_joints, max_records, pow10):
                 break
             seen = True
             if digits > 0 or d != 0:
-                if digits < 19:
+                if digits < 19 or (digits == 19 and (mant < _U64_TENTH or
+                                                     (mant == _U64_TENTH and d <= 5))):
                     mant = mant * np.uint64(10) + np.uint64(d)
                     digits += 1
                 else:
@@ -241,6 +243,7 @@ def parse_ntu(buf, num_joints, max_records, pow10):
                 pos += 1
             integral = False
             is_special = True
+            ok = True
             if word == 0x6E616E:
                 special = np.nan
             elif word == 0x696E66 or word == 0x696E66696E697479:
@@ -259,6 +262,10 @@ def parse_ntu(buf, num_joints, max_records, pow10):
             if is_special:
                 v = special
             elif lost or mant > np.uint64(_TWO53) or exp10 > 22 or exp10 < -22:
+                if nfix == fix.shape[0]:
+                    grown = np.empty((2 * nfix, 4), np.int64)
+                    grown[:nfix] = fix
+                    fix = grown
                 fix[nfix, 0] = nrec
                 fix[nfix, 1] = -1 if lean else j
                 fix[nfix, 2] = field - 7 if lean else field
