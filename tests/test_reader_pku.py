@@ -42,7 +42,9 @@ def _expected(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _write(root: Path, video: str, text: str | bytes, labels: str, layout=("skeleton", "label")) -> Path:
+def _write(
+    root: Path, video: str, text: str | bytes, labels: str, layout=("skeleton", "label")
+) -> Path:
     skel = root / layout[0]
     lab = root / layout[1]
     skel.mkdir(parents=True, exist_ok=True)
@@ -76,7 +78,11 @@ def test_clip_bounds_conventions(tmp_path, spec, bounds, first, stop):
 
 
 def test_default_bounds_are_mamp_half_open(tmp_path, spec):
-    assert DEFAULT_CLIP_BOUNDS == "half_open" and set(CLIP_BOUNDS) == {"half_open", "one_based", "closed"}
+    assert DEFAULT_CLIP_BOUNDS == "half_open" and set(CLIP_BOUNDS) == {
+        "half_open",
+        "one_based",
+        "closed",
+    }
     a = _frames(12)
     path = _write(tmp_path, "A01N02-M", _text(a), "1,0,12,1\n")
     [clip] = get_reader("pku_txt").read(path, spec)
@@ -207,7 +213,13 @@ def test_missing_label_file(tmp_path, spec):
 def test_discover_both_layouts(tmp_path, spec):
     official = tmp_path / "official"
     for video in ("0291-R", "0002-L"):
-        _write(official, video, _text(_frames(2)), "1,0,2,1\n", layout=("PKU_Skeleton_Renew", "Train_Label_PKU_final"))
+        _write(
+            official,
+            video,
+            _text(_frames(2)),
+            "1,0,2,1\n",
+            layout=("PKU_Skeleton_Renew", "Train_Label_PKU_final"),
+        )
     reader = get_reader("pku_txt")
     found = reader.discover(official)
     assert [p.name for p in found] == ["0002-L.txt", "0291-R.txt"]
@@ -223,7 +235,8 @@ def test_discover_both_layouts(tmp_path, spec):
 
 
 def _split_text(train: list[str], test: list[str], eol: str = "\n") -> str:
-    return f"Training videos: {eol}{', '.join(train)}{eol}Validataion videos: {eol}{', '.join(test)},{eol}"
+    lists = (", ".join(train), ", ".join(test))
+    return f"Training videos: {eol}{lists[0]}{eol}Validataion videos: {eol}{lists[1]},{eol}"
 
 
 def _phase1_videos() -> list[str]:
@@ -231,7 +244,9 @@ def _phase1_videos() -> list[str]:
 
 
 def _phase2_videos() -> list[str]:
-    return [f"A{g:02d}N{s:02d}-{view}" for g in range(1, 27) for s in range(1, 14) for view in "LMR"]
+    return [
+        f"A{g:02d}N{s:02d}-{view}" for g in range(1, 27) for s in range(1, 14) for view in "LMR"
+    ]
 
 
 @pytest.mark.parametrize("eol", ["\n", "\r\n"])
@@ -270,7 +285,9 @@ def _names_and_meta(spec, videos):
 def test_split_rules_match_split_files(tmp_path, spec, split, videos, is_test):
     """Each rule gives exactly the lists of a split file written from the documented definition."""
     path = tmp_path / "split.txt"
-    path.write_text(_split_text([v for v in videos if not is_test(v)], [v for v in videos if is_test(v)]))
+    path.write_text(
+        _split_text([v for v in videos if not is_test(v)], [v for v in videos if is_test(v)])
+    )
     train, test = read_pku_split_file(path)
     other = _phase2_videos() if split.startswith("pku1") else _phase1_videos()
     everything = videos + other  # the other phase's clips must fall in neither part
@@ -307,7 +324,18 @@ def _tokens(n: int, seed: int) -> list[str]:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_kernel_bit_equal_to_numpy(seed):
-    toks = _tokens(150 * 200, seed) + ["nan", "-inf", "Infinity", "+INF", "-0.0", "0e999", "1e-400", ".5", "5.", "+.5e+1"]
+    toks = _tokens(150 * 200, seed) + [
+        "nan",
+        "-inf",
+        "Infinity",
+        "+INF",
+        "-0.0",
+        "0e999",
+        "1e-400",
+        ".5",
+        "5.",
+        "+.5e+1",
+    ]
     toks += ["1"] * (-len(toks) % 10)
     text = "\n".join(" ".join(toks[i : i + 10]) for i in range(0, len(toks), 10)) + "\n"
     with np.errstate(over="ignore"):
@@ -341,9 +369,20 @@ def test_kernel_status(data, status, row, found, cut):
     assert (got.status, got.row, got.found, got.ends_mid_line) == (status, row, found, cut)
 
 
+def test_kernel_offsets_point_at_the_problem():
+    assert parse_text.parse_float_rows(b"1 2 3\n4 5 6 7 8\n", 3).offset == 12  # first extra token
+    assert parse_text.parse_float_rows(b"1 2 3\n4 5\n", 3).offset == 9  # the line end
+    assert parse_text.parse_float_rows(b"1 2 3\n4 5e 6\n", 3).offset == 8  # the bad token
+
+
 def test_kernel_line_ends_and_bom():
     want = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
-    for data in (b"1 2 3\n4 5 6\n", b"1 2 3\r\n4 5 6\r\n", b"1 2 3\n4 5 6", b"\xef\xbb\xbf 1\t2 3 \n4 5 6\r"):
+    for data in (
+        b"1 2 3\n4 5 6\n",
+        b"1 2 3\r\n4 5 6\r\n",
+        b"1 2 3\n4 5 6",
+        b"\xef\xbb\xbf 1\t2 3 \n4 5 6\r",
+    ):
         got = parse_text.parse_float_rows(data, 3)
         assert got.status == parse_text.OK and got.values.tolist() == want, data
     empty = parse_text.parse_float_rows(b"", 3)

@@ -62,7 +62,9 @@ def test_whitespace_crlf_and_bom_variants(tmp_path, reader, spec):
     doc = _doc(frames=3)
     compact = reader.read(_write(tmp_path, doc), spec)[0].joints
     pretty = json.dumps(doc, indent=2).replace("\n", "\r\n") + "\r\n"
-    for i, text in enumerate([pretty, "\ufeff" + json.dumps(doc) + "\n", json.dumps(doc, separators=(",", ":"))]):
+    for i, text in enumerate(
+        [pretty, "\ufeff" + json.dumps(doc) + "\n", json.dumps(doc, separators=(",", ":"))]
+    ):
         sub = tmp_path / str(i)
         sub.mkdir()
         got = reader.read(_write(sub, doc, text=text), spec)[0].joints
@@ -84,7 +86,10 @@ def test_discover_sorted_recursive(tmp_path, reader):
     for name in ("a02_s01_e00_v01", "a01_s01_e00_v01"):
         _write(tmp_path / "sub", _doc(name))
     (tmp_path / "notes.txt").write_text("x")
-    assert [p.name for p in reader.discover(tmp_path)] == ["a01_s01_e00_v01.json", "a02_s01_e00_v01.json"]
+    assert [p.name for p in reader.discover(tmp_path)] == [
+        "a01_s01_e00_v01.json",
+        "a02_s01_e00_v01.json",
+    ]
 
 
 def test_malformed_json_names_line_and_column(tmp_path, reader, spec):
@@ -100,7 +105,9 @@ def test_malformed_json_names_line_and_column(tmp_path, reader, spec):
 def test_truncated_json(tmp_path, reader, spec):
     text = json.dumps(_doc())
     with pytest.raises(ParseError, match="not valid JSON"):
-        reader.read(_write(tmp_path, None, name="a08_s03_e01_v02", text=text[: len(text) // 2]), spec)
+        reader.read(
+            _write(tmp_path, None, name="a08_s03_e01_v02", text=text[: len(text) // 2]), spec
+        )
 
 
 def _mutate(doc: dict, frame: int, fn) -> dict:
@@ -144,8 +151,16 @@ def test_frame_that_is_not_a_list(tmp_path, reader, spec):
         (lambda d: d.__setitem__("skeletons", {}), ParseError, "expected a list of frames"),
         (lambda d: d.__setitem__("skeletons", []), EmptySampleError, "no frame"),
         (lambda d: d.__setitem__("label", "7"), ParseError, "label: expected an integer"),
-        (lambda d: d.__setitem__("label", 8), ReadError, "label 8 disagrees with the name.*label 7"),
-        (lambda d: d.__setitem__("file_name", "a08_s03_e01_v03"), ReadError, "does not match the file name"),
+        (
+            lambda d: d.__setitem__("label", 8),
+            ReadError,
+            "label 8 disagrees with the name.*label 7",
+        ),
+        (
+            lambda d: d.__setitem__("file_name", "a08_s03_e01_v03"),
+            ReadError,
+            "does not match the file name",
+        ),
     ],
 )
 def test_key_and_label_checks(tmp_path, reader, spec, edit, error, pattern):

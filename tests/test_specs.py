@@ -18,8 +18,41 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "SPECS.md"
 
 # FORMATS.md 1.6: the NTU-60 training performers, and those NTU-120 adds.
 NTU60_TRAIN = [1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38]
-NTU120_EXTRA = [45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85,
-                86, 89, 91, 92, 93, 94, 95, 97, 98, 100, 103]
+NTU120_EXTRA = [
+    45,
+    46,
+    47,
+    49,
+    50,
+    52,
+    53,
+    54,
+    55,
+    56,
+    57,
+    58,
+    59,
+    70,
+    74,
+    78,
+    80,
+    81,
+    82,
+    83,
+    84,
+    85,
+    86,
+    89,
+    91,
+    92,
+    93,
+    94,
+    95,
+    97,
+    98,
+    100,
+    103,
+]
 
 
 def _raw(name: str) -> dict:
@@ -185,8 +218,10 @@ def test_invalid_yaml_and_non_mapping(tmp_path):
 @pytest.fixture(scope="module")
 def ntu_table():
     """Every setup, camera and performer of NTU-120 with a few actions on both sides of 60."""
-    rows = np.array(list(itertools.product(range(1, 33), range(1, 4), range(1, 107), [1], [1, 59, 60, 61, 120])))
-    return dict(zip(["setup", "camera", "subject", "replication", "action"], rows.T))
+    rows = np.array(
+        list(itertools.product(range(1, 33), range(1, 4), range(1, 107), [1], [1, 59, 60, 61, 120]))
+    )
+    return dict(zip(["setup", "camera", "subject", "replication", "action"], rows.T, strict=True))
 
 
 def _expected_ntu(split: str, m: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -220,7 +255,9 @@ def test_ntu_split_partitions(ntu_table, split):
 def test_ntu120_xsub_has_53_training_performers():
     rule = next(r for r in load_spec("ntu25").splits if r.name == "ntu120-xsub")
     subjects = np.arange(1, 107)
-    train, test = rule.indices({k: subjects for k in ("setup", "camera", "subject", "replication", "action")})
+    train, test = rule.indices(
+        {k: subjects for k in ("setup", "camera", "subject", "replication", "action")}
+    )
     assert train.size == 53 and test.size == 53
 
 
@@ -257,8 +294,20 @@ def test_ucla_label_map():
 
 def test_pku_names_both_phases():
     spec = load_spec("pku25")
-    assert spec.parse_name("0002-L_004") == {"video": 2, "group": -1, "subject": -1, "view": 1, "clip": 4}
-    assert spec.parse_name("A10N08-R_012") == {"video": -1, "group": 10, "subject": 8, "view": 3, "clip": 12}
+    assert spec.parse_name("0002-L_004") == {
+        "video": 2,
+        "group": -1,
+        "subject": -1,
+        "view": 1,
+        "clip": 4,
+    }
+    assert spec.parse_name("A10N08-R_012") == {
+        "video": -1,
+        "group": 10,
+        "subject": 8,
+        "view": 3,
+        "clip": 12,
+    }
     assert spec.parse_name("0364-M_000")["view"] == 2
     for bad in ("0002-L", "0002-X_004", "A10N08-L_12", "B10N08-L_012"):
         assert spec.parse_name(bad) is None

@@ -87,8 +87,8 @@ def _scan_word(buf, pos, n, neg):
 def _scan_float(buf, pos, n):
     """Read one decimal number starting at ``pos``: ``(value, end, status)``.
 
-    Grammar: ``[+-] (digits [. digits] | . digits) [(e|E) [+-] digits]`` or ``[+-] (nan|inf|infinity)``
-    in any case, then a blank or a line end.
+    Grammar: ``[+-] (digits [. digits] | . digits) [(e|E) [+-] digits]``, or ``[+-]`` and
+    ``nan``/``inf``/``infinity`` in any case; then a blank or a line end.
     ``status`` is NUMBER_OK (value exact), NUMBER_BAD, or NUMBER_SLOW (value 0; use ``float()``).
     """
     neg = False
@@ -190,13 +190,14 @@ def _parse_float_rows(buf, ncols):
             if _at_line_end(buf, pos, n):
                 break
             if col == ncols:
+                extra = pos
                 found = col
                 while not _at_line_end(buf, pos, n):
                     found += 1
                     while not _at_token_end(buf, pos, n):
                         pos += 1
                     pos = _skip_blanks(buf, pos, n)
-                return TOO_MANY, pos, row, found, values, slow[:nslow]
+                return TOO_MANY, extra, row, found, values, slow[:nslow]
             value, end, status = _scan_float(buf, pos, n)
             if status == NUMBER_BAD:
                 return BAD_NUMBER, pos, row, col, values, slow[:nslow]

@@ -40,24 +40,37 @@ class UclaReader:
         where = SourceLocation(str(path))
         missing = [k for k in KEYS if k not in doc]
         if missing:
-            raise ParseError(where, f"expected the keys {', '.join(KEYS)}; missing {', '.join(missing)}")
+            raise ParseError(
+                where, f"expected the keys {', '.join(KEYS)}; missing {', '.join(missing)}"
+            )
         if doc["file_name"] != path.stem:
-            raise ReadError(where, f"file_name {doc['file_name']!r} does not match the file name {path.stem!r}")
+            raise ReadError(
+                where, f"file_name {doc['file_name']!r} does not match the file name {path.stem!r}"
+            )
         label = doc["label"]
         if not isinstance(label, int) or isinstance(label, bool):
             raise ParseError(where, f"label: expected an integer, found {label!r}")
         meta = spec.parse_name(path.stem)
         if meta is None:
-            raise ReadError(where, f"file name {path.stem!r} does not match the spec's sample_name "
-                                   f"pattern {spec.name_pattern!r}")
+            raise ReadError(
+                where,
+                f"file name {path.stem!r} does not match the spec's sample_name "
+                f"pattern {spec.name_pattern!r}",
+            )
         expected = spec.label_of(meta)
         if expected is None or label - 1 != expected:
             want = "no label" if expected is None else f"label {expected + 1}"
-            raise ReadError(where, f"label {label} disagrees with the name: the spec gives {path.stem!r} "
-                                   f"{want} (1-based)")
+            raise ReadError(
+                where,
+                f"label {label} disagrees with the name: the spec gives {path.stem!r} "
+                f"{want} (1-based)",
+            )
         joints = _skeleton_array(doc["skeletons"], path, spec.num_joints, len(spec.dims))
-        return [RawSkeleton(name=path.stem, source=str(path), joints=joints, body_ids=("0",),
-                            label=label - 1)]
+        return [
+            RawSkeleton(
+                name=path.stem, source=str(path), joints=joints, body_ids=("0",), label=label - 1
+            )
+        ]
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -70,9 +83,13 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ParseError(SourceLocation(str(path), exc.lineno, exc.colno), f"not valid JSON: {exc.msg}") from None
+        raise ParseError(
+            SourceLocation(str(path), exc.lineno, exc.colno), f"not valid JSON: {exc.msg}"
+        ) from None
     if not isinstance(doc, dict):
-        raise ParseError(SourceLocation(str(path)), f"expected a JSON object, found {type(doc).__name__}")
+        raise ParseError(
+            SourceLocation(str(path)), f"expected a JSON object, found {type(doc).__name__}"
+        )
     return doc
 
 
@@ -83,18 +100,24 @@ def _is_number(x: Any) -> bool:
 def _skeleton_array(frames: Any, path: Path, num_joints: int, dims: int) -> np.ndarray:
     """Validate ``[T][V][C]`` numbers and return them as ``(1, T, V, C)`` float32."""
     if not isinstance(frames, list):
-        raise ParseError(SourceLocation(str(path)), f"skeletons: expected a list of frames, found "
-                                                    f"{type(frames).__name__}")
+        raise ParseError(
+            SourceLocation(str(path)),
+            f"skeletons: expected a list of frames, found {type(frames).__name__}",
+        )
     if not frames:
         raise EmptySampleError(SourceLocation(str(path)), "skeletons holds no frame")
     for t, frame in enumerate(frames):
         where = SourceLocation(str(path), frame=t)
         if not isinstance(frame, list) or len(frame) != num_joints:
             found = f"{len(frame)} joints" if isinstance(frame, list) else repr(frame)[:40]
-            raise ParseError(where, f"skeletons: expected {num_joints} joints x {dims} numbers, found {found}")
+            raise ParseError(
+                where, f"skeletons: expected {num_joints} joints x {dims} numbers, found {found}"
+            )
         for j, joint in enumerate(frame):
             if not (isinstance(joint, list) and len(joint) == dims and all(map(_is_number, joint))):
-                raise ParseError(where, f"skeletons: joint {j}: expected {dims} numbers, found "
-                                        f"{repr(joint)[:60]}")
+                raise ParseError(
+                    where,
+                    f"skeletons: joint {j}: expected {dims} numbers, found {repr(joint)[:60]}",
+                )
     # json gives correctly rounded float64s; the cast to float32 is numpy's, as in the peers.
     return np.array(frames, dtype=np.float32)[None]

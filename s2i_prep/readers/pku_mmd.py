@@ -1,10 +1,10 @@
-"""PKU-MMD reader (``pku_txt``): one skeleton txt per video, cut into one sample per labelled action.
+"""PKU-MMD reader (``pku_txt``): one skeleton txt per video, cut into one sample per action.
 
-Layout (both phases)::
+Layout (both phases; the official folder names in brackets are accepted too)::
 
-    <root>/skeleton/<video>.txt      (or PKU_Skeleton_Renew/) one frame a line: 2 bodies x V joints x xyz
-    <root>/label/<video>.txt         (or Train_Label_PKU_final/) one action a line: label,start,end,confidence
-    <root>/split/*.txt               (or Split/) official split files, see read_pku_split_file()
+    <root>/skeleton/<video>.txt  [PKU_Skeleton_Renew]     a frame a line: 2 bodies x V x xyz
+    <root>/label/<video>.txt     [Train_Label_PKU_final]  an action a line: label,start,end,conf
+    <root>/split/*.txt           [Split]                  official splits: read_pku_split_file()
 
 A body whose 75 numbers are all zero in a frame is absent there (NaN). Clip ``k`` of video ``v`` is
 the sample ``v_00k``. The dataset does not say whether ``end`` is inclusive, and the peer pipelines
@@ -31,7 +31,15 @@ from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import register_reader
 
-__all__ = ["CLIP_BOUNDS", "DEFAULT_CLIP_BOUNDS", "PkuReader", "read_pku_split_file"]
+__all__ = [
+    "CLIP_BOUNDS",
+    "DEFAULT_CLIP_BOUNDS",
+    "PkuReader",
+    "find_label_file",
+    "read_pku_label_file",
+    "read_pku_skeleton",
+    "read_pku_split_file",
+]
 
 SKELETON_DIRS = ("skeleton", "PKU_Skeleton_Renew")
 LABEL_DIRS = ("label", "Train_Label_PKU_final")
@@ -41,7 +49,7 @@ LABEL_COLUMNS = ("label", "start", "end", "confidence")
 #: How a label row's ``start, end`` becomes the half-open frame range ``[first, stop)`` of the clip.
 CLIP_BOUNDS: dict[str, str] = {
     "half_open": "frames start .. end-1: seq[start:end] (MAMP, ViewAdaptiveLSTM)",
-    "one_based": "frames start-1 .. end-1: frames[start-1:end], 1-based inclusive (AimCLR, CrosSCLR)",
+    "one_based": "frames start-1 .. end-1: frames[start-1:end], 1-based inclusive (AimCLR)",
     "closed": "frames start .. end: seq[start:end+1], 0-based inclusive",
 }
 #: MAMP/ViewAdaptiveLSTM's convention: the PKU v1/v2 arrays that published results are measured
@@ -84,9 +92,9 @@ class PkuReader:
             if not 0 <= first < stop <= frames.shape[1]:
                 raise ReadError(
                     SourceLocation(str(label_path), line),
-                    f"action {k} (start {start}, end {end}) is not inside the recording: clip_bounds "
-                    f"{self.clip_bounds!r} gives frames {first}..{stop - 1}, {path.name} has "
-                    f"frames 0..{frames.shape[1] - 1}",
+                    f"action {k} (start {start}, end {end}) is not inside the recording: "
+                    f"clip_bounds {self.clip_bounds!r} gives frames {first}..{stop - 1}, "
+                    f"{path.name} has frames 0..{frames.shape[1] - 1}",
                 )
             samples.append(
                 RawSkeleton(
@@ -116,13 +124,21 @@ def read_pku_skeleton(path: Path, num_joints: int = 25, dims: int = 3) -> np.nda
         where = SourceLocation(str(path), table.row + 1, _column(data, table.offset))
         if table.status == parse_text.BAD_NUMBER:
             token = parse_text.token_at(data, table.offset)
-            raise ParseError(where, f"number {table.found + 1} of the line: expected a decimal "
-                                    f"number, found {token!r}")
+            raise ParseError(
+                where,
+                f"number {table.found + 1} of the line: expected a decimal number, found {token!r}",
+            )
         if table.ends_mid_line:
-            raise TruncatedError(where, f"file ends inside a line: expected {width} numbers "
-                                        f"(2 bodies x {num_joints} joints x {dims}), found {table.found}")
-        raise ParseError(where, f"expected {width} numbers (2 bodies x {num_joints} joints x {dims}), "
-                                f"found {table.found}")
+            raise TruncatedError(
+                where,
+                f"file ends inside a line: expected {width} numbers "
+                f"(2 bodies x {num_joints} joints x {dims}), found {table.found}",
+            )
+        raise ParseError(
+            where,
+            f"expected {width} numbers (2 bodies x {num_joints} joints x {dims}), "
+            f"found {table.found}",
+        )
     if table.values.shape[0] == 0:
         raise EmptySampleError(SourceLocation(str(path)), "file holds no frames")
     joints = table.values.reshape(-1, BODIES, num_joints, dims).transpose(1, 0, 2, 3)
@@ -137,7 +153,7 @@ def _column(data: np.ndarray, offset: int) -> int:
 
 
 def find_label_file(skeleton_path: Path) -> Path:
-    """The label file of a skeleton file: ``../label/<video>.txt`` (or ``Train_Label_PKU_final``)."""
+    """The label file of a skeleton: ``../label/<video>.txt`` (or ``Train_Label_PKU_final``)."""
     base = Path(skeleton_path).parent.parent
     for d in LABEL_DIRS:
         candidate = base / d / Path(skeleton_path).name
@@ -153,22 +169,29 @@ def read_pku_label_file(path: Path) -> list[tuple[int, int, int, int, int]]:
     Each row is ``label,start,end,confidence`` (integers; blanks around commas allowed).
     """
     try:
-        text = Path(path).read_text(encoding="ascii", errors="replace")
+        text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
     except OSError as exc:
-        raise ReadError(SourceLocation(str(path)), f"cannot read label file: {exc.strerror}") from None
+        raise ReadError(
+            SourceLocation(str(path)), f"cannot read label file: {exc.strerror}"
+        ) from None
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = SourceLocation(str(path), number)
         fields = [f.strip() for f in line.split(",")]
         if len(fields) != len(LABEL_COLUMNS):
-            raise ParseError(where, f"expected {len(LABEL_COLUMNS)} comma-separated integers "
-                                    f"({','.join(LABEL_COLUMNS)}), found {len(fields)} fields: {line!r}")
+            raise ParseError(
+                where,
+                f"expected {len(LABEL_COLUMNS)} comma-separated integers "
+                f"({','.join(LABEL_COLUMNS)}), found {len(fields)} fields: {line!r}",
+            )
         try:
             label, start, end, confidence = (int(f) for f in fields)
         except ValueError:
-            raise ParseError(where, f"expected integers {','.join(LABEL_COLUMNS)}, found {line!r}") from None
+            raise ParseError(
+                where, f"expected integers {','.join(LABEL_COLUMNS)}, found {line!r}"
+            ) from None
         if label < 1:
             raise ParseError(where, f"expected a 1-based class label, found {label}")
         if start > end:
@@ -192,18 +215,25 @@ def read_pku_split_file(path: Path) -> tuple[list[str], list[str]]:
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ReadError(SourceLocation(str(path)), f"cannot read split file: {exc.strerror}") from None
+        raise ReadError(
+            SourceLocation(str(path)), f"cannot read split file: {exc.strerror}"
+        ) from None
     heads = list(_HEADINGS.finditer(text))
     kinds = [m.group(1).lower() == "training" for m in heads]
     if len(heads) != 2 or kinds != [True, False]:
-        raise ParseError(SourceLocation(str(path)), "expected the headings 'Training videos:' then "
-                                                    "'Validataion videos:', found "
-                                                    f"{[m.group(0).strip() for m in heads]}")
+        raise ParseError(
+            SourceLocation(str(path)),
+            "expected the headings 'Training videos:' then "
+            "'Validataion videos:', found "
+            f"{[m.group(0).strip() for m in heads]}",
+        )
     train_text = text[heads[0].end() : heads[1].start()]
     test_text = text[heads[1].end() :]
     train = [n.strip() for n in train_text.split(",") if n.strip()]
     test = [n.strip() for n in test_text.split(",") if n.strip()]
     both = sorted(set(train) & set(test))
     if both:
-        raise ParseError(SourceLocation(str(path)), f"{len(both)} videos are in both lists, e.g. {both[0]!r}")
+        raise ParseError(
+            SourceLocation(str(path)), f"{len(both)} videos are in both lists, e.g. {both[0]!r}"
+        )
     return train, test
