@@ -340,3 +340,123 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
             assert np.array_equal(a["splits"][split][part], b["splits"][split][part])
     for key in ("report", "stats", "class_count", "columns", "encoding"):
         assert _attr(a, key) == _attr(b, key), key
+
+
+# --------------------------------------------------------------------------------------------
+# Other raw formats.
+
+
+def make_ucla(root: Path) -> list[str]:
+    """NW-UCLA "all_sqe" JSON files (one body, 20 joints, 1-based contiguous label)."""
+    root.mkdir(parents=True, exist_ok=True)
+    label_of = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 7, 9: 8, 11: 9, 12: 10}
+    names = []
+    for i, (a, s, e, v) in enumerate([(1, 1, 0, 1), (2, 3, 1, 2), (8, 4, 2, 3), (12, 10, 4, 1)]):
+        name = f"a{a:02d}_s{s:02d}_e{e:02d}_v{v:02d}"
+        joints = _pose(np.random.default_rng(i), 30, 0.0)[:, :20]
+        doc = {"file_name": name, "skeletons": joints.astype(float).round(6).tolist(), "label": label_of[a]}
+        (root / f"{name}.json").write_text(json.dumps(doc))
+        names.append(name)
+    return sorted(names)
+
+
+def make_pku(root: Path, videos: tuple[str, ...] = ("0002-L", "0002-M", "A01N02-R")) -> list[str]:
+    """PKU-MMD layout: skeleton/<video>.txt (150 numbers a line), label/<video>.txt rows."""
+    (root / "skeleton").mkdir(parents=True, exist_ok=True)
+    (root / "label").mkdir(exist_ok=True)
+    names = []
+    for i, video in enumerate(videos):
+        rng = np.random.default_rng(100 + i)
+        frames = 200
+        body = _pose(rng, frames, 0.0).reshape(frames, 75)
+        table = np.concatenate([body, np.zeros((frames, 75), np.float32)], axis=1)
+        (root / "skeleton" / f"{video}.txt").write_text(
+            "\n".join(" ".join(f"{v:.6f}" for v in row) for row in table) + "\n")
+        rows = [(5 + k, 10 + 45 * k, 40 + 45 * k, 1) for k in range(4)]
+        (root / "label" / f"{video}.txt").write_text("".join(f"{a},{s},{e},{c}\n" for a, s, e, c in rows))
+        names += [f"{video}_{k:03d}" for k in range(len(rows))]
+    return sorted(names)
+
+
+def test_ucla_end_to_end(tmp_path: Path) -> None:
+    names = make_ucla(tmp_path / "raw")
+    out = tmp_path / "ucla.h5"
+    status, text = run_cli("convert", "--format", "ucla20", str(tmp_path / "raw"), str(out), "-q",
+                           "--workers", "0")
+    assert status == 0, text
+    data = read_h5(out)
+    assert [s.decode() if isinstance(s, bytes) else s for s in data["sample_id"]] == names
+    assert data["s2i"].shape == (4, 3, 3, 64, 20)
+    assert data["label"].tolist() == [0, 1, 6, 9]
+    assert data["view"].tolist() == [1, 2, 3, 1]
+    assert data["splits"]["ucla-xview"]["test"].tolist() == [2]
+
+
+def test_pku_clips_end_to_end_and_worker_determinism(tmp_path: Path) -> None:
+    names = make_pku(tmp_path / "raw")
+    trees = []
+    for workers in ("0", "2"):
+        out = tmp_path / f"pku{workers}.zarr"
+        status, text = run_cli("convert", "--format", "pku25", str(tmp_path / "raw"), str(out), "-q",
+                               "--workers", workers, "--shard-size", "5", "--clip-bounds", "closed")
+        assert status == 0, text
+        trees.append(_tree_bytes(out))
+    assert trees[0] == trees[1]
+    data = read_zarr(tmp_path / "pku0.zarr")
+    assert [str(s) for s in data["sample_id"]] == names
+    assert data["label"].tolist() == [4, 5, 6, 7] * 3
+    assert data["num_frames"].tolist() == [31] * 12  # closed bounds: start..end inclusive
+    assert data["start"].tolist() == [10, 55, 100, 145] * 3
+    assert data["video"].tolist() == [2] * 8 + [-1] * 4
+    assert _attr(data, "convert")["reader_options"] == {"clip_bounds": "closed"}
+
+
+class _InterruptingWriter:
+    """Opens the real writer, then stops the process (like Ctrl-C) at the n-th shard write."""
+
+    def __init__(self, open_writer, n: int) -> None:
+        self.open_writer, self.n = open_writer, n
+
+    def __call__(self, *args, **kwargs):
+        writer = self.open_writer(*args, **kwargs)
+        real_write = writer.write_shard
+
+        def write_shard(*a, **kw):
+            self.n -= 1
+            if self.n < 0:
+                raise KeyboardInterrupt
+            real_write(*a, **kw)
+
+        writer.write_shard = write_shard
+        return writer
+
+
+def test_resume_inside_a_multi_sample_file(tmp_path: Path) -> None:
+    """Shards end in the middle of a PKU video; the resume cursor is (file, position in file)."""
+    from dataclasses import replace
+
+    from s2i_prep.encoding import EncodeConfig
+    from s2i_prep.pipeline import ConvertConfig, Stages, convert
+
+    make_pku(tmp_path / "raw")
+    (tmp_path / "raw" / "skeleton" / "0002-R.txt").write_text("1 2 3\n")  # a bad file in between
+    (tmp_path / "raw" / "label" / "0002-R.txt").write_text("1,0,1,1\n")
+
+    def cfg(out: str, **kw) -> ConvertConfig:
+        return ConvertConfig(input=tmp_path / "raw", output=tmp_path / out, format="pku25",
+                             encode=EncodeConfig(frames=16), workers=0, shard_size=3, **kw)
+
+    ref = convert(cfg("ref.zarr"))
+    stages = Stages.default()
+    with pytest.raises(KeyboardInterrupt):
+        convert(cfg("out.zarr"), stages=replace(stages, open_writer=_InterruptingWriter(stages.open_writer, 2)))
+    manifest = json.loads((tmp_path / "out.zarr.partial" / "s2i_manifest.json").read_text())
+    # Killed after the second shard: 0002-L's 4 clips and the first 2 of 0002-M's.
+    assert manifest["committed"] == 6 and (manifest["state"]["file"], manifest["state"]["event"]) == (1, 2)
+    res = convert(cfg("out.zarr", resume=True))
+    assert (res.samples, res.skipped) == (ref.samples, ref.skipped) == (12, 1)
+    a, b = read_zarr(tmp_path / "ref.zarr"), read_zarr(tmp_path / "out.zarr")
+    for key in ("s2i", "label", "sample_id", "start", "clip"):
+        assert np.array_equal(a[key], b[key]), key
+    assert _attr(a, "report") == _attr(b, "report")
+    assert _attr(a, "stats") == _attr(b, "stats")
