@@ -1,0 +1,500 @@
+"""S2I kernels: centring/alignment, column gather, motion and bone streams, resampling, bilinear
+resize, the pixel mapping and float16 packing.
+
+Every kernel works on plain arrays with fixed axis orders and never raises; the Python wrappers in
+:mod:`s2i_prep.encoding` check shapes and build errors. Arithmetic is float32 in a fixed order (no
+fastmath), so ``tests/reference/encode_ref.py`` reproduces every output bit for bit. Float16 output
+is packed here (``_pack_half``) because numba has no float16 type on the CPU and numpy's own
+float32 -> float16 cast costs about 5 ns per value, more than the whole encoding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import jit
+
+__all__ = [
+    "STREAM_JOINT",
+    "STREAM_MOTION",
+    "STREAM_BONE",
+    "NO_JOINT",
+    "warm",
+]
+
+#: Stream codes passed to :func:`_encode_compact` (same order as ``encoding.STREAMS``).
+STREAM_JOINT, STREAM_MOTION, STREAM_BONE = 0, 1, 2
+#: Joint index meaning "not given" (e.g. a spec without ``align.shoulders``).
+NO_JOINT = -1
+#: Vectors shorter than this (metres) are too short to define an axis.
+_MIN_AXIS_NORM = 1e-6
+
+
+# --------------------------------------------------------------------------- float16 packing
+
+
+@jit
+def _half_bits(b: int) -> int:
+    """IEEE binary16 bits of the float32 with bits ``b``, round to nearest even (as numpy)."""
+    sign = (b >> 16) & 0x8000
+    a = b & 0x7FFFFFFF
+    if a >= 0x7F800000:  # inf / nan (nan keeps its top payload bits, as numpy does)
+        if a == 0x7F800000:
+            return sign | 0x7C00
+        h = 0x7C00 + ((a & 0x7FFFFF) >> 13)
+        if h == 0x7C00:
+            h += 1
+        return sign | h
+    if a >= 0x477FF000:  # rounds to >= 65520: overflow
+        return sign | 0x7C00
+    if a >= 0x38800000:  # normal half: rebias the exponent, round the 13 dropped bits to even
+        return sign | ((a + 0x0FFF + ((a >> 13) & 1) - 0x38000000) >> 13)
+    e = a >> 23
+    if e < 102:  # below 2**-25: rounds to zero
+        return sign
+    m = (a & 0x7FFFFF) | 0x800000
+    s = 126 - e
+    h = m >> s
+    rem = m & ((1 << s) - 1)
+    half = 1 << (s - 1)
+    if rem > half or (rem == half and (h & 1) == 1):
+        h += 1
+    return sign | h
+
+
+@jit
+def _pack_half(src: np.ndarray, dst: np.ndarray) -> bool:
+    """``dst[i] = float16(src[i]).view(uint16)`` for 1-D contiguous float32 ``src``, uint16 ``dst``.
+
+    Branch-free so it vectorises: normal halves by rebiasing the exponent and rounding the 13
+    dropped bits to even; zeros and subnormals by ``rint(|v| * 2**24)`` (exact scaling, then the
+    hardware's round-to-even); overflow to infinity. NaNs (never produced by the encoder) are redone
+    by :func:`_half_bits` so the bits match numpy's cast for every input. Returns whether any NaN
+    was seen.
+    """
+    bits = src.view(np.uint32)
+    sign_mask = np.uint32(0x8000)
+    abs_mask = np.uint32(0x7FFFFFFF)
+    min_normal = np.uint32(0x38800000)
+    overflow = np.uint32(0x477FF000)
+    infinity = np.uint32(0x7F800000)
+    sub_scale = np.float32(16777216.0)
+    nan = False
+    for i in range(bits.size):
+        b = bits[i]
+        a = b & abs_mask
+        normal = (a + np.uint32(0x0FFF) + ((a >> np.uint32(13)) & np.uint32(1)) - np.uint32(0x38000000)) >> np.uint32(13)
+        small = np.uint32(np.rint(abs(src[i]) * sub_scale))
+        h = small if a < min_normal else normal
+        h = np.uint32(0x7C00) if a >= overflow else h
+        dst[i] = np.uint16(((b >> np.uint32(16)) & sign_mask) | h)
+        nan |= a > infinity
+    if nan:
+        for i in range(bits.size):
+            if (bits[i] & abs_mask) > infinity:
+                dst[i] = _half_bits(np.int64(bits[i]))
+    return nan
+
+
+@jit
+def _unpack_half(src: np.ndarray, dst: np.ndarray) -> None:
+    """``dst[i] = float32(src[i].view(float16))`` for 1-D uint16 ``src``, float32 ``dst`` (exact)."""
+    out = dst.view(np.uint32)
+    for i in range(src.size):
+        h = np.int64(src[i])
+        sign = (h & 0x8000) << 16
+        e = (h >> 10) & 0x1F
+        m = h & 0x3FF
+        if e == 0x1F:
+            out[i] = sign | 0x7F800000 | (m << 13)
+        elif e != 0:
+            out[i] = sign | ((e + 112) << 23) | (m << 13)
+        elif m == 0:
+            out[i] = sign
+        else:  # subnormal half: normalise the mantissa
+            e = 113
+            while (m & 0x400) == 0:
+                m <<= 1
+                e -= 1
+            out[i] = sign | (e << 23) | ((m & 0x3FF) << 13)
+
+
+# --------------------------------------------------------------------------- centring, alignment
+
+
+@jit
+def _find_origin(joints: np.ndarray, centre: int) -> tuple[int, int]:
+    """``(person, frame)`` whose ``centre`` joint defines the origin: the main actor's first frame
+    with that joint present, else the first such frame of any other actor; ``(-1, -1)`` if none."""
+    for m in range(joints.shape[0]):
+        for t in range(joints.shape[1]):
+            p = joints[m, t, centre]
+            if not (math.isnan(p[0]) or math.isnan(p[1]) or math.isnan(p[2])):
+                return m, t
+    return -1, -1
+
+
+@jit
+def _unit(v: np.ndarray) -> bool:
+    """Normalise the float64 3-vector ``v`` in place; False (and ``v`` unchanged) if too short."""
+    n = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    if not n >= _MIN_AXIS_NORM:
+        return False
+    v[0] /= n
+    v[1] /= n
+    v[2] /= n
+    return True
+
+
+@jit
+def _reject(v: np.ndarray, z: np.ndarray) -> None:
+    """``v -= (v . z) z`` for float64 3-vectors (``z`` a unit vector)."""
+    d = v[0] * z[0] + v[1] * z[1] + v[2] * z[2]
+    v[0] -= d * z[0]
+    v[1] -= d * z[1]
+    v[2] -= d * z[2]
+
+
+@jit
+def _view_basis(joints: np.ndarray, m: int, t: int, spine_from: int, spine_to: int,
+                sh_from: int, sh_to: int) -> np.ndarray:
+    """Rotation (3, 3) float32 whose rows are the new x, y, z axes, from actor ``m`` at frame ``t``.
+
+    z = unit spine vector; x = shoulder vector with its z component removed, normalised;
+    y = z cross x, so the matrix is orthonormal with det +1. A missing or degenerate spine keeps
+    the camera's z; a missing or degenerate shoulder vector falls back to the camera's x (then y)
+    made orthogonal to z. With neither, the result is the identity.
+    """
+    z = np.array([0.0, 0.0, 1.0])
+    if spine_from >= 0:
+        cand = np.empty(3)
+        for c in range(3):
+            cand[c] = np.float64(joints[m, t, spine_to, c]) - np.float64(joints[m, t, spine_from, c])
+        if _unit(cand):
+            z = cand
+    x = np.empty(3)
+    ok = False
+    if sh_from >= 0:
+        for c in range(3):
+            x[c] = np.float64(joints[m, t, sh_to, c]) - np.float64(joints[m, t, sh_from, c])
+        _reject(x, z)
+        ok = _unit(x)
+    for axis in range(2):
+        if ok:
+            break
+        x[:] = 0.0
+        x[axis] = 1.0
+        _reject(x, z)
+        ok = _unit(x)
+    rot = np.empty((3, 3), np.float32)
+    for c in range(3):
+        rot[0, c] = x[c]
+        rot[2, c] = z[c]
+    rot[1, 0] = z[1] * x[2] - z[2] * x[1]
+    rot[1, 1] = z[2] * x[0] - z[0] * x[2]
+    rot[1, 2] = z[0] * x[1] - z[1] * x[0]
+    return rot
+
+
+@jit
+def _frame_of_reference(joints: np.ndarray, centre: int, spine_from: int, spine_to: int,
+                        sh_from: int, sh_to: int, align: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Origin (3,) float32 and rotation (3, 3) float32 of one sample (identity when not aligning)."""
+    origin = np.zeros(3, np.float32)
+    rot = np.eye(3, dtype=np.float32)
+    m, t = _find_origin(joints, centre)
+    if m < 0:
+        return origin, rot
+    for c in range(3):
+        origin[c] = joints[m, t, centre, c]
+    if align:
+        rot = _view_basis(joints, m, t, spine_from, spine_to, sh_from, sh_to)
+    return origin, rot
+
+
+# --------------------------------------------------------------------------- streams on the grid
+
+
+@jit
+def _gather(joints: np.ndarray, col_joint: np.ndarray, max_persons: int, origin: np.ndarray,
+            rot: np.ndarray, rotate: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Joint stream on the original frames: ``(3, T, max_persons * V)`` float32 and presence (T, W).
+
+    Column ``m * V + k`` holds joint ``col_joint[k]`` of actor ``m``, centred on ``origin`` and (if
+    ``rotate``) rotated by ``rot``: ``x' = r0 . (p - o)`` summed left to right in float32. Absent
+    joints and actors (NaN or ``m >= M``) are 0 with presence False.
+    """
+    n_persons, n_frames = joints.shape[0], joints.shape[1]
+    n_cols = col_joint.size
+    width = max_persons * n_cols
+    out = np.zeros((3, n_frames, width), np.float32)
+    present = np.zeros((n_frames, width), np.bool_)
+    zero = np.float32(0.0)
+    flags = present.view(np.uint8)
+    ox, oy, oz = origin[0], origin[1], origin[2]
+    for m in range(min(n_persons, max_persons)):
+        base = m * n_cols
+        for t in range(n_frames):
+            src = joints[m, t]
+            for k in range(n_cols):
+                v = col_joint[k]
+                dx = src[v, 0] - ox
+                dy = src[v, 1] - oy
+                dz = src[v, 2] - oz
+                ok = (dx == dx) & (dy == dy) & (dz == dz)
+                if rotate:
+                    x = rot[0, 0] * dx + rot[0, 1] * dy + rot[0, 2] * dz
+                    y = rot[1, 0] * dx + rot[1, 1] * dy + rot[1, 2] * dz
+                    z = rot[2, 0] * dx + rot[2, 1] * dy + rot[2, 2] * dz
+                else:
+                    x, y, z = dx, dy, dz
+                flags[t, base + k] = ok
+                out[0, t, base + k] = x if ok else zero
+                out[1, t, base + k] = y if ok else zero
+                out[2, t, base + k] = z if ok else zero
+    return out, present
+
+
+@jit
+def _motion(grid: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """``x[t+1] - x[t]`` where both frames hold the joint, else 0; the last frame is 0."""
+    n_ch, n_frames, width = grid.shape
+    out = np.empty_like(grid)
+    zero = np.float32(0.0)
+    for c in range(n_ch):
+        for t in range(n_frames - 1):
+            for w in range(width):
+                d = grid[c, t + 1, w] - grid[c, t, w]
+                out[c, t, w] = d if present[t, w] and present[t + 1, w] else zero
+        out[c, n_frames - 1, :] = zero
+    return out
+
+
+@jit
+def _bone(grid: np.ndarray, present: np.ndarray, parent_col: np.ndarray) -> np.ndarray:
+    """``x[w] - x[parent_col[w]]`` where both joints are present, else 0 (the root's bone is 0).
+
+    ``parent_col`` is unsigned so the indexed load needs no negative-index wraparound.
+    """
+    n_ch, n_frames, width = grid.shape
+    out = np.empty_like(grid)
+    zero = np.float32(0.0)
+    flags = present.view(np.uint8)
+    for t in range(n_frames):
+        pr = flags[t]
+        for c in range(n_ch):
+            g = grid[c, t]
+            o = out[c, t]
+            for w in range(width):
+                p = parent_col[w]
+                d = g[w] - g[p]
+                o[w] = d if (pr[w] & pr[p]) != 0 else zero
+    return out
+
+
+@jit
+def _row_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linear resampling with aligned corners: output row ``f`` reads rows ``i0[f]`` and ``i0[f]+1``
+    with weight ``lam[f]`` (float32) on the second; source position ``f * (n_in-1) / (n_out-1)``
+    in float64 (position 0 when either length is 1, and then the second row is the first)."""
+    i0 = np.zeros(n_out, np.int64)
+    lam = np.zeros(n_out, np.float32)
+    if n_in == 1 or n_out == 1:
+        return i0, lam
+    for f in range(n_out):
+        pos = f * (n_in - 1) / (n_out - 1)
+        i = min(int(math.floor(pos)), n_in - 2)
+        i0[f] = i
+        lam[f] = pos - i
+    return i0, lam
+
+
+@jit
+def _resample_rows(src: np.ndarray, n_out: int) -> np.ndarray:
+    """(C, T, W) float32 -> (C, n_out, W) float32: ``(1 - lam) * a + lam * b`` in float32."""
+    n_ch, n_in, width = src.shape
+    i0, lam = _row_weights(n_in, n_out)
+    out = np.empty((n_ch, n_out, width), np.float32)
+    one = np.float32(1.0)
+    for c in range(n_ch):
+        for f in range(n_out):
+            a = i0[f]
+            b = min(a + 1, n_in - 1)
+            wb = lam[f]
+            wa = one - wb
+            for w in range(width):
+                out[c, f, w] = wa * src[c, a, w] + wb * src[c, b, w]
+    return out
+
+
+@jit
+def _encode_compact(joints: np.ndarray, col_joint: np.ndarray, parent_col: np.ndarray,
+                    max_persons: int, centre: int, spine_from: int, spine_to: int, sh_from: int,
+                    sh_to: int, align: bool, streams: np.ndarray, out: np.ndarray) -> None:
+    """One sample (M, T, V, 3) float32 -> ``out`` (S, 3, F, W) uint16 float16 bits (the compact grid)."""
+    origin, rot = _frame_of_reference(joints, centre, spine_from, spine_to, sh_from, sh_to, align)
+    grid, present = _gather(joints, col_joint, max_persons, origin, rot, align)
+    n_out = out.shape[2]
+    for s in range(streams.size):
+        code = streams[s]
+        if code == STREAM_JOINT:
+            values = _resample_rows(grid, n_out)
+        elif code == STREAM_MOTION:
+            values = _resample_rows(_motion(grid, present), n_out)
+        else:
+            values = _resample_rows(_bone(grid, present, parent_col), n_out)
+        _pack_half(values.reshape(-1), out[s].reshape(-1))
+
+
+# --------------------------------------------------------------------------- images
+
+
+@jit
+def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear weights with half-pixel centres (``align_corners=False``, no antialiasing): source
+    position ``max((i + 0.5) * n_in / n_out - 0.5, 0)`` in float64; returns ``i0``, ``i1`` (int64)
+    and the float32 weight of ``i1``."""
+    i0 = np.empty(n_out, np.int64)
+    i1 = np.empty(n_out, np.int64)
+    lam = np.empty(n_out, np.float32)
+    scale = n_in / n_out
+    for i in range(n_out):
+        pos = max((i + 0.5) * scale - 0.5, 0.0)
+        a = min(int(math.floor(pos)), n_in - 1)
+        i0[i] = a
+        i1[i] = min(a + 1, n_in - 1)
+        lam[i] = pos - a
+    return i0, i1, lam
+
+
+@jit
+def _resize_bilinear(src: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(N, h, w) float32 -> (N, height, width) float32, separable: columns first, then rows.
+
+    ``tmp[r, j] = (1 - lx) * src[r, x0] + lx * src[r, x1]``, then
+    ``out[i, j] = (1 - ly) * tmp[y0, j] + ly * tmp[y1, j]``, all in float32.
+    """
+    n, h, w = src.shape
+    y0, y1, ly = _axis_weights(h, height)
+    x0, x1, lx = _axis_weights(w, width)
+    one = np.float32(1.0)
+    tmp = np.empty((h, width), np.float32)
+    out = np.empty((n, height, width), np.float32)
+    for k in range(n):
+        for r in range(h):
+            for j in range(width):
+                wx = lx[j]
+                tmp[r, j] = (one - wx) * src[k, r, x0[j]] + wx * src[k, r, x1[j]]
+        for i in range(height):
+            a = y0[i]
+            b = y1[i]
+            wy = ly[i]
+            wa = one - wy
+            for j in range(width):
+                out[k, i, j] = wa * tmp[a, j] + wy * tmp[b, j]
+    return out
+
+
+@jit
+def _minmax_normalise(src: np.ndarray) -> np.ndarray:
+    """(N, h, w) float32 -> same shape, ``(v - lo) * (1 / (hi - lo))`` per slice ``n`` in float32;
+    a constant slice (``hi == lo``) becomes 0."""
+    out = np.empty_like(src)
+    for k in range(src.shape[0]):
+        plane = src[k]
+        lo = plane.min()
+        hi = plane.max()
+        rng = hi - lo
+        inv = np.float32(1.0) / rng if rng > 0 else np.float32(0.0)
+        for r in range(plane.shape[0]):
+            for j in range(plane.shape[1]):
+                out[k, r, j] = (plane[r, j] - lo) * inv
+    return out
+
+
+@jit
+def _quantise(src: np.ndarray, out: np.ndarray) -> None:
+    """``out = uint8(floor(clip(v, 0, 1) * 255 + 0.5))`` in float32, for flat contiguous arrays."""
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    k255 = np.float32(255.0)
+    half = np.float32(0.5)
+    for i in range(src.size):
+        v = min(max(src[i], zero), one)
+        out[i] = np.uint8(math.floor(v * k255 + half))
+
+
+@jit
+def _to_image(grid: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The pixel mapping on (N, T, W) float32 planes: min-max per plane, bilinear resize; float32."""
+    return _resize_bilinear(_minmax_normalise(grid), height, width)
+
+
+@jit
+def _to_image_u8(grid: np.ndarray, height: int, width: int, out: np.ndarray) -> None:
+    """:func:`_to_image` then :func:`_quantise` into ``out`` (N, height, width) uint8."""
+    img = _to_image(grid, height, width)
+    _quantise(img.reshape(-1), out.reshape(-1))
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@jit
+def _plane_moments(src: np.ndarray) -> np.ndarray:
+    """Per plane of (P, n) float32: ``[sum, sum of squares, min, max]`` (P, 4) float64.
+
+    Sums run over eight interleaved float64 accumulators (lane ``i % 8``) added in lane order at
+    the end, so the result is deterministic and the loop is not latency bound.
+    """
+    n_planes, n = src.shape
+    out = np.empty((n_planes, 4), np.float64)
+    for p in range(n_planes):
+        acc = np.zeros(8, np.float64)
+        acc2 = np.zeros(8, np.float64)
+        lo = np.inf
+        hi = -np.inf
+        row = src[p]
+        for i in range(n):
+            v = np.float64(row[i])
+            acc[i & 7] += v
+            acc2[i & 7] += v * v
+            lo = min(lo, v)
+            hi = max(hi, v)
+        s = 0.0
+        s2 = 0.0
+        for lane in range(8):
+            s += acc[lane]
+            s2 += acc2[lane]
+        out[p, 0] = s
+        out[p, 1] = s2
+        out[p, 2] = lo
+        out[p, 3] = hi
+    return out
+
+
+# --------------------------------------------------------------------------- warm-up
+
+
+def warm() -> None:
+    """Compile (or load from the cache) every kernel on tiny inputs.
+
+    The pipeline calls this in the parent process before forking workers, so children inherit
+    compiled code instead of compiling concurrently.
+    """
+    joints = np.zeros((2, 3, 2, 3), np.float32)
+    joints[1, 0] = np.nan
+    col = np.array([1, 0], np.uint64)
+    parent = np.array([0, 0, 2, 2], np.uint64)
+    streams = np.array([STREAM_JOINT, STREAM_MOTION, STREAM_BONE], np.int64)
+    grid16 = np.empty((3, 3, 4, 4), np.uint16)
+    _encode_compact(joints, col, parent, 2, 0, 0, 1, 0, 1, True, streams, grid16)
+    planes = np.empty(grid16.size, np.float32)
+    _unpack_half(grid16.reshape(-1), planes)
+    planes = planes.reshape(9, 4, 4)
+    _resize_bilinear(planes, 5, 5)
+    _to_image(planes, 5, 5)
+    _to_image_u8(planes, 5, 5, np.empty((9, 5, 5), np.uint8))
+    _plane_moments(planes.reshape(9, 16))
