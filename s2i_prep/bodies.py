@@ -119,7 +119,7 @@ def _ctrgcn(raw: RawSkeleton, present: np.ndarray):
             if noisy == 0:
                 continue
             if noisy / float(len(j)) >= NOISE_SPR_THRES2:
-                kept.remove(body)
+                kept = [other for other in kept if other is not body]
             else:
                 body["motion"] = min(body["motion"], _motion(j[ok]))
     if len(kept) == 1:
