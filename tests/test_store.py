@@ -1,4 +1,4 @@
-"""Dataset store: round trips read back with plain zarr/h5py, output safety, resume, verify, inspect."""
+"""Dataset store: round trips read with plain zarr/h5py, output safety, resume, verify, inspect."""
 
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ import yaml
 import zarr
 
 from s2i_prep.errors import StoreError
-from s2i_prep.store import inspect_dataset, open_dataset, open_writer, verify_dataset
-from s2i_prep.store import layout
-from s2i_prep.store.writer import DatasetWriter
+from s2i_prep.store import inspect_dataset, layout, open_dataset, open_writer, verify_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (3, 3, 8, 10)  # S, 3, H (frames), W (columns)
@@ -55,15 +53,40 @@ def _attrs(dtype: str = "float16") -> dict:
     ).hexdigest()
     return {
         "streams": STREAMS,
-        "columns": [{"column": i, "person": 0, "joint": f"j{i}", "part": "torso"} for i in range(SHAPE[3])],
-        "encoding": {"streams": STREAMS, "frames": SHAPE[2], "align": False, "image_size": None, "dtype": dtype},
+        "columns": [
+            {"column": i, "person": 0, "joint": f"j{i}", "part": "torso"} for i in range(SHAPE[3])
+        ],
+        "encoding": {
+            "streams": STREAMS,
+            "frames": SHAPE[2],
+            "align": False,
+            "image_size": None,
+            "dtype": dtype,
+        },
         "spec": SPEC_TEXT,
         "spec_sha256": digest,
-        "stats": {s: {"mean": [0.0] * 3, "std": [1.0] * 3, "min": [-1.0] * 3, "max": [1.0] * 3, "count": 10} for s in STREAMS},
+        "stats": {
+            s: {
+                "mean": [0.0] * 3,
+                "std": [1.0] * 3,
+                "min": [-1.0] * 3,
+                "max": [1.0] * 3,
+                "count": 10,
+            }
+            for s in STREAMS
+        },
         "source": {"root": "/data/raw", "files": 11, "bytes": 12345, "format": "toy"},
         "s2i_version": "0.0.test",
-        "report": {"skipped": [{"path": "bad.skeleton", "reason": "line 3: expected 12 fields, found 11", "kind": "ParseError"}],
-                   "counts": {"files": 11, "samples": 10, "skipped": 1}},
+        "report": {
+            "skipped": [
+                {
+                    "path": "bad.skeleton",
+                    "reason": "line 3: expected 12 fields, found 11",
+                    "kind": "ParseError",
+                }
+            ],
+            "counts": {"files": 11, "samples": 10, "skipped": 1},
+        },
         "class_count": 5,
     }
 
@@ -73,11 +96,15 @@ def _splits(n: int) -> dict:
     return {"xsub": (idx[idx % 2 == 0], idx[idx % 2 == 1]), "all": (idx, idx[:0])}
 
 
-def _write(path: Path, sizes=(SHARD, SHARD, 2), dtype: str = "float16", **kw) -> Path:
-    with open_writer(path, sample_shape=SHAPE, dtype=dtype, shard_size=SHARD, fingerprint="fp1", **kw) as w:
+def _write(
+    path: Path, sizes=(SHARD, SHARD, 2), dtype: str = "float16", attrs: dict | None = None, **kw
+) -> Path:
+    with open_writer(
+        path, sample_shape=SHAPE, dtype=dtype, shard_size=SHARD, fingerprint="fp1", **kw
+    ) as w:
         for i, k in enumerate(sizes):
             w.write_shard(*_shard(i, k, dtype))
-        return w.finalize(_attrs(dtype), _splits(w.num_samples))
+        return w.finalize(attrs or _attrs(dtype), _splits(w.num_samples))
 
 
 def _expected(sizes=(SHARD, SHARD, 2), dtype: str = "float16"):
@@ -108,7 +135,15 @@ def test_zarr_round_trip_plain_zarr(tmp_path):
 
 
 def test_hdf5_round_trip_plain_h5py(tmp_path):
-    out = _write(tmp_path / "ds.h5", codec="gzip")
+    many = [
+        {"path": f"/raw/S{i:03d}.skeleton", "reason": "empty", "kind": "EmptySampleError"}
+        for i in range(3000)
+    ]
+    attrs = {
+        **_attrs(),
+        "report": {"skipped": many, "counts": {"skipped": 3000}},
+    }  # > 64 KiB of JSON
+    out = _write(tmp_path / "ds.h5", codec="gzip", attrs=attrs)
     s2i, cols = _expected()
     with h5py.File(out, "r") as f:
         d = f["s2i"]
@@ -123,7 +158,7 @@ def test_hdf5_round_trip_plain_h5py(tmp_path):
         np.testing.assert_array_equal(f["splits/xsub/test"][...], np.arange(1, 10, 2))
     assert verify_dataset(out) == []
     with open_dataset(out) as ds:  # the s2i reader decodes the JSON attributes again
-        assert ds.attrs["report"]["counts"]["skipped"] == 1 and len(ds) == 10
+        assert ds.attrs["report"]["skipped"] == many and len(ds) == 10
 
 
 @pytest.mark.parametrize("name,codec", [("u.zarr", "zstd"), ("u.zarr", "lz4"), ("u.h5", "lzf")])
@@ -150,7 +185,9 @@ def test_codec_and_shard_defaults():
 
 
 def test_write_shard_rejects_bad_input(tmp_path):
-    with open_writer(tmp_path / "x.zarr", sample_shape=SHAPE, dtype="float16", shard_size=SHARD) as w:
+    with open_writer(
+        tmp_path / "x.zarr", sample_shape=SHAPE, dtype="float16", shard_size=SHARD
+    ) as w:
         s2i, cols, state = _shard(0)
         with pytest.raises(StoreError, match="expected dtype float16"):
             w.write_shard(s2i.astype(np.float32), cols, state)
@@ -190,17 +227,26 @@ def test_existing_output_refused_unless_overwrite(tmp_path):
 def test_second_process_is_refused_by_the_lock(tmp_path):
     out = tmp_path / "ds.zarr"
     code = (
-        "import sys\nfrom s2i_prep.store import open_writer\nfrom s2i_prep.errors import StoreError\n"
+        "import sys\nfrom s2i_prep.store import open_writer\n"
+        "from s2i_prep.errors import StoreError\n"
         "try:\n    open_writer(sys.argv[1], sample_shape=(3, 3, 8, 10), dtype='float16')\n"
         "except StoreError as exc:\n    print(exc); sys.exit(7)\n"
     )
     with open_writer(out, sample_shape=SHAPE, dtype="float16", shard_size=SHARD) as w:
         w.write_shard(*_shard(0))
-        run = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True,
-                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(out)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=120,
+        )
         assert run.returncode == 7, run.stderr
         assert "already running" in run.stdout and f"pid {os.getpid()}" in run.stdout
-    w2 = open_writer(out, sample_shape=SHAPE, dtype="float16", resume=True)  # free again after close
+    w2 = open_writer(
+        out, sample_shape=SHAPE, dtype="float16", resume=True
+    )  # free again after close
     assert w2.num_samples == SHARD
     w2.close()
 
@@ -215,8 +261,12 @@ def test_stale_partial_needs_resume_or_overwrite(tmp_path):
     with pytest.raises(StoreError, match="different inputs or options"):
         open_writer(out, sample_shape=SHAPE, dtype="float16", resume=True, fingerprint="other")
     with pytest.raises(StoreError, match="codec was 'none'"):
-        open_writer(out, sample_shape=SHAPE, dtype="float16", resume=True, fingerprint="fp1", codec="zstd")
-    with open_writer(out, sample_shape=SHAPE, dtype="float16", overwrite=True, shard_size=SHARD) as w:
+        open_writer(
+            out, sample_shape=SHAPE, dtype="float16", resume=True, fingerprint="fp1", codec="zstd"
+        )
+    with open_writer(
+        out, sample_shape=SHAPE, dtype="float16", overwrite=True, shard_size=SHARD
+    ) as w:
         assert w.num_samples == 0
 
 
@@ -246,10 +296,18 @@ def _write_until_killed(path: str, kill_at_shard: int, mid_shard: bool) -> None:
 @pytest.mark.parametrize("mid_shard", [False, True])
 def test_resume_after_kill(tmp_path, suffix, mid_shard):
     out = tmp_path / f"ds{suffix}"
-    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import test_store; "
-            f"test_store._write_until_killed({str(out)!r}, 2, {mid_shard})")
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import test_store; "
+        f"test_store._write_until_killed({str(out)!r}, 2, {mid_shard})"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
     assert run.returncode == -signal.SIGKILL, run.stderr
     assert not out.exists()
     if suffix == ".zarr":  # tear the shard beyond the manifest and leave a stray temp file
@@ -359,10 +417,30 @@ def test_format_doc_snippets(tmp_path, suffix):
     out = _write(tmp_path / f"dataset{suffix}")
     doc = (ROOT / "docs" / "FORMAT.md").read_text(encoding="utf-8")
     marker = "# plain zarr" if suffix == ".zarr" else "# plain h5py"
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", doc, flags=re.S) if b.startswith(marker)]
+    blocks = [
+        b for b in re.findall(r"```python\n(.*?)```", doc, flags=re.S) if b.startswith(marker)
+    ]
     assert len(blocks) == 1
     scope: dict = {}
     exec(blocks[0].replace(f'"dataset{suffix}"', repr(str(out))), scope)
     s2i, cols = _expected()
     np.testing.assert_array_equal(scope["x"], s2i[3])
     assert scope["y"] == cols["label"][3] and scope["name"] == cols["sample_id"][3]
+
+
+def test_bench_store_quick_runs():
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_store.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert {(r["form"], r["dtype"]) for r in result["results"]} == {
+        ("compact", "float16"),
+        ("image", "float16"),
+        ("image", "uint8"),
+    }
+    assert all(r["disk_bytes_per_sample"] > 0 for r in result["results"])

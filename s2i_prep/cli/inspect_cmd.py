@@ -23,7 +23,10 @@ def inspect(output: Path, as_json: bool) -> None:
     storage = info["storage"] or {}
     enc = info["encoding"] or {}
     classes = info["classes"]
-    click.echo(f"{info['path']}  ({info['backend']}, layout v{info['layout_version']}, s2i {info['s2i_version']})")
+    click.echo(
+        f"{info['path']}  ({info['backend']}, layout v{info['layout_version']}, "
+        f"s2i {info['s2i_version']})"
+    )
     click.echo(
         f"samples   {info['num_samples']}  x  {tuple(info['sample_shape'])} {info['dtype']}"
         f"  (streams: {', '.join(info['streams'] or [])})"
@@ -32,9 +35,14 @@ def inspect(output: Path, as_json: bool) -> None:
         f"storage   codec {storage.get('codec')}, {storage.get('shard_size')} samples/shard, "
         f"{info['bytes_on_disk'] / 1e6:.1f} MB on disk"
     )
-    click.echo("encoding  " + ", ".join(
-        f"{k}={v.get('name') if isinstance(v, dict) else v}" for k, v in enc.items() if k != "streams"
-    ))
+    click.echo(
+        "encoding  "
+        + ", ".join(
+            f"{k}={v.get('name') if isinstance(v, dict) else v}"
+            for k, v in enc.items()
+            if k != "streams"
+        )
+    )
     sizes = sorted(classes.values())
     click.echo(
         f"classes   {len(classes)} present of {info['class_count']}"

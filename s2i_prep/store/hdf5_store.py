@@ -10,6 +10,7 @@ manifest and is flushed after every shard.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ class Hdf5Backend:
         self.path = partial / DATA_FILE  # what finalize renames to the output
         self.file: Any = None
 
-    def create(self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int) -> None:
+    def create(
+        self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int
+    ) -> None:
         import h5py
 
         self.file = h5py.File(self.path, "w")
@@ -140,10 +143,8 @@ class Hdf5Source:
             names = []
         for key in names:
             if key in raw:
-                try:
+                with contextlib.suppress(TypeError, ValueError):  # left as text if malformed
                     raw[key] = json.loads(raw[key])
-                except (TypeError, ValueError):
-                    pass  # left as text; verify reports the attribute as malformed
         return raw
 
     def array_names(self) -> list[str]:

@@ -92,7 +92,7 @@ def is_image_shape(sample_shape: tuple[int, ...], dtype: str) -> bool:
 
 
 def resolve_codec(backend: str, codec: str, sample_shape: tuple[int, ...], dtype: str) -> str:
-    """The concrete codec for ``codec`` (which may be ``"auto"``); figures in benchmarks/RESULTS_store.md.
+    """The concrete codec for ``codec`` (may be ``"auto"``); figures: benchmarks/RESULTS_store.md.
 
     ``auto``, by measurement on 2 cores: compact float16 grids compress only ~1.4x (zstd) at the
     cost of ~40% of the write and half the scan speed, so they stay raw. uint8 images: zstd

@@ -96,5 +96,5 @@ class DatasetReader:
 
 
 def open_dataset(path: str | Path, check_version: bool = True) -> DatasetReader:
-    """Open a finished dataset for reading (StoreError if absent, unreadable or of another version)."""
+    """Open a finished dataset (StoreError if absent, unreadable or of another layout version)."""
     return DatasetReader(Path(path), check_version=check_version)

@@ -103,7 +103,9 @@ def read_manifest(partial: Path) -> dict[str, Any]:
             f"start over with --overwrite"
         ) from None
     except (OSError, ValueError) as exc:
-        raise StoreError(f"{mpath}: unreadable manifest ({exc}); start over with --overwrite") from None
+        raise StoreError(
+            f"{mpath}: unreadable manifest ({exc}); start over with --overwrite"
+        ) from None
 
 
 def remove(path: Path) -> None:
@@ -118,7 +120,9 @@ def publish(built: Path, path: Path, overwrite: bool) -> None:
     """Move the finished ``built`` to ``path``; an existing ``path`` is replaced only if allowed."""
     if path.exists():
         if not overwrite:
-            raise StoreError(f"{path}: output appeared during the conversion; refusing to replace it")
+            raise StoreError(
+                f"{path}: output appeared during the conversion; refusing to replace it"
+            )
         old = path.with_name(f"{path.name}.old-{os.getpid()}")
         os.replace(path, old)
         os.replace(built, path)

@@ -23,7 +23,9 @@ def spec_text_digest(spec_text: str) -> str:
     import yaml
 
     raw = yaml.safe_load(spec_text)
-    return hashlib.sha256(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def _disk_bytes(path: Path) -> int:
@@ -62,7 +64,9 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
             "classes": {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)},
             "metadata_fields": [n for n in ds.column_names() if n not in layout.REQUIRED_COLUMNS],
             "splits": {
-                name: {part: (None if idx is None else int(len(idx))) for part, idx in parts.items()}
+                name: {
+                    part: (None if idx is None else int(len(idx))) for part, idx in parts.items()
+                }
                 for name, parts in ds.splits().items()
             },
             "source": attrs.get("source"),
@@ -96,7 +100,8 @@ def _check_attrs(ds: DatasetReader) -> list[str]:
     problems = []
     if attrs.get(layout.ATTR_VERSION) != layout.LAYOUT_VERSION:
         problems.append(
-            f"{layout.ATTR_VERSION}: expected {layout.LAYOUT_VERSION!r}, found {attrs.get(layout.ATTR_VERSION)!r}"
+            f"{layout.ATTR_VERSION}: expected {layout.LAYOUT_VERSION!r}, "
+            f"found {attrs.get(layout.ATTR_VERSION)!r}"
         )
     missing = [k for k in layout.REQUIRED_ATTRS if k not in attrs]
     if missing:
@@ -109,7 +114,10 @@ def _check_attrs(ds: DatasetReader) -> list[str]:
             problems.append(f"spec: stored spec text is not valid YAML ({exc})")
         else:
             if digest != attrs["spec_sha256"]:
-                problems.append(f"spec_sha256: {attrs['spec_sha256']} does not match the stored spec text ({digest})")
+                problems.append(
+                    f"spec_sha256: {attrs['spec_sha256']} does not match the stored spec "
+                    f"text ({digest})"
+                )
     streams = attrs.get("streams")
     stats = attrs.get("stats")
     if isinstance(streams, list) and isinstance(stats, dict):
@@ -125,7 +133,9 @@ def _check_attrs(ds: DatasetReader) -> list[str]:
                     if not (isinstance(entry.get(key), list) and len(entry[key]) == 3):
                         problems.append(f"stats[{stream!r}][{key!r}]: expected 3 values (x, y, z)")
     report = attrs.get("report")
-    if report is not None and not (isinstance(report, dict) and isinstance(report.get("skipped"), list)):
+    if report is not None and not (
+        isinstance(report, dict) and isinstance(report.get("skipped"), list)
+    ):
         problems.append("report: expected {'skipped': [...], 'counts': {...}}")
     return problems
 
@@ -146,7 +156,9 @@ def _check_arrays(ds: DatasetReader, problems: list[str]) -> int | None:
     attrs = ds.attrs
     streams = attrs.get("streams")
     if isinstance(streams, list) and len(streams) != shape[1]:
-        problems.append(f"{layout.S2I}: {shape[1]} streams stored, attribute 'streams' lists {len(streams)}")
+        problems.append(
+            f"{layout.S2I}: {shape[1]} streams stored, attribute 'streams' lists {len(streams)}"
+        )
     enc = attrs.get("encoding")
     if isinstance(enc, dict):
         if enc.get("dtype") not in (None, dtype):
@@ -154,13 +166,20 @@ def _check_arrays(ds: DatasetReader, problems: list[str]) -> int | None:
         size = enc.get("image_size")
         if size:
             if list(shape[3:]) != list(size):
-                problems.append(f"{layout.S2I}: images are {shape[3]}x{shape[4]}, encoding says {size[0]}x{size[1]}")
+                problems.append(
+                    f"{layout.S2I}: images are {shape[3]}x{shape[4]}, "
+                    f"encoding says {size[0]}x{size[1]}"
+                )
         else:
             if "frames" in enc and shape[3] != enc["frames"]:
-                problems.append(f"{layout.S2I}: {shape[3]} rows, encoding says frames={enc['frames']}")
+                problems.append(
+                    f"{layout.S2I}: {shape[3]} rows, encoding says frames={enc['frames']}"
+                )
             cols = attrs.get("columns")
             if isinstance(cols, list) and len(cols) != shape[4]:
-                problems.append(f"{layout.S2I}: {shape[4]} columns, attribute 'columns' describes {len(cols)}")
+                problems.append(
+                    f"{layout.S2I}: {shape[4]} columns, attribute 'columns' describes {len(cols)}"
+                )
     return shape[0]
 
 
@@ -173,10 +192,14 @@ def _check_columns(ds: DatasetReader, n: int, problems: list[str]) -> None:
         arr = ds.array(name)
         want = layout.REQUIRED_COLUMNS.get(name, layout.FIELD_DTYPE)
         if tuple(arr.shape) != (n,):
-            problems.append(f"{name}: expected shape ({n},) like {layout.S2I}, found {tuple(arr.shape)}")
+            problems.append(
+                f"{name}: expected shape ({n},) like {layout.S2I}, found {tuple(arr.shape)}"
+            )
             continue
         data = ds.column(name)
-        if (want == "str") != (data.dtype.kind == "U") or (want != "str" and str(data.dtype) != want):
+        if (want == "str") != (data.dtype.kind == "U") or (
+            want != "str" and str(data.dtype) != want
+        ):
             problems.append(f"{name}: expected dtype {want}, found {arr.dtype}")
             continue
         if name == layout.SAMPLE_ID:
@@ -191,7 +214,10 @@ def _check_columns(ds: DatasetReader, n: int, problems: list[str]) -> None:
             if isinstance(count, int):
                 bad = np.flatnonzero((data < 0) | (data >= count))
                 if len(bad):
-                    problems.append(f"{name}: values outside 0..{count - 1} (class_count) at index {_listed(bad)}")
+                    problems.append(
+                        f"{name}: values outside 0..{count - 1} (class_count) "
+                        f"at index {_listed(bad)}"
+                    )
 
 
 def _check_splits(ds: DatasetReader, n: int, problems: list[str]) -> None:
@@ -203,7 +229,9 @@ def _check_splits(ds: DatasetReader, n: int, problems: list[str]) -> None:
                 problems.append(f"{where}: missing")
                 continue
             if idx.ndim != 1 or str(idx.dtype) != layout.SPLIT_DTYPE:
-                problems.append(f"{where}: expected 1-D {layout.SPLIT_DTYPE}, found {idx.dtype} {idx.shape}")
+                problems.append(
+                    f"{where}: expected 1-D {layout.SPLIT_DTYPE}, found {idx.dtype} {idx.shape}"
+                )
                 continue
             bad = idx[(idx < 0) | (idx >= n)]
             if len(bad):
@@ -214,7 +242,9 @@ def _check_splits(ds: DatasetReader, n: int, problems: list[str]) -> None:
         if len(seen) == 2:
             both = np.intersect1d(seen[0], seen[1])
             if len(both):
-                problems.append(f"{layout.SPLITS}/{name}: train and test share samples {_listed(both)}")
+                problems.append(
+                    f"{layout.SPLITS}/{name}: train and test share samples {_listed(both)}"
+                )
 
 
 def _check_samples(ds: DatasetReader, n: int, problems: list[str]) -> None:
@@ -223,14 +253,19 @@ def _check_samples(ds: DatasetReader, n: int, problems: list[str]) -> None:
     if ds.backend == "zarr":
         gone = missing_shard_files(ds.path, n, shard, 5)
         if gone:
-            problems.append(f"{layout.S2I}: shard files missing for shards {_listed(np.array(gone))}")
+            problems.append(
+                f"{layout.S2I}: shard files missing for shards {_listed(np.array(gone))}"
+            )
     arr = ds.array(layout.S2I)
     for start in range(0, n, shard):
         stop = min(start + shard, n)
         try:
             block = np.asarray(arr[start:stop])
         except Exception as exc:  # any codec/IO failure means the shard is damaged
-            problems.append(f"{layout.S2I}: samples {start}..{stop - 1} unreadable ({type(exc).__name__}: {exc})")
+            problems.append(
+                f"{layout.S2I}: samples {start}..{stop - 1} unreadable "
+                f"({type(exc).__name__}: {exc})"
+            )
             continue
         if block.dtype.kind == "f":
             bad = np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1)) + start

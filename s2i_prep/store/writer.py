@@ -30,11 +30,14 @@ def backend_of(path: Path) -> str:
         return "zarr"
     if suffix in _HDF5_SUFFIXES:
         return "hdf5"
-    raise StoreError(f"{path}: output must end with .zarr (Zarr v3) or .h5/.hdf5 (HDF5), found {suffix or 'no suffix'!r}")
+    raise StoreError(
+        f"{path}: output must end with .zarr (Zarr v3) or .h5/.hdf5 (HDF5), "
+        f"found {suffix or 'no suffix'!r}"
+    )
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays and paths turned into JSON types (StoreError if impossible)."""
+    """``value`` with numpy scalars/arrays and paths as JSON types (StoreError if impossible)."""
 
     def convert(obj: Any) -> Any:
         if isinstance(obj, np.generic):
@@ -56,16 +59,18 @@ def _column_dtype(name: str) -> str:
 
 
 def _typed_column(name: str, values: Any, k: int) -> np.ndarray:
-    """One shard's column converted to its stored dtype, refusing lengths or values that do not fit."""
+    """One shard's column in its stored dtype; refuses lengths or values that do not fit."""
     dtype = _column_dtype(name)
     data = np.asarray(values)
     if data.shape != (k,):
-        raise StoreError(f"column {name!r}: expected {k} values (one per sample), found shape {data.shape}")
+        raise StoreError(
+            f"column {name!r}: expected {k} values (one per sample), found shape {data.shape}"
+        )
     if dtype == "str":
         if data.dtype.kind not in "UT":
             raise StoreError(f"column {name!r}: expected strings, found dtype {data.dtype}")
         return np.array(data.tolist(), dtype=str)
-    if data.dtype.kind not in "iu" and not (data.dtype.kind == "b"):
+    if data.dtype.kind not in "iub":
         raise StoreError(f"column {name!r}: expected integers, found dtype {data.dtype}")
     info = np.iinfo(dtype)
     if k and (data.min() < info.min or data.max() > info.max):
@@ -100,9 +105,13 @@ class DatasetWriter:
         self.backend_name = backend_of(self.path)
         self.sample_shape = tuple(int(d) for d in sample_shape)
         if len(self.sample_shape) != 4 or min(self.sample_shape) < 1:
-            raise StoreError(f"sample_shape must be (S, 3, H, W) with positive sizes, found {sample_shape}")
+            raise StoreError(
+                f"sample_shape must be (S, 3, H, W) with positive sizes, found {sample_shape}"
+            )
         if dtype not in layout.SAMPLE_DTYPES:
-            raise StoreError(f"sample dtype must be one of {', '.join(layout.SAMPLE_DTYPES)}, found {dtype!r}")
+            raise StoreError(
+                f"sample dtype must be one of {', '.join(layout.SAMPLE_DTYPES)}, found {dtype!r}"
+            )
         if shard_size is not None and shard_size < 1:
             raise StoreError(f"shard_size must be a positive number of samples, found {shard_size}")
         self.dtype = dtype
@@ -121,7 +130,9 @@ class DatasetWriter:
         self._lock.acquire()
         try:
             if self.path.exists() and not overwrite:
-                raise StoreError(f"{self.path}: output already exists; pass --overwrite to replace it")
+                raise StoreError(
+                    f"{self.path}: output already exists; pass --overwrite to replace it"
+                )
             if resume and self.partial.exists():
                 self._resume(shard_size)
             else:
@@ -146,7 +157,8 @@ class DatasetWriter:
         if manifest.get("fingerprint") != self.fingerprint:
             raise StoreError(
                 f"{self.partial}: was started with different inputs or options (fingerprint "
-                f"{str(manifest.get('fingerprint'))[:12]}..., now {self.fingerprint[:12]}...); rerun with "
+                f"{str(manifest.get('fingerprint'))[:12]}..., now {self.fingerprint[:12]}...); "
+                f"rerun with "
                 f"the original options, or pass --overwrite to start over"
             )
         expected = {
@@ -160,7 +172,7 @@ class DatasetWriter:
         for key, value in expected.items():
             if manifest.get(key) != value:
                 raise StoreError(
-                    f"{self.partial}: {key} was {manifest.get(key)!r} when this output was started, "
+                    f"{self.partial}: {key} was {manifest.get(key)!r} when this output began, "
                     f"now {value!r}; rerun with the original options or pass --overwrite"
                 )
         self.shard_size = int(manifest["shard_size"])
@@ -205,15 +217,18 @@ class DatasetWriter:
             raise StoreError(f"{self.path}: writer is closed")
         k = len(s2i)
         if s2i.shape[1:] != self.sample_shape or s2i.ndim != 5:
-            raise StoreError(f"shard samples: expected shape (k, {', '.join(map(str, self.sample_shape))}), found {s2i.shape}")
+            raise StoreError(
+                f"shard samples: expected shape (k, {', '.join(map(str, self.sample_shape))}), "
+                f"found {s2i.shape}"
+            )
         if s2i.dtype != np.dtype(self.dtype):
             raise StoreError(f"shard samples: expected dtype {self.dtype}, found {s2i.dtype}")
         if not 1 <= k <= self.shard_size:
             raise StoreError(f"shard samples: expected 1..{self.shard_size} samples, found {k}")
         if self._short_shard:
             raise StoreError(
-                f"{self.path}: a shard of fewer than {self.shard_size} samples was already written; "
-                f"only the last shard may be short"
+                f"{self.path}: a shard of fewer than {self.shard_size} samples was written; "
+                "only the last shard may be short"
             )
         missing = [c for c in layout.REQUIRED_COLUMNS if c not in columns]
         if missing:
@@ -227,7 +242,15 @@ class DatasetWriter:
             for name in names:
                 self._backend.create_column(name, _column_dtype(name))
             self._columns = names
-        self._backend.append(self.num_samples, s2i, typed)
+        try:
+            self._backend.append(self.num_samples, s2i, typed)
+        except (
+            OSError
+        ) as exc:  # disk full, permissions, ...: the manifest still holds the last shard
+            raise StoreError(
+                f"{self.partial}: writing samples {self.num_samples}..{self.num_samples + k - 1} "
+                f"failed: {exc}; fix the cause and rerun with --resume"
+            ) from exc
         self.num_samples += k
         self.resume_state = state
         self._short_shard = k < self.shard_size
@@ -254,7 +277,8 @@ class DatasetWriter:
             for part, idx in zip(layout.SPLIT_PARTS, arrays, strict=True):
                 if idx.size and (idx.min() < 0 or idx.max() >= self.num_samples):
                     raise StoreError(
-                        f"split {name}/{part}: indices {idx.min()}..{idx.max()} outside 0..{self.num_samples - 1}"
+                        f"split {name}/{part}: indices {idx.min()}..{idx.max()} "
+                        f"outside 0..{self.num_samples - 1}"
                     )
             checked[name] = arrays
         full = jsonable(dict(attrs))
@@ -275,7 +299,6 @@ class DatasetWriter:
             self._backend.write_splits(checked)
             self._backend.write_attrs(full)
             self._backend.close(finished=True)
-            (self.partial / layout.MANIFEST).unlink()
             staging.publish(self._backend.path, self.path, self.overwrite)
             staging.remove(self.partial)
         finally:
@@ -312,7 +335,7 @@ def open_writer(
     Zarr v3 if ``path`` ends with ``.zarr``, HDF5 if ``.h5``/``.hdf5``. The output is built as
     ``<path>.partial`` under an exclusive lock (``<path>.lock``) and appears at ``path`` only when
     :meth:`DatasetWriter.finalize` succeeds. ``fingerprint`` (a hash of inputs and options from
-    the pipeline) must match for a resume.
+    the pipeline) must match for a resume; ``resume=True`` without a partial output starts afresh.
     """
     return DatasetWriter(
         Path(path),

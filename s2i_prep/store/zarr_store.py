@@ -32,7 +32,11 @@ def _codecs(codec: str, dtype: str) -> list[Any]:
     if codec == "zstd":
         chain.append(zc.ZstdCodec(level=1))
     elif codec == "lz4":
-        chain.append(zc.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=np.dtype(dtype).itemsize))
+        chain.append(
+            zc.BloscCodec(
+                cname="lz4", clevel=5, shuffle="shuffle", typesize=np.dtype(dtype).itemsize
+            )
+        )
     chain.append(zc.Crc32cCodec())
     return chain
 
@@ -46,7 +50,9 @@ class ZarrBackend:
         self.path = partial / DATA_NAME  # what finalize renames to the output
         self.group: Any = None
 
-    def create(self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int) -> None:
+    def create(
+        self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int
+    ) -> None:
         import zarr
 
         self.group = zarr.open_group(self.path, mode="w-", zarr_format=3)
@@ -67,11 +73,14 @@ class ZarrBackend:
         import zarr
 
         try:
-            self.group = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
+            self.group = zarr.open_group(
+                self.path, mode="r+", zarr_format=3, use_consolidated=False
+            )
             self.group[layout.S2I]
         except Exception as exc:  # zarr raises several unrelated types for a damaged group
             raise StoreError(
-                f"{self.path}: cannot reopen the partial output ({exc}); start over with --overwrite"
+                f"{self.path}: cannot reopen the partial output ({exc}); "
+                "start over with --overwrite"
             ) from None
         self._shard_size = shard_size
 
@@ -79,7 +88,11 @@ class ZarrBackend:
         return sorted(k for k in self.group.array_keys() if k != layout.S2I)
 
     def create_column(self, name: str, dtype: str) -> None:
-        kwargs: dict[str, Any] = {"dtype": str, "fill_value": ""} if dtype == "str" else {"dtype": dtype, "fill_value": 0}
+        kwargs: dict[str, Any] = (
+            {"dtype": str, "fill_value": ""}
+            if dtype == "str"
+            else {"dtype": dtype, "fill_value": 0}
+        )
         self.group.create_array(
             name, shape=(0,), chunks=(self._shard_size,), dimension_names=["sample"], **kwargs
         )
@@ -103,7 +116,9 @@ class ZarrBackend:
                 for entry in chunk_dir.iterdir():
                     if not entry.name.isdigit() or int(entry.name) >= keep:
                         remove(entry)
-        for leftover in self.path.rglob("*.partial"):  # zarr's temporary files of an interrupted write
+        for leftover in self.path.rglob(
+            "*.partial"
+        ):  # zarr's temporary files of an interrupted write
             remove(leftover)
 
     def write_splits(self, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
@@ -112,8 +127,12 @@ class ZarrBackend:
             sub = root.require_group(name)
             for part, idx in zip(layout.SPLIT_PARTS, parts, strict=True):
                 sub.create_array(
-                    part, shape=idx.shape, dtype=layout.SPLIT_DTYPE, chunks=(max(len(idx), 1),),
-                    dimension_names=["index"], overwrite=True,
+                    part,
+                    shape=idx.shape,
+                    dtype=layout.SPLIT_DTYPE,
+                    chunks=(max(len(idx), 1),),
+                    dimension_names=["index"],
+                    overwrite=True,
                 )[...] = idx
 
     def write_attrs(self, attrs: dict[str, Any]) -> None:
@@ -129,7 +148,9 @@ class ZarrBackend:
 
         if finished and self.group is not None:
             with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+                warnings.filterwarnings(
+                    "ignore", message="Consolidated metadata is currently not part"
+                )
                 zarr.consolidate_metadata(self.path, zarr_format=3)
         self.group = None
 
