@@ -85,7 +85,8 @@ def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec) -> RawSkeleton:
     """Parse the bytes of one ``.skeleton`` file into a :class:`RawSkeleton` (all fields kept)."""
     V = spec.num_joints
     buf = np.frombuffer(data, np.uint8)
-    max_records = data.count(b"\n") // (V + 2) + 1
+    # A body record takes at least V joint lines of 12 one-character fields (24 bytes each).
+    max_records = len(data) // (24 * V) + 1
     res = K.parse_ntu(buf, V, max_records, K._POW10)
     if res[0] != K.OK:
         raise _error(path, data, res, V)
@@ -119,19 +120,20 @@ def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec) -> RawSkeleton:
         out[body_of, frame_of] = values
         return out
 
-    joints = scatter(jf[..., :3], np.nan)
+    # Four scatters; the per-field arrays are views into them.
+    floats, ints = scatter(jf, np.nan), scatter(bints, -1)
     joint_fields = {
-        "depth": scatter(jf[..., 3:5], np.nan),
-        "color": scatter(jf[..., 5:7], np.nan),
-        "orientation": scatter(jf[..., 7:11], np.nan),
+        "depth": floats[..., 3:5],
+        "color": floats[..., 5:7],
+        "orientation": floats[..., 7:11],
         "tracking_state": scatter(js, -1),
     }
-    body_fields = {name: scatter(bints[:, k], -1) for k, name in enumerate(K.BODY_INT_NAMES)}
+    body_fields = {name: ints[..., k] for k, name in enumerate(K.BODY_INT_NAMES)}
     body_fields["lean"] = scatter(blean, np.nan)
     return RawSkeleton(
         name=Path(path).stem,
         source=path,
-        joints=joints,
+        joints=floats[..., :3],
         body_ids=tuple(str(x) for x in uniq[order]),
         joint_fields=joint_fields,
         body_fields=body_fields,
