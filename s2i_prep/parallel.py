@@ -45,12 +45,13 @@ def default_workers() -> int:
 
 
 def cap_threads() -> None:
-    """Make the calling process single-threaded in every numerical library it may load.
+    """Make this process single-threaded in every numerical library it loads from now on.
 
-    Also selects Numba's fork-safe ``workqueue`` threading layer: the default OpenMP layer kills
-    fork-started children that run a parallel kernel after the parent did. Environment settings
-    only bind libraries loaded afterwards, so call this before the kernels are first imported
-    (the ``convert`` command does it first thing).
+    Also selects Numba's fork-safe ``workqueue`` threading layer (the default OpenMP layer kills
+    fork-started children that run a parallel kernel after the parent did). Environment settings
+    bind only libraries loaded afterwards: the ``convert`` command calls this before importing
+    numpy-heavy modules, so forked workers inherit single-threaded libraries; each worker calls it
+    again for whatever it loads itself. Library callers of ``convert()`` keep their own settings.
     """
     for var in _THREAD_VARS:
         os.environ[var] = "1"

@@ -22,7 +22,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import ReadError, S2IError, StoreError
-from .parallel import OrderedPool, cap_threads, default_workers
+from .parallel import OrderedPool, default_workers
 from .skeleton import RawSkeleton, Skeleton
 from .specs import JointSpec, load_spec
 
@@ -452,8 +452,6 @@ def convert(cfg: ConvertConfig, progress: Callable[[ProgressUpdate], None] | Non
     """
     t0 = time.perf_counter()
     workers = default_workers() if cfg.workers is None else cfg.workers
-    if workers > 0:
-        cap_threads()  # before the kernels load, so every forked worker inherits it
     stages = stages or Stages.default()
     spec = load_spec(cfg.format)
     reader = stages.get_reader(spec.reader, **cfg.reader_options)

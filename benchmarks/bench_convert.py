@@ -1,0 +1,181 @@
+"""End-to-end conversion throughput and peak memory: ``convert()`` vs a plain-Python reference.
+
+    python benchmarks/bench_convert.py                # full run (a few hundred NTU files)
+    python benchmarks/bench_convert.py --quick        # smoke run (a test runs this)
+
+Measures, on one generated NTU corpus:
+- s2i ``convert()`` (compact float16, Zarr) with 1 and 2 workers: raw MB/s and samples/s;
+- a plain reference in the same run: readline/split/float parsing, straightforward numpy
+  body selection and encoding, the same shapes, ``np.save`` of the stack;
+- peak memory of the converting process tree at N and 4N samples, each conversion in a fresh
+  subprocess: its own max RSS plus the largest worker's (``RUSAGE_CHILDREN``) times the number
+  of workers (an upper bound of the tree's peak).
+The last stdout line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FRAMES = 64
+SPEC = "ntu25"
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus.
+
+
+def make_corpus(root: Path, n: int, seed: int = 0) -> int:
+    """Write ``n`` synthetic NTU files under ``root`` with ``s2i-prep synth``; returns bytes."""
+    cmd = [sys.executable, "-c", "import sys; from s2i_prep.cli import main; sys.exit(main(sys.argv[1:]))",
+           "synth", "--format", SPEC, "--samples", str(n), "--seed", str(seed), str(root)]
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return sum(p.stat().st_size for p in root.rglob("*.skeleton"))
+
+
+# --------------------------------------------------------------------------------------------
+# Plain-Python reference pipeline (what a first script would do).
+
+
+def ref_read(path: Path) -> dict[str, np.ndarray]:
+    """Body id -> (T, 25, 3) float32 with NaN where the body is absent."""
+    with open(path) as fh:
+        frames = int(fh.readline())
+        bodies: dict[str, np.ndarray] = {}
+        for t in range(frames):
+            for _ in range(int(fh.readline())):
+                body_id = fh.readline().split()[0]
+                joints = [[float(v) for v in fh.readline().split()[:3]] for _ in range(int(fh.readline()))]
+                if body_id not in bodies:
+                    bodies[body_id] = np.full((frames, 25, 3), np.nan, np.float32)
+                bodies[body_id][t] = joints
+    return bodies
+
+
+def ref_encode(bodies: dict[str, np.ndarray], order: np.ndarray, parents: np.ndarray, centre: int,
+               persons: int = 2) -> np.ndarray:
+    """(3, 3, FRAMES, persons * 25) float16: joint, motion, bone streams of the most active bodies."""
+    def motion(b: np.ndarray) -> float:
+        return float(np.nansum(np.nanvar(b.reshape(len(b), -1), axis=0))) if np.isfinite(b).any() else -1.0
+
+    chosen = sorted(bodies.values(), key=motion, reverse=True)[:persons]
+    x = np.stack(chosen)  # (M, T, V, 3)
+    keep = np.isfinite(x[..., 0]).any(axis=(0, 2))
+    x = x[:, keep]
+    first = np.isfinite(x[0, :, centre, 0]).argmax()
+    x = np.nan_to_num(x - x[0, first, centre])
+    src = np.linspace(0, x.shape[1] - 1, FRAMES)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, x.shape[1] - 1)
+    w = (src - lo)[None, :, None, None]
+    x = (1 - w) * x[:, lo] + w * x[:, hi]
+    streams = [x, np.concatenate([x[:, 1:] - x[:, :-1], np.zeros_like(x[:, :1])], axis=1), x - x[:, :, parents]]
+    out = np.zeros((3, 3, FRAMES, persons * 25), np.float32)
+    for s, stream in enumerate(streams):
+        for m in range(stream.shape[0]):
+            out[s, :, :, m * 25:(m + 1) * 25] = stream[m][:, order].transpose(2, 0, 1)
+    return out.astype(np.float16)
+
+
+def run_reference(raw: Path, out: Path) -> dict[str, float]:
+    from s2i_prep.specs import load_spec
+
+    spec = load_spec(SPEC)
+    order, parents = spec.column_order, spec.parent_array
+    t0 = time.perf_counter()
+    samples = []
+    for path in sorted(raw.rglob("*.skeleton")):
+        bodies = ref_read(path)
+        if bodies:
+            samples.append(ref_encode(bodies, order, parents, spec.centre))
+    np.save(out, np.stack(samples))
+    return {"seconds": time.perf_counter() - t0, "samples": len(samples)}
+
+
+# --------------------------------------------------------------------------------------------
+# s2i, each conversion in a fresh process (cold start included, as a user sees it).
+
+
+def _child(raw: str, out: str, workers: int) -> None:
+    """Runs in the subprocess: convert, then print timings and memory as JSON."""
+    from s2i_prep.pipeline import ConvertConfig, convert
+
+    res = convert(ConvertConfig(input=Path(raw), output=Path(out), format=SPEC, workers=workers))
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"seconds": res.seconds, "samples": res.samples, "skipped": res.skipped,
+                      "bytes": res.bytes_in, "parent_rss_mb": own / 1024, "worker_rss_mb": kids / 1024,
+                      "tree_rss_mb": (own + workers * kids) / 1024}))
+
+
+def run_s2i(raw: Path, out: Path, workers: int) -> dict[str, float]:
+    if out.exists():
+        shutil.rmtree(out)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--child", str(raw), str(out), str(workers)],
+                          cwd=ROOT, check=True, capture_output=True, text=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_seconds"] = time.perf_counter() - t0
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny corpus (smoke test)")
+    ap.add_argument("-n", type=int, default=300, help="samples in the main corpus (N)")
+    ap.add_argument("--child", nargs=3, metavar=("RAW", "OUT", "WORKERS"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        _child(args.child[0], args.child[1], int(args.child[2]))
+        return
+    n = 12 if args.quick else args.n
+    with tempfile.TemporaryDirectory(prefix="bench_convert_") as tmp:
+        tmp_path = Path(tmp)
+        small, large = tmp_path / "raw_n", tmp_path / "raw_4n"
+        nbytes = make_corpus(small, n)
+        ref = run_reference(small, tmp_path / "ref.npy")
+        runs = {w: run_s2i(small, tmp_path / f"w{w}.zarr", w) for w in (1, 2)}
+        make_corpus(large, 4 * n, seed=1)
+        mem_4n = run_s2i(large, tmp_path / "w1_4n.zarr", 1)
+
+    mb = nbytes / 1e6
+    figures = {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                   f"python {platform.python_version()}",
+        "load_avg_1min_at_end": round(os.getloadavg()[0], 2),
+        "samples_n": n,
+        "raw_mb_n": round(mb, 1),
+        "reference_mb_s": round(mb / ref["seconds"], 1),
+        "reference_samples_s": round(ref["samples"] / ref["seconds"], 1),
+    }
+    for w, r in runs.items():
+        figures[f"s2i_w{w}_mb_s"] = round(mb / r["seconds"], 1)
+        figures[f"s2i_w{w}_samples_s"] = round(r["samples"] / r["seconds"], 1)
+        figures[f"s2i_w{w}_process_seconds"] = round(r["process_seconds"], 2)
+    figures["speedup_vs_reference_w1"] = round(figures["s2i_w1_mb_s"] / figures["reference_mb_s"], 1)
+    figures["scaling_w2_over_w1"] = round(figures["s2i_w2_mb_s"] / figures["s2i_w1_mb_s"], 2)
+    figures["tree_rss_mb_n"] = round(runs[1]["tree_rss_mb"], 1)
+    figures["tree_rss_mb_4n"] = round(mem_4n["tree_rss_mb"], 1)
+    figures["memory_ratio_4n_over_n"] = round(mem_4n["tree_rss_mb"] / runs[1]["tree_rss_mb"], 2)
+    for key, value in figures.items():
+        print(f"{key:>28}: {value}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
