@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from s2i_prep.errors import EmptySampleError, ParseError, ReadError, S2IError, TruncatedError
 from s2i_prep.kernels import parse_text
@@ -324,18 +327,8 @@ def _tokens(n: int, seed: int) -> list[str]:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_kernel_bit_equal_to_numpy(seed):
-    toks = _tokens(150 * 200, seed) + [
-        "nan",
-        "-inf",
-        "Infinity",
-        "+INF",
-        "-0.0",
-        "0e999",
-        "1e-400",
-        ".5",
-        "5.",
-        "+.5e+1",
-    ]
+    special = "nan -nan -inf Infinity +INF -0.0 0e999 1e-400 .5 5. +.5e+1"
+    toks = _tokens(150 * 200, seed) + special.split()
     toks += ["1"] * (-len(toks) % 10)
     text = "\n".join(" ".join(toks[i : i + 10]) for i in range(0, len(toks), 10)) + "\n"
     with np.errstate(over="ignore"):
@@ -388,3 +381,43 @@ def test_kernel_line_ends_and_bom():
     empty = parse_text.parse_float_rows(b"", 3)
     assert empty.status == parse_text.OK and empty.values.shape == (0, 3)
     assert parse_text.token_at(b"1 2.5x\xff 3", 2) == "2.5x\\xff"
+
+
+# A slow, obvious twin of the kernel: str methods, a regex and Python's float().
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|(?i:nan|inf|infinity))")
+
+
+def _reference_rows(data: bytes, ncols: int):
+    text = data.decode("latin-1").removeprefix("\xef\xbb\xbf")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    rows = []
+    for i, line in enumerate(lines):
+        tokens = [t for t in re.split(r"[ \t]+", line.removesuffix("\r")) if t]
+        for k, tok in enumerate(tokens):
+            if k == ncols:
+                return parse_text.TOO_MANY, i, len(tokens), None
+            if not _NUMBER.fullmatch(tok):
+                return parse_text.BAD_NUMBER, i, k, None
+        if len(tokens) < ncols:
+            return parse_text.TOO_FEW, i, len(tokens), None
+        rows.append([np.float32(float(t)) for t in tokens])
+    return parse_text.OK, len(rows), ncols, np.array(rows, np.float32).reshape(-1, ncols)
+
+
+_WORDS = "0 1 7 25 . - + e E nan -nan inf x 1e400 123456789012345678901234"
+_PIECES = [*_WORDS.split(), " ", "\t", "\n", "\r\n", "\r"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(st.sampled_from(_PIECES), max_size=40), ncols=st.integers(1, 4))
+def test_kernel_equals_reference_twin(pieces, ncols):
+    data = "".join(pieces).encode()
+    with np.errstate(over="ignore"):
+        status, row, found, values = _reference_rows(data, ncols)
+        got = parse_text.parse_float_rows(data, ncols)
+    assert (got.status, got.row, got.found) == (status, row, found)
+    if status == parse_text.OK:
+        assert np.array_equal(got.values, values, equal_nan=True)
+        assert np.array_equal(np.signbit(got.values), np.signbit(values))

@@ -13,6 +13,7 @@ Kernels never raise: they return a status and the byte offset where they stopped
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,8 +77,8 @@ def _scan_word(buf, pos, n, neg):
         word = word * 256 + (buf[end] | 32)
         end += 1
     if _at_token_end(buf, end, n):
-        if word == 0x6E616E:  # nan
-            return np.nan, end, NUMBER_OK
+        if word == 0x6E616E:  # nan; numpy keeps the sign bit of "-nan"
+            return math.copysign(np.nan, -1.0 if neg else 1.0), end, NUMBER_OK
         if word == 0x696E66 or word == 0x696E66696E697479:  # inf, infinity
             return (-np.inf if neg else np.inf), end, NUMBER_OK
     return 0.0, pos, NUMBER_BAD
