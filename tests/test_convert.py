@@ -297,12 +297,13 @@ def _convert_cmd(raw: Path, out: Path, *extra: str) -> list[str]:
 
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
-    make_ntu(raw, n=400, frames=60)
+    make_ntu(raw, n=300, frames=50)
     for bad in ("S001C001P001R001A012", "S021C001P001R001A013"):
         (raw / f"{bad}.skeleton").write_text("")
+    from s2i_prep.pipeline import ConvertConfig, convert
+
     ref = tmp_path / "ref.zarr"
-    subprocess.run(_convert_cmd(raw, ref, "--workers", "1"), cwd=ROOT, check=False, timeout=300)
-    assert ref.exists()
+    convert(ConvertConfig(input=raw, output=ref, format="ntu25", workers=0, shard_size=16))
 
     out = tmp_path / "out.zarr"
     manifest = out.with_name(out.name + ".partial") / "s2i_manifest.json"
@@ -323,7 +324,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
         proc.wait()
     assert not out.exists()
     committed = json.loads(manifest.read_text())["committed"]
-    assert 0 < committed < 400
+    assert 0 < committed < 300
 
     # A run without --resume refuses to touch the partial output.
     status = subprocess.run(_convert_cmd(raw, out, "--workers", "2"), cwd=ROOT, timeout=300,
@@ -340,6 +341,46 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
             assert np.array_equal(a["splits"][split][part], b["splits"][split][part])
     for key in ("report", "stats", "class_count", "columns", "encoding"):
         assert _attr(a, key) == _attr(b, key), key
+
+
+def test_progress_callback_counts_files_bytes_and_skips(tmp_path: Path) -> None:
+    from s2i_prep.pipeline import ConvertConfig, convert
+
+    raw = tmp_path / "raw"
+    make_ntu(raw, n=12)
+    (raw / "S001C001P001R001A012.skeleton").write_text("")
+    updates = []
+    res = convert(ConvertConfig(input=raw, output=tmp_path / "o.zarr", workers=2), progress=updates.append)
+    assert [u.files_done for u in updates] == list(range(1, 14))
+    assert all(u.files_total == 13 for u in updates)
+    assert updates[-1].bytes_done == updates[-1].bytes_total == res.bytes_in
+    assert (updates[-1].samples, updates[-1].skipped) == (12, 1) == (res.samples, res.skipped)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _no_setup() -> None:
+    pass
+
+
+def test_ordered_pool_keeps_order_and_bounds_the_window() -> None:
+    from s2i_prep.parallel import OrderedPool
+
+    pulled = []
+
+    def tasks():
+        for i in range(40):
+            pulled.append(i)
+            yield i
+
+    with OrderedPool(2, _no_setup, window=3) as pool:
+        out = []
+        for result in pool.map(_square, tasks()):
+            assert len(pulled) - len(out) <= 3  # never more than the window in flight
+            out.append(result)
+    assert out == [i * i for i in range(40)]
 
 
 # --------------------------------------------------------------------------------------------
