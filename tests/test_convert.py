@@ -501,3 +501,19 @@ def test_resume_inside_a_multi_sample_file(tmp_path: Path) -> None:
         assert np.array_equal(a[key], b[key]), key
     assert _attr(a, "report") == _attr(b, "report")
     assert _attr(a, "stats") == _attr(b, "stats")
+
+
+def test_preview_writes_a_png_of_one_sample(tmp_path: Path) -> None:
+    from PIL import Image
+
+    names = make_ntu(tmp_path / "raw", n=3)
+    out = tmp_path / "out.zarr"
+    assert run_cli("convert", "--format", "ntu25", str(tmp_path / "raw"), str(out), "-q", "--workers", "0")[0] == 0
+    png = tmp_path / "p.png"
+    status, text = run_cli("preview", str(out), "--sample", names[1], "-o", str(png))
+    assert status == 0, text
+    assert names[1] in text
+    with Image.open(png) as img:
+        assert img.width > 50 and img.height > 64
+    status, text = run_cli("preview", str(out), "--sample", "S999C001P001R001A001", "-o", str(png))
+    assert status == 1 and "no sample" in text
