@@ -9,7 +9,7 @@ import numpy as np
 
 
 def read_plain(path: str) -> dict:
-    """Plain-Python parse (readline, split, float): {'num_frames', 'bodies': {id: {...}}}.
+    """Plain-Python parse (readline, split, float on every field): {'num_frames', 'bodies': {...}}.
 
     Each body: ``joints`` (n, 25, 3) float32 through float64 (numpy's str->float32 path),
     ``frames`` (original frame indices), ``valid`` (indices among non-empty frames).
@@ -25,13 +25,16 @@ def read_plain(path: str) -> dict:
             for _ in range(nb):
                 info = fh.readline().split()
                 body_id = info[0]
+                [int(t) for t in info[1:7]], float(info[7]), float(info[8]), int(info[9])
                 nj = int(fh.readline())
                 xyz = []
                 for _ in range(nj):
                     tokens = fh.readline().split()
                     if len(tokens) != 12:
                         raise ValueError(f"{path}: joint line with {len(tokens)} fields")
-                    xyz.append([float(t) for t in tokens[:3]])
+                    values = [float(t) for t in tokens[:11]]      # every field, like s2i
+                    int(tokens[11])
+                    xyz.append(values[:3])
                 body = bodies.setdefault(body_id, {"joints": [], "frames": [], "valid": []})
                 body["joints"].append(xyz)
                 body["frames"].append(f)
