@@ -316,6 +316,12 @@ def test_resume_after_kill(tmp_path, suffix, mid_shard):
         (shard.parent / "0.deadbeef.partial").write_bytes(b"junk")
     w = open_writer(out, sample_shape=SHAPE, dtype="float16", resume=True, fingerprint="fp1")
     assert w.num_samples == 2 * SHARD and w.resume_state == {"files_done": 2 * SHARD}
+    committed = w.committed_columns()
+    _, before = _expected(sizes=(SHARD, SHARD))
+    assert sorted(committed) == sorted(before)
+    for name, values in before.items():
+        np.testing.assert_array_equal(committed[name], values)
+    assert committed["sample_id"].dtype.kind == "U"
     w.write_shard(*_shard(2))
     w.write_shard(*_shard(3, 1))
     w.finalize(_attrs(), _splits(w.num_samples))

@@ -31,6 +31,14 @@ def _compression(codec: str) -> dict[str, Any]:
     return {}
 
 
+def read_column(file: Any, name: str) -> np.ndarray:
+    """A whole 1-D dataset in memory; strings as a numpy ``str`` array (h5py gives bytes)."""
+    dset = file[name]
+    if dset.dtype.kind == "O":
+        return np.array(dset.asstr()[...], dtype=str)
+    return np.asarray(dset[...])
+
+
 class Hdf5Backend:
     """Writes the dataset arrays into ``<root>/data.h5``."""
 
@@ -116,7 +124,7 @@ class Hdf5Backend:
 
     def read_column(self, name: str) -> np.ndarray:
         """A whole committed column (a resumed pipeline needs them to compute the splits)."""
-        return np.asarray(self.file[name][...])
+        return read_column(self.file, name)
 
     def close(self, finished: bool = False) -> None:
         if self.file is not None:
@@ -154,10 +162,7 @@ class Hdf5Source:
         return self.file[name]
 
     def read_column(self, name: str) -> np.ndarray:
-        dset = self.file[name]
-        if dset.dtype.kind == "O":
-            return np.array(dset.asstr()[...], dtype=str)
-        return dset[...]
+        return read_column(self.file, name)
 
     def split_names(self) -> list[str]:
         group = self.file.get(layout.SPLITS)

@@ -5,7 +5,6 @@ This is the reference reader, not the training fast path: it goes through zarr-p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +68,6 @@ class DatasetReader:
     def sample(self, index: int) -> np.ndarray:
         """One stored sample, (S, 3, H, W)."""
         return np.asarray(self.array(layout.S2I)[index])
-
-    def blocks(self, size: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """``(start, samples)`` over the whole ``s2i`` array, one shard at a time by default."""
-        n = len(self)
-        step = size or int(self.attrs.get(layout.ATTR_STORAGE, {}).get("shard_size") or 1024)
-        arr = self.array(layout.S2I)
-        for start in range(0, n, step):
-            yield start, np.asarray(arr[start : min(start + step, n)])
 
     def splits(self) -> dict[str, dict[str, np.ndarray | None]]:
         """``{name: {"train": idx, "test": idx}}``; a missing part is ``None``."""

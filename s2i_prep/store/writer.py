@@ -80,6 +80,10 @@ def _typed_column(name: str, values: Any, k: int) -> np.ndarray:
     return data.astype(dtype)
 
 
+def _index_array(values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
 class DatasetWriter:
     """Appends shards of samples to a partial output and publishes it at :meth:`finalize`.
 
@@ -124,9 +128,10 @@ class DatasetWriter:
         self._columns: list[str] = []
         self._short_shard = False
         self._lock = staging.OutputLock(self.path)
-        self._backend: ZarrBackend | Hdf5Backend | None = (
+        self._backend: ZarrBackend | Hdf5Backend = (
             ZarrBackend if self.backend_name == "zarr" else Hdf5Backend
         )(self.partial)
+        self._closed = False
         self._lock.acquire()
         try:
             if self.path.exists() and not overwrite:
@@ -161,7 +166,7 @@ class DatasetWriter:
                 f"rerun with "
                 f"the original options, or pass --overwrite to start over"
             )
-        expected = {
+        expected: dict[str, Any] = {
             "backend": self.backend_name,
             "sample_shape": list(self.sample_shape),
             "dtype": self.dtype,
@@ -213,8 +218,7 @@ class DatasetWriter:
                 every metadata field.
             state: JSON-serialisable pipeline state returned as ``resume_state`` after a resume.
         """
-        if self._backend is None:
-            raise StoreError(f"{self.path}: writer is closed")
+        self._check_open()
         k = len(s2i)
         if s2i.shape[1:] != self.sample_shape or s2i.ndim != 5:
             raise StoreError(
@@ -258,22 +262,20 @@ class DatasetWriter:
 
     def committed_columns(self) -> dict[str, np.ndarray]:
         """The per-sample columns of every committed sample, e.g. after a resume."""
-        if self._backend is None:
-            raise StoreError(f"{self.path}: writer is closed")
+        self._check_open()
         return {name: self._backend.read_column(name) for name in self._columns}
 
     def finalize(self, attrs: dict, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
         """Write splits and attributes, then move the finished output to its final path."""
-        if self._backend is None:
-            raise StoreError(f"{self.path}: writer is closed")
+        self._check_open()
         missing = [key for key in layout.PIPELINE_ATTRS if key not in attrs]
         if missing:
             raise StoreError(f"{self.path}: dataset attributes missing: {', '.join(missing)}")
-        checked = {}
+        checked: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, parts in splits.items():
             if len(parts) != 2:
                 raise StoreError(f"split {name!r}: expected (train, test) index arrays")
-            arrays = tuple(np.asarray(p, dtype=np.int64).reshape(-1) for p in parts)
+            arrays = (_index_array(parts[0]), _index_array(parts[1]))
             for part, idx in zip(layout.SPLIT_PARTS, arrays, strict=True):
                 if idx.size and (idx.min() < 0 or idx.max() >= self.num_samples):
                     raise StoreError(
@@ -307,10 +309,14 @@ class DatasetWriter:
 
     def close(self) -> None:
         """Release the lock without finalizing; the partial output stays for ``resume``."""
-        if self._backend is not None:
+        if not self._closed:
             self._backend.close()
-            self._backend = None
-        self._lock.release()
+            self._lock.release()
+            self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self.path}: writer is closed")
 
     def __enter__(self) -> DatasetWriter:
         return self

@@ -41,6 +41,12 @@ def _codecs(codec: str, dtype: str) -> list[Any]:
     return chain
 
 
+def read_column(group: Any, name: str) -> np.ndarray:
+    """A whole 1-D array in memory; strings as a numpy ``str`` array (not ``StringDType``)."""
+    data = np.asarray(group[name][...])
+    return np.array(data.tolist(), dtype=str) if data.dtype.kind == "T" else data
+
+
 class ZarrBackend:
     """Writes the dataset arrays into a Zarr v3 group at ``root`` (the partial directory)."""
 
@@ -140,7 +146,7 @@ class ZarrBackend:
 
     def read_column(self, name: str) -> np.ndarray:
         """A whole committed column (a resumed pipeline needs them to compute the splits)."""
-        return np.asarray(self.group[name][...])
+        return read_column(self.group, name)
 
     def close(self, finished: bool = False) -> None:
         """Consolidate the metadata of a finished group (one fewer read per array when opening)."""
@@ -162,7 +168,7 @@ class ZarrSource:
         import zarr
 
         try:
-            self.group = zarr.open_group(path, mode="r")
+            self.group: Any = zarr.open_group(path, mode="r")
         except Exception as exc:
             raise StoreError(f"{path}: not a readable Zarr v3 group ({exc})") from None
 
@@ -176,8 +182,7 @@ class ZarrSource:
         return self.group[name]
 
     def read_column(self, name: str) -> np.ndarray:
-        data = self.group[name][...]
-        return np.array(data.tolist(), dtype=str) if data.dtype.kind == "T" else data
+        return read_column(self.group, name)
 
     def split_names(self) -> list[str]:
         if layout.SPLITS not in self.group:
