@@ -1,0 +1,104 @@
+"""Previews: one stored sample as a picture a person can check against what the model sees.
+
+Each stream becomes one panel (x, y, z -> R, G, B through the dataset's own pixel mapping, so the
+colours are the model's input up to its normalisation), panels sit side by side, and thin vertical
+lines mark where each body part and each person starts. A compact grid is upscaled by nearest
+neighbour so every stored value is a ``scale x scale`` block; a stored image is shown as stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .encoding import EncodeConfig, stored_shape, to_image
+from .specs import PART_NAMES, JointSpec
+
+__all__ = ["render_preview", "PART_LINE", "PERSON_LINE"]
+
+#: Line colour where a body part starts (within a person).
+PART_LINE = (255, 255, 255)
+#: Line colour where the next person's columns start.
+PERSON_LINE = (255, 48, 48)
+_BACKGROUND = (24, 24, 24)
+_TEXT = (235, 235, 235)
+_PART_ABBR = {"torso": "T", "left_arm": "LA", "right_arm": "RA", "left_leg": "LL", "right_leg": "RL"}
+_HEADER = 18  # px above the panels: stream names
+_FOOTER = 14  # px below: part names
+_GAP = 8  # px around and between panels
+_MIN_LINE_PITCH = 3  # px per column below which boundaries are ticks in the margins only
+
+
+def _part_starts(spec: JointSpec) -> np.ndarray:
+    """First column of every part within one person, plus the person's width: (6,) int."""
+    return np.cumsum([0] + [len(p) for p in spec.parts])
+
+
+def _boundaries(spec: JointSpec) -> list[tuple[int, tuple[int, int, int]]]:
+    """``(column, colour)`` of every part start except column 0, over all persons."""
+    marks = []
+    for m in range(spec.max_persons):
+        base = m * spec.num_joints
+        if m:
+            marks.append((base, PERSON_LINE))
+        marks += [(base + int(s), PART_LINE) for s in _part_starts(spec)[1:-1]]
+    return marks
+
+
+def render_preview(sample: np.ndarray, spec: JointSpec, cfg: EncodeConfig, mapping: Mapping[str, Any],
+                   scale: int = 4) -> Image.Image:
+    """An RGB image of one stored sample ``(S, 3, H, W)`` (any storage form of ``cfg``).
+
+    ``mapping`` is the dataset's recorded pixel mapping; float samples go through
+    :func:`~s2i_prep.encoding.to_image` at their own size (no resampling), uint8 images are shown
+    as they are. ``scale`` is the number of pixels per stored value of a compact grid.
+
+    Raises:
+        ValueError: ``sample`` does not have the shape ``cfg`` and ``spec`` give.
+    """
+    expected = stored_shape(spec, cfg)
+    if sample.shape != expected:
+        raise ValueError(f"sample has shape {sample.shape}; the dataset's encoding stores {expected}")
+    if scale < 1:
+        raise ValueError(f"scale must be at least 1, found {scale}")
+    n_streams, _, height, width = sample.shape
+    rgb = sample if sample.dtype == np.uint8 else to_image(sample, (height, width), mapping)
+    if cfg.image_size is None:
+        rgb = rgb.repeat(scale, axis=2).repeat(scale, axis=3)
+    pitch = rgb.shape[3] / (spec.max_persons * spec.num_joints)  # px per compact column
+    panel_h, panel_w = rgb.shape[2:]
+    canvas = Image.new(
+        "RGB",
+        (n_streams * panel_w + (n_streams + 1) * _GAP, _HEADER + panel_h + _FOOTER + _GAP),
+        _BACKGROUND,
+    )
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    marks = _boundaries(spec)
+    starts = _part_starts(spec)
+    top, bottom = _HEADER, _HEADER + panel_h - 1
+    for k, stream in enumerate(cfg.streams):
+        left = _GAP + k * (panel_w + _GAP)
+        canvas.paste(Image.fromarray(np.ascontiguousarray(rgb[k].transpose(1, 2, 0))), (left, top))
+        draw.text((left, 1), f"{stream} (rows: frames)", fill=_TEXT, font=font)
+        for column, colour in marks:
+            x = left + int(round(column * pitch))
+            if pitch >= _MIN_LINE_PITCH:
+                draw.line([(x, top), (x, bottom)], fill=colour)
+                if colour == PERSON_LINE:  # two pixels wide: the person boundary must stand out
+                    draw.line([(x + 1, top), (x + 1, bottom)], fill=colour)
+            draw.line([(x, top - 4), (x, top - 1)], fill=colour)
+            draw.line([(x, bottom + 1), (x, bottom + 3)], fill=colour)
+        for m in range(spec.max_persons):
+            for p, part in enumerate(PART_NAMES):
+                name = _PART_ABBR[part]
+                centre = (m * spec.num_joints + (starts[p] + starts[p + 1]) / 2) * pitch
+                room = (starts[p + 1] - starts[p]) * pitch
+                labels = [name] if spec.max_persons == 1 else [f"{name}{m + 1}", name]
+                fitting = [t for t in labels if draw.textlength(t, font=font) <= room]
+                if fitting:
+                    draw.text((left + centre, bottom + 4), fitting[0], fill=_TEXT, font=font, anchor="ma")
+    return canvas
