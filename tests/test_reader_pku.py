@@ -421,3 +421,20 @@ def test_kernel_equals_reference_twin(pieces, ncols):
     if status == parse_text.OK:
         assert np.array_equal(got.values, values, equal_nan=True)
         assert np.array_equal(np.signbit(got.values), np.signbit(values))
+
+
+def test_cut_anywhere_is_a_read_error_or_a_shorter_recording(tmp_path, spec):
+    """A file cut at any byte either still holds every labelled frame or fails with a location."""
+    text = _text(_frames(3), "\r\n").encode()
+    reader = get_reader("pku_txt")
+    for cut in range(0, len(text), 7):
+        path = _write(tmp_path / str(cut), "0011-L", text[:cut], "1,0,2,1\n")
+        try:
+            [clip] = reader.read(path, spec)
+        except ReadError as err:
+            assert err.location.path in (
+                str(path),
+                str(tmp_path / str(cut) / "label" / "0011-L.txt"),
+            )
+        else:
+            assert clip.num_frames == 2 and not np.isnan(clip.joints).any()

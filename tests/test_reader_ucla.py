@@ -182,3 +182,12 @@ def test_name_outside_the_label_map(tmp_path, reader, spec):
 def test_top_level_not_an_object(tmp_path, reader, spec):
     with pytest.raises(ParseError, match="expected a JSON object, found list"):
         reader.read(_write(tmp_path, None, name="a01_s01_e00_v01", text="[1, 2]"), spec)
+
+
+def test_cut_anywhere_is_a_parse_error(tmp_path, reader, spec):
+    text = json.dumps(_doc(frames=1))
+    for cut in range(0, len(text), 5):
+        path = _write(tmp_path, None, name="a08_s03_e01_v02", text=text[:cut])
+        with pytest.raises(ParseError) as info:
+            reader.read(path, spec)
+        assert info.value.location.path == str(path)
