@@ -115,6 +115,7 @@ def _expected(sizes=(SHARD, SHARD, 2), dtype: str = "float16"):
 
 
 # --- round trips, read with plain zarr / h5py ---------------------------------------------------
+@pytest.mark.filterwarnings("error")  # no zarr warning may reach users
 def test_zarr_round_trip_plain_zarr(tmp_path):
     out = _write(tmp_path / "ds.zarr")
     s2i, cols = _expected()
@@ -209,19 +210,26 @@ def test_output_appears_only_at_finalize(tmp_path):
     w.write_shard(*_shard(0))
     assert not out.exists() and (tmp_path / "ds.zarr.partial").is_dir()
     assert (tmp_path / "ds.zarr.lock").exists()
+    with pytest.raises(StoreError, match="attributes missing: stats"):
+        w.finalize({k: v for k, v in _attrs().items() if k != "stats"}, _splits(SHARD))
+    with pytest.raises(StoreError, match=r"indices 0\.\.4 outside 0\.\.3"):
+        w.finalize(_attrs(), {"bad": (np.arange(5), np.arange(0))})
+    assert not out.exists()
     w.finalize(_attrs(), _splits(SHARD))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.zarr"]
     assert not (out / layout.MANIFEST).exists()
 
 
-def test_existing_output_refused_unless_overwrite(tmp_path):
-    out = _write(tmp_path / "ds.h5")
+@pytest.mark.parametrize("suffix", [".zarr", ".h5"])
+def test_existing_output_refused_unless_overwrite(tmp_path, suffix):
+    out = _write(tmp_path / f"ds{suffix}")
     with pytest.raises(StoreError, match="already exists.*--overwrite"):
         open_writer(out, sample_shape=SHAPE, dtype="float16")
-    assert not (tmp_path / "ds.h5.lock").exists()  # the refused writer released its lock
+    assert not (tmp_path / f"ds{suffix}.lock").exists()  # the refused writer released its lock
     _write(out, sizes=(SHARD,), overwrite=True)
-    with h5py.File(out, "r") as f:
-        assert f["s2i"].shape[0] == SHARD
+    with open_dataset(out) as ds:
+        assert len(ds) == SHARD
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"ds{suffix}"]
 
 
 def test_second_process_is_refused_by_the_lock(tmp_path):
