@@ -99,26 +99,50 @@ def _pack_half(src: np.ndarray, dst: np.ndarray) -> bool:
 
 
 @jit
+def _float_bits(h: int) -> int:
+    """IEEE binary32 bits of the float16 with bits ``h`` (exact; NaN payloads kept)."""
+    sign = (h & 0x8000) << 16
+    e = (h >> 10) & 0x1F
+    m = h & 0x3FF
+    if e == 0x1F:
+        return sign | 0x7F800000 | (m << 13)
+    if e != 0:
+        return sign | ((e + 112) << 23) | (m << 13)
+    if m == 0:
+        return sign
+    e = 113  # subnormal half: normalise the mantissa
+    while (m & 0x400) == 0:
+        m <<= 1
+        e -= 1
+    return sign | (e << 23) | ((m & 0x3FF) << 13)
+
+
+@jit
 def _unpack_half(src: np.ndarray, dst: np.ndarray) -> None:
-    """``dst[i] = float32(src[i].view(float16))`` for 1-D uint16 ``src``, float32 ``dst`` (exact)."""
+    """``dst[i] = float32(src[i].view(float16))`` for 1-D uint16 ``src``, float32 ``dst`` (exact).
+
+    Branch-free for zeros, normals, infinities and NaNs; subnormal halves, if any, are redone by
+    :func:`_float_bits` in a second pass.
+    """
     out = dst.view(np.uint32)
+    magnitude = np.uint32(0x7FFF)
+    min_normal = np.uint32(0x0400)
+    infinity = np.uint32(0x7C00)
+    subnormal = False
     for i in range(src.size):
-        h = np.int64(src[i])
-        sign = (h & 0x8000) << 16
-        e = (h >> 10) & 0x1F
-        m = h & 0x3FF
-        if e == 0x1F:
-            out[i] = sign | 0x7F800000 | (m << 13)
-        elif e != 0:
-            out[i] = sign | ((e + 112) << 23) | (m << 13)
-        elif m == 0:
-            out[i] = sign
-        else:  # subnormal half: normalise the mantissa
-            e = 113
-            while (m & 0x400) == 0:
-                m <<= 1
-                e -= 1
-            out[i] = sign | (e << 23) | ((m & 0x3FF) << 13)
+        h = np.uint32(src[i])
+        a = h & magnitude
+        normal = (a << np.uint32(13)) + np.uint32(0x38000000)
+        special = (a << np.uint32(13)) | np.uint32(0x7F800000)
+        r = special if a >= infinity else normal
+        r = np.uint32(0) if a == np.uint32(0) else r
+        out[i] = ((h & np.uint32(0x8000)) << np.uint32(16)) | r
+        subnormal |= (a != np.uint32(0)) & (a < min_normal)
+    if subnormal:
+        for i in range(src.size):
+            a = src[i] & 0x7FFF
+            if a != 0 and a < 0x0400:
+                out[i] = _float_bits(np.int64(src[i]))
 
 
 # --------------------------------------------------------------------------- centring, alignment
