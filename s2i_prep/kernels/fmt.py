@@ -28,11 +28,44 @@ from ._jit import jit
 __all__ = ["format_ntu", "format_rows_fixed", "format_ucla_skeletons"]
 
 _POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
+#: "00" "01" ... "99" as bytes, for two digits per division.
+_PAIRS = np.frombuffer("".join(f"{k:02d}" for k in range(100)).encode(), dtype=np.uint8).copy()
+_IPOW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 _MINUS, _DOT, _SPACE, _CR, _LF = 45, 46, 32, 13, 10
 _ZERO = 48
 _STYLE_G, _STYLE_R = 0, 1
 #: Upper bound of the bytes one number takes: sign, 17 digits, point, exponent.
 _MAX_NUMBER = 32
+
+
+@jit
+def _put_digits(buf, pos, value, width):
+    """``value`` (>= 0) as exactly ``width`` decimal digits, zero-padded; returns the new position."""
+    v = np.uint64(value)  # unsigned: division without Python's floor-semantics fix-ups
+    k = pos + width - 1
+    while k > pos:  # two digits per division
+        r = v % np.uint64(100)
+        v //= np.uint64(100)
+        buf[k] = _PAIRS[2 * r + 1]
+        buf[k - 1] = _PAIRS[2 * r]
+        k -= 2
+    if k == pos:
+        buf[k] = _ZERO + np.uint8(v % np.uint64(10))
+    return pos + width
+
+
+@jit
+def _put_pointed(buf, pos, m, nd, whole):
+    """The ``nd`` digits of ``m`` with a point after the first ``whole`` (``whole < nd``).
+
+    Writes all digits, then shifts the fraction one place right: cheaper than dividing by a
+    variable power of ten.
+    """
+    end = _put_digits(buf, pos, m, nd)
+    for k in range(end, pos + whole, -1):
+        buf[k] = buf[k - 1]
+    buf[pos + whole] = _DOT
+    return end + 1
 
 
 @jit
@@ -42,18 +75,10 @@ def _put_int(buf, pos, value):
         buf[pos] = _MINUS
         pos += 1
         value = -value
-    digits = np.empty(20, np.uint8)
-    n = 0
-    while True:
-        digits[n] = _ZERO + value % 10
-        n += 1
-        value //= 10
-        if value == 0:
-            break
-    for k in range(n - 1, -1, -1):
-        buf[pos] = digits[k]
-        pos += 1
-    return pos
+    width = 1
+    while width < 19 and value >= _IPOW10[width]:
+        width += 1
+    return _put_digits(buf, pos, value, width)
 
 
 @jit
@@ -76,67 +101,49 @@ def _put_general(buf, pos, value, precision, style):
             buf[pos + 1] = _ZERO
             pos += 2
         return pos
-    top = np.int64(10) ** precision
     e = np.int64(np.floor(np.log10(a)))
     m = np.int64(np.rint(_scaled(a, precision - 1 - e)))
-    if m >= top:
+    if m >= _IPOW10[precision]:
         e += 1
         m = np.int64(np.rint(_scaled(a, precision - 1 - e)))
-    elif m < top // 10:
+    elif m < _IPOW10[precision - 1]:
         e -= 1
         m = np.int64(np.rint(_scaled(a, precision - 1 - e)))
-    digits = np.empty(precision, np.uint8)
-    for k in range(precision - 1, -1, -1):
-        digits[k] = _ZERO + m % 10
+    if m >= _IPOW10[precision]:  # rounding carried into a new digit: 9.9999999 -> 10
+        e += 1
         m //= 10
-    nd = precision
-    while nd > 1 and digits[nd - 1] == _ZERO:
+    nd = precision  # significant digits left after dropping trailing zeros
+    while nd > 1 and np.uint64(m) % np.uint64(10) == 0:
+        m = np.int64(np.uint64(m) // np.uint64(10))
         nd -= 1
     if value < 0:
         buf[pos] = _MINUS
         pos += 1
     if -4 <= e < precision:
-        if e >= 0:
-            for k in range(e + 1):
-                buf[pos] = digits[k] if k < nd else _ZERO
-                pos += 1
-            if nd > e + 1:
-                buf[pos] = _DOT
-                pos += 1
-                for k in range(e + 1, nd):
-                    buf[pos] = digits[k]
-                    pos += 1
-            elif style == _STYLE_R:
-                buf[pos] = _DOT
-                buf[pos + 1] = _ZERO
-                pos += 2
-        else:
+        if e < 0:
             buf[pos] = _ZERO
             buf[pos + 1] = _DOT
             pos += 2
             for _ in range(-e - 1):
                 buf[pos] = _ZERO
                 pos += 1
-            for k in range(nd):
-                buf[pos] = digits[k]
+            return _put_digits(buf, pos, m, nd)
+        if nd <= e + 1:
+            pos = _put_digits(buf, pos, m, nd)
+            for _ in range(e + 1 - nd):
+                buf[pos] = _ZERO
                 pos += 1
-        return pos
-    buf[pos] = digits[0]
-    pos += 1
-    if nd > 1:
-        buf[pos] = _DOT
-        pos += 1
-        for k in range(1, nd):
-            buf[pos] = digits[k]
-            pos += 1
+            if style == _STYLE_R:
+                buf[pos] = _DOT
+                buf[pos + 1] = _ZERO
+                pos += 2
+            return pos
+        return _put_pointed(buf, pos, m, nd, e + 1)
+    pos = _put_pointed(buf, pos, m, nd, 1) if nd > 1 else _put_digits(buf, pos, m, 1)
     buf[pos] = 69 if style == _STYLE_G else 101  # "E" / "e"
     buf[pos + 1] = 43 if e >= 0 else _MINUS  # "+" / "-"
-    pos += 2
     ae = abs(e)
-    if ae < 10:
-        buf[pos] = _ZERO
-        pos += 1
-    return _put_int(buf, pos, ae)
+    return _put_digits(buf, pos + 2, ae, 2 if ae < 100 else 3)
 
 
 @jit
@@ -146,16 +153,10 @@ def _put_fixed(buf, pos, value, decimals):
     if value < 0 and m > 0:
         buf[pos] = _MINUS
         pos += 1
-    scale = np.int64(10) ** decimals
-    pos = _put_int(buf, pos, m // scale)
+    pos = _put_int(buf, pos, m // _IPOW10[decimals])
     if decimals > 0:
         buf[pos] = _DOT
-        pos += 1
-        frac = m % scale
-        for k in range(decimals - 1, -1, -1):
-            buf[pos + k] = _ZERO + frac % 10
-            frac //= 10
-        pos += decimals
+        pos = _put_digits(buf, pos + 1, m % _IPOW10[decimals], decimals)
     return pos
 
 
