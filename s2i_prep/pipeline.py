@@ -346,6 +346,7 @@ def _tasks(files: list[tuple[str, int]], start: int) -> Iterator[tuple[int, list
         yield i, files[i: i + FILES_PER_TASK]
 
 
+_NO_ARRAY = np.empty(0, np.float16)
 #: StreamStats accumulators carried in the resume state (float64 round-trips exactly via JSON).
 _STATS_FIELDS = ("count", "sum", "sumsq", "min", "max")
 
@@ -357,12 +358,15 @@ class _Assembler:
     back from the writer itself (``committed_columns``), so each commit costs the same.
     """
 
-    def __init__(self, writer: Any, spec: JointSpec, stats: Any, on_error: str) -> None:
+    def __init__(self, writer: Any, spec: JointSpec, stats: Any, on_error: str,
+                 sample_shape: tuple[int, ...], dtype: str) -> None:
         self.writer = writer
+        # One preallocated shard: samples are copied in as they arrive (no list + stack copy).
+        self.batch = np.empty((writer.shard_size, *sample_shape), dtype=dtype)
         self.on_error = on_error
         self.stats = stats
         self.keys = ("label", *spec.fields)
-        self.samples: list[_Sample] = []
+        self.samples: list[_Sample] = []  # the buffered samples' names and columns only
         self.columns: dict[str, list[int]] = {k: [] for k in self.keys}
         self.skipped: list[tuple[str, str, str]] = []
         self.excluded = 0
@@ -393,7 +397,8 @@ class _Assembler:
                 raise S2IError(f"{event.path}: {event.reason} (stopping: --on-error fail)")
             self.skipped.append((event.path, event.reason, event.kind))
             return
-        self.samples.append(event)
+        self.batch[len(self.samples)] = event.s2i
+        self.samples.append(replace(event, s2i=_NO_ARRAY))
         self.last_id = event.name
         if len(self.samples) == self.writer.shard_size:
             self.flush(cursor)
@@ -402,7 +407,7 @@ class _Assembler:
         """Commit the buffered samples as one shard whose state resumes at ``cursor``."""
         if not self.samples:
             return
-        batch = np.stack([s.s2i for s in self.samples])
+        batch = self.batch[: len(self.samples)]
         self.stats.update(batch)
         cols: dict[str, np.ndarray] = {"sample_id": np.array([s.name for s in self.samples])}
         for key in self.samples[0].columns:
@@ -472,7 +477,8 @@ def convert(cfg: ConvertConfig, progress: Callable[[ProgressUpdate], None] | Non
         )
         try:
             state = writer.resume_state
-            asm = _Assembler(writer, spec, stages.new_stats(len(cfg.encode.streams)), cfg.on_error)
+            asm = _Assembler(writer, spec, stages.new_stats(len(cfg.encode.streams)), cfg.on_error,
+                             shape, cfg.encode.dtype)
             start, skip_events = int(state.get("file", 0)), int(state.get("event", 0))
             bytes_done = sum(n for _, n in files[:start])
             for results in pool.map(_run_task, _tasks(files, start)):
