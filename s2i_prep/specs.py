@@ -30,6 +30,7 @@ PART_NAMES: tuple[str, ...] = ("torso", "left_arm", "right_arm", "left_leg", "ri
 _TOP_KEYS = {
     "format", "description", "reader", "body_selection", "dims", "joints", "parts", "centre",
     "align", "max_persons", "exclude_lists", "sample_name", "reader_fields", "splits",
+    "num_classes",
 }
 _REQUIRED = ("format", "reader", "dims", "joints", "parts", "centre", "max_persons", "sample_name")
 _BODY_SELECTIONS = ("ctrgcn", "first")
@@ -110,6 +111,7 @@ class JointSpec:
     label_rule: Mapping[str, Any]
     fields: tuple[str, ...]
     splits: tuple[SplitRule, ...]
+    num_classes: int | None
     source: str
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
@@ -323,6 +325,9 @@ def _parse(raw: Any, src: str) -> JointSpec:
         _check_condition(src, f"{key}.test", rule["test"], fields)
         splits.append(SplitRule(sname, rule["train"], rule["test"]))
 
+    num_classes = raw.get("num_classes")
+    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+        raise _fail(src, "num_classes", f"expected a positive integer, found {num_classes!r}")
     excl = raw.get("exclude_lists") or []
     return JointSpec(
         format=str(raw["format"]),
@@ -343,6 +348,7 @@ def _parse(raw: Any, src: str) -> JointSpec:
         label_rule=dict(label),
         fields=tuple(fields),
         splits=tuple(splits),
+        num_classes=num_classes,
         source=src,
         raw=dict(raw),
     )
