@@ -301,12 +301,12 @@ def _write_until_killed(path: str, kill_at_shard: int, mid_shard: bool) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".zarr", ".h5"])
-@pytest.mark.parametrize("mid_shard", [False, True])
-def test_resume_after_kill(tmp_path, suffix, mid_shard):
+@pytest.mark.parametrize("kill_at,mid_shard", [(2, False), (2, True), (0, False)])
+def test_resume_after_kill(tmp_path, suffix, kill_at, mid_shard):
     out = tmp_path / f"ds{suffix}"
     code = (
         f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import test_store; "
-        f"test_store._write_until_killed({str(out)!r}, 2, {mid_shard})"
+        f"test_store._write_until_killed({str(out)!r}, {kill_at}, {mid_shard})"
     )
     run = subprocess.run(
         [sys.executable, "-c", code],
@@ -319,18 +319,21 @@ def test_resume_after_kill(tmp_path, suffix, mid_shard):
     assert run.returncode == -signal.SIGKILL, run.stderr
     assert not out.exists()
     if suffix == ".zarr":  # tear the shard beyond the manifest and leave a stray temp file
-        shard = tmp_path / "ds.zarr.partial/data.zarr/s2i/c/2/0/0/0/0"
+        shard = tmp_path / f"ds.zarr.partial/data.zarr/s2i/c/{kill_at}/0/0/0/0"
         shard.write_bytes(shard.read_bytes()[:100])
         (shard.parent / "0.deadbeef.partial").write_bytes(b"junk")
     w = open_writer(out, sample_shape=SHAPE, dtype="float16", resume=True, fingerprint="fp1")
-    assert w.num_samples == 2 * SHARD and w.resume_state == {"files_done": 2 * SHARD}
-    committed = w.committed_columns()
-    _, before = _expected(sizes=(SHARD, SHARD))
-    assert sorted(committed) == sorted(before)
-    for name, values in before.items():
-        np.testing.assert_array_equal(committed[name], values)
-    assert committed["sample_id"].dtype.kind == "U"
-    w.write_shard(*_shard(2))
+    assert w.num_samples == kill_at * SHARD
+    assert w.resume_state == ({"files_done": kill_at * SHARD} if kill_at else {})
+    if kill_at:
+        committed = w.committed_columns()
+        _, before = _expected(sizes=(SHARD,) * kill_at)
+        assert sorted(committed) == sorted(before)
+        for name, values in before.items():
+            np.testing.assert_array_equal(committed[name], values)
+        assert committed["sample_id"].dtype.kind == "U"
+    for i in range(kill_at, 3):
+        w.write_shard(*_shard(i))
     w.write_shard(*_shard(3, 1))
     w.finalize(_attrs(), _splits(w.num_samples))
     assert verify_dataset(out) == []

@@ -163,10 +163,10 @@ class DatasetWriter:
             raise StoreError(
                 f"{self.partial}: was started with different inputs or options (fingerprint "
                 f"{str(manifest.get('fingerprint'))[:12]}..., now {self.fingerprint[:12]}...); "
-                f"rerun with "
-                f"the original options, or pass --overwrite to start over"
+                "rerun with the original options, or pass --overwrite to start over"
             )
         expected: dict[str, Any] = {
+            "s2i_layout_version": layout.LAYOUT_VERSION,
             "backend": self.backend_name,
             "sample_shape": list(self.sample_shape),
             "dtype": self.dtype,
@@ -243,8 +243,12 @@ class DatasetWriter:
         typed = {name: _typed_column(name, columns[name], k) for name in names}
         state = jsonable(state)
         if not self._columns:
+            existing = set(
+                self._backend.column_names()
+            )  # a first shard cut short before its commit
             for name in names:
-                self._backend.create_column(name, _column_dtype(name))
+                if name not in existing:
+                    self._backend.create_column(name, _column_dtype(name))
             self._columns = names
         try:
             self._backend.append(self.num_samples, s2i, typed)
