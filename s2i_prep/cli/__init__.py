@@ -24,6 +24,7 @@ _COMMANDS = {
     "inspect": "inspect_cmd",
     "verify": "verify",
     "preview": "preview",
+    "demo": "demo",
 }
 
 EXIT_CODES = """\b
