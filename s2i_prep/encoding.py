@@ -196,7 +196,7 @@ class _Plan(NamedTuple):
     """Everything :func:`encode` derives from (spec, cfg) once, not per sample."""
 
     col_joint: np.ndarray
-    parent_col: np.ndarray
+    parent_joint: np.ndarray
     streams: np.ndarray
     spine: tuple[int, int]
     shoulders: tuple[int, int]
@@ -214,14 +214,9 @@ def _plan(spec: JointSpec, cfg: EncodeConfig) -> _Plan:
     if cfg.align and len(spec.dims) < CHANNELS:
         raise ValueError(f"spec {spec.format!r} is {len(spec.dims)}-D; view alignment needs 3-D joints")
     order = spec.column_order
-    column_of = np.empty(spec.num_joints, np.int64)
-    column_of[order] = np.arange(len(order))
-    parent_of_column = column_of[spec.parent_array[order]]
-    width = spec.max_persons * len(order)
-    parent_col = (np.arange(width) // len(order)) * len(order) + np.tile(parent_of_column, spec.max_persons)
     plan = _Plan(
         col_joint=order.astype(np.uint64),
-        parent_col=parent_col.astype(np.uint64),
+        parent_joint=spec.parent_array.astype(np.uint64),
         streams=np.array([_STREAM_CODE[s] for s in cfg.streams], np.int64),
         spine=spec.align_spine or (_k.NO_JOINT, _k.NO_JOINT),
         shoulders=spec.align_shoulders or (_k.NO_JOINT, _k.NO_JOINT),
@@ -265,7 +260,7 @@ def encode(skel: Skeleton, spec: JointSpec, cfg: EncodeConfig) -> np.ndarray:
         joints = np.ascontiguousarray(joints, dtype=np.float32)
     out = np.empty((len(cfg.streams), CHANNELS, cfg.frames, spec.max_persons * spec.num_joints), np.uint16)
     _k._encode_compact(
-        joints, plan.col_joint, plan.parent_col, spec.max_persons, spec.centre,
+        joints, plan.col_joint, plan.parent_joint, spec.max_persons, spec.centre,
         plan.spine[0], plan.spine[1], plan.shoulders[0], plan.shoulders[1], cfg.align,
         plan.streams, out,
     )

@@ -99,23 +99,26 @@ def test_frame_of_reference_and_gather_match_twin(seed, n_persons, align):
     np.testing.assert_array_equal(bits(origin), bits(r_origin))
     np.testing.assert_array_equal(bits(rot), bits(r_rot))
     cols = NTU.column_order.astype(np.uint64)
-    grid, present = K._gather(sk.joints, cols, 2, origin, rot, align)
+    parents = NTU.parent_array.astype(np.uint64)
+    grid, bone, present = K._gather(sk.joints, cols, parents, 2, origin, rot, align, True)
     r_grid, r_present = ref.gather(sk.joints, NTU.column_order, 2, r_origin, r_rot, align)
     np.testing.assert_array_equal(present, r_present)
     np.testing.assert_array_equal(bits(grid), bits(r_grid))
+    np.testing.assert_array_equal(bits(bone), bits(ref.bone(r_grid, r_present, ref.parent_columns(NTU))))
+    _, no_bone, _ = K._gather(sk.joints, cols, parents, 2, origin, rot, align, False)
+    assert no_bone.size == 0
 
 
 @FAST
 @given(seed=SEEDS, n_frames=st.integers(1, 30), n_out=st.integers(1, 70))
-def test_motion_bone_resample_match_twins(seed, n_frames, n_out):
+def test_motion_and_resample_match_twins(seed, n_frames, n_out):
     rng = np.random.default_rng(seed)
     grid = rng.normal(size=(3, n_frames, 50)).astype(np.float32)
     present = rng.random((n_frames, 50)) < 0.8
+    present[:, 25:] &= bool(seed % 2)  # odd seeds: second person present
     grid[:, ~present] = 0
-    parent = ref.parent_columns(NTU)
-    np.testing.assert_array_equal(bits(K._motion(grid, present)), bits(ref.motion(grid, present)))
-    got = K._bone(grid, present, parent.astype(np.uint64))
-    np.testing.assert_array_equal(bits(got), bits(ref.bone(grid, present, parent)))
+    active = 50 if seed % 2 else 25
+    np.testing.assert_array_equal(bits(K._motion(grid, present, active)), bits(ref.motion(grid, present)))
     np.testing.assert_array_equal(bits(K._resample_rows(grid, n_out)), bits(ref.resample_rows(grid, n_out)))
 
 
@@ -370,3 +373,27 @@ def test_stream_stats_moments_kernel_sums_lanes_in_order():
 
 def test_warm_compiles_without_error():
     K.warm()
+
+
+# --------------------------------------------------------------------------- real recordings
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("spec,folder", [(NTU, "ntu"), (UCLA, "nw_ucla")])
+def test_real_recordings_encode_like_the_twin(realdata, spec, folder):
+    from s2i_prep.bodies import select_bodies
+    from s2i_prep.readers import get_reader
+
+    reader = get_reader(spec.reader)
+    files = reader.discover(realdata / folder)
+    assert files
+    for path in files:
+        for raw in reader.read(path, spec):
+            sk = select_bodies(raw, spec)
+            for align in (False, True):
+                got = encode(sk, spec, EncodeConfig(align=align))
+                assert np.isfinite(got).all(), path
+                want = ref.encode_compact(sk.joints, spec, STREAMS, 64, align)
+                np.testing.assert_array_equal(bits(got), bits(want), err_msg=str(path))
+            if sk.num_persons == 1 and spec.max_persons == 2:
+                assert not got[:, :, :, spec.num_joints:].any()

@@ -242,79 +242,83 @@ def _frame_of_reference(joints: np.ndarray, centre: int, spine_from: int, spine_
 
 
 @jit
-def _gather(joints: np.ndarray, col_joint: np.ndarray, max_persons: int, origin: np.ndarray,
-            rot: np.ndarray, rotate: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Joint stream on the original frames: ``(3, T, max_persons * V)`` float32 and presence (T, W).
+def _gather(joints: np.ndarray, col_joint: np.ndarray, parent_joint: np.ndarray, max_persons: int,
+            origin: np.ndarray, rot: np.ndarray, rotate: bool,
+            with_bone: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Joint and bone streams on the original frames, ``(3, T, max_persons * V)`` float32 each, and
+    the presence ``(T, W)`` bool.
 
-    Column ``m * V + k`` holds joint ``col_joint[k]`` of actor ``m``, centred on ``origin`` and (if
-    ``rotate``) rotated by ``rot``: ``x' = r0 . (p - o)`` summed left to right in float32. Absent
-    joints and actors (NaN or ``m >= M``) are 0 with presence False.
+    Column ``m * V + k`` holds joint ``v = col_joint[k]`` of actor ``m``, centred on ``origin`` and
+    (if ``rotate``) rotated by ``rot``: ``x' = r0 . (p - o)`` summed left to right in float32.
+    Absent joints and actors (NaN or ``m >= M``) are 0 with presence False. The bone of column
+    ``w`` is ``x[v] - x[parent_joint[v]]`` of the same actor where both are present, else 0 (the
+    root is its own parent: 0); it is made here, from the frame's joints still in a small buffer,
+    because a second pass over the grid with an indexed parent load costs twice as much. Without
+    ``with_bone`` the bone array is empty.
     """
-    n_persons, n_frames = joints.shape[0], joints.shape[1]
+    n_persons, n_frames, n_joints = joints.shape[0], joints.shape[1], joints.shape[2]
     n_cols = col_joint.size
     width = max_persons * n_cols
-    out = np.zeros((3, n_frames, width), np.float32)
+    grid = np.zeros((3, n_frames, width), np.float32)
+    bone = np.zeros((3, n_frames if with_bone else 0, width if with_bone else 0), np.float32)
     present = np.zeros((n_frames, width), np.bool_)
-    zero = np.float32(0.0)
     flags = present.view(np.uint8)
+    local = np.empty((n_joints, 3), np.float32)
+    ok = np.empty(n_joints, np.uint8)
+    zero = np.float32(0.0)
     ox, oy, oz = origin[0], origin[1], origin[2]
     for m in range(min(n_persons, max_persons)):
         base = m * n_cols
         for t in range(n_frames):
             src = joints[m, t]
-            for k in range(n_cols):
-                v = col_joint[k]
+            for v in range(n_joints):
                 dx = src[v, 0] - ox
                 dy = src[v, 1] - oy
                 dz = src[v, 2] - oz
-                ok = (dx == dx) & (dy == dy) & (dz == dz)
+                here = (dx == dx) & (dy == dy) & (dz == dz)
                 if rotate:
                     x = rot[0, 0] * dx + rot[0, 1] * dy + rot[0, 2] * dz
                     y = rot[1, 0] * dx + rot[1, 1] * dy + rot[1, 2] * dz
                     z = rot[2, 0] * dx + rot[2, 1] * dy + rot[2, 2] * dz
                 else:
                     x, y, z = dx, dy, dz
-                flags[t, base + k] = ok
-                out[0, t, base + k] = x if ok else zero
-                out[1, t, base + k] = y if ok else zero
-                out[2, t, base + k] = z if ok else zero
-    return out, present
+                ok[v] = here
+                local[v, 0] = x if here else zero
+                local[v, 1] = y if here else zero
+                local[v, 2] = z if here else zero
+            for k in range(n_cols):
+                v = col_joint[k]
+                w = base + k
+                flags[t, w] = ok[v]
+                for c in range(3):
+                    grid[c, t, w] = local[v, c]
+                if with_bone:
+                    p = parent_joint[v]
+                    both = (ok[v] & ok[p]) != 0
+                    for c in range(3):
+                        d = local[v, c] - local[p, c]
+                        bone[c, t, w] = d if both else zero
+    return grid, bone, present
 
 
 @jit
-def _motion(grid: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """``x[t+1] - x[t]`` where both frames hold the joint, else 0; the last frame is 0."""
+def _motion(grid: np.ndarray, present: np.ndarray, active: int) -> np.ndarray:
+    """``x[t+1] - x[t]`` where both frames hold the joint, else 0; the last frame is 0. Columns
+    from ``active`` on belong to absent actors and are 0 without being looked at."""
     n_ch, n_frames, width = grid.shape
-    out = np.empty_like(grid)
-    zero = np.float32(0.0)
-    for c in range(n_ch):
-        for t in range(n_frames - 1):
-            for w in range(width):
-                d = grid[c, t + 1, w] - grid[c, t, w]
-                out[c, t, w] = d if present[t, w] and present[t + 1, w] else zero
-        out[c, n_frames - 1, :] = zero
-    return out
-
-
-@jit
-def _bone(grid: np.ndarray, present: np.ndarray, parent_col: np.ndarray) -> np.ndarray:
-    """``x[w] - x[parent_col[w]]`` where both joints are present, else 0 (the root's bone is 0).
-
-    ``parent_col`` is unsigned so the indexed load needs no negative-index wraparound.
-    """
-    n_ch, n_frames, width = grid.shape
-    out = np.empty_like(grid)
+    out = np.zeros_like(grid)
     zero = np.float32(0.0)
     flags = present.view(np.uint8)
-    for t in range(n_frames):
-        pr = flags[t]
-        for c in range(n_ch):
-            g = grid[c, t]
+    for c in range(n_ch):
+        for t in range(n_frames - 1):
+            g0 = grid[c, t]
+            g1 = grid[c, t + 1]
+            p0 = flags[t]
+            p1 = flags[t + 1]
             o = out[c, t]
-            for w in range(width):
-                p = parent_col[w]
-                d = g[w] - g[p]
-                o[w] = d if (pr[w] & pr[p]) != 0 else zero
+            for w in range(active):
+                d = g1[w] - g0[w]
+                o[w] = d if (p0[w] & p1[w]) != 0 else zero
     return out
 
 
@@ -354,21 +358,26 @@ def _resample_rows(src: np.ndarray, n_out: int) -> np.ndarray:
 
 
 @jit
-def _encode_compact(joints: np.ndarray, col_joint: np.ndarray, parent_col: np.ndarray,
+def _encode_compact(joints: np.ndarray, col_joint: np.ndarray, parent_joint: np.ndarray,
                     max_persons: int, centre: int, spine_from: int, spine_to: int, sh_from: int,
                     sh_to: int, align: bool, streams: np.ndarray, out: np.ndarray) -> None:
     """One sample (M, T, V, 3) float32 -> ``out`` (S, 3, F, W) uint16 float16 bits (the compact grid)."""
     origin, rot = _frame_of_reference(joints, centre, spine_from, spine_to, sh_from, sh_to, align)
-    grid, present = _gather(joints, col_joint, max_persons, origin, rot, align)
+    with_bone = False
+    for s in range(streams.size):
+        with_bone |= streams[s] == STREAM_BONE
+    grid, bone, present = _gather(joints, col_joint, parent_joint, max_persons, origin, rot, align,
+                                  with_bone)
+    active = min(joints.shape[0], max_persons) * col_joint.size
     n_out = out.shape[2]
     for s in range(streams.size):
         code = streams[s]
         if code == STREAM_JOINT:
             values = _resample_rows(grid, n_out)
         elif code == STREAM_MOTION:
-            values = _resample_rows(_motion(grid, present), n_out)
+            values = _resample_rows(_motion(grid, present, active), n_out)
         else:
-            values = _resample_rows(_bone(grid, present, parent_col), n_out)
+            values = _resample_rows(bone, n_out)
         _pack_half(values.reshape(-1), out[s].reshape(-1))
 
 
@@ -511,7 +520,7 @@ def warm() -> None:
     joints = np.zeros((2, 3, 2, 3), np.float32)
     joints[1, 0] = np.nan
     col = np.array([1, 0], np.uint64)
-    parent = np.array([0, 0, 2, 2], np.uint64)
+    parent = np.array([0, 0], np.uint64)
     streams = np.array([STREAM_JOINT, STREAM_MOTION, STREAM_BONE], np.int64)
     grid16 = np.empty((3, 3, 4, 4), np.uint16)
     _encode_compact(joints, col, parent, 2, 0, 0, 1, 0, 1, True, streams, grid16)
