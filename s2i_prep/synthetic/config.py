@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +18,7 @@ from .actions import Action
 from .kinematics import Body, make_body
 from .sensor import Realism
 
-__all__ = ["SynthConfig", "SampleInfo", "Track", "LINE_ENDINGS", "subject_body", "keyed_rng"]
+__all__ = ["SynthConfig", "SampleInfo", "Track", "ThreeViewJob", "LINE_ENDINGS", "subject_body", "keyed_rng"]
 
 LINE_ENDINGS = ("lf", "crlf", "mixed")
 
@@ -82,3 +84,42 @@ def keyed_rng(seed: int, *keys: int) -> np.random.Generator:
 def subject_body(seed: int, subject: int) -> Body:
     """The body of performer ``subject``: the same in every file of a run."""
     return make_body(keyed_rng(seed, SUBJECT, subject))
+
+
+@dataclass(frozen=True)
+class ThreeViewJob:
+    """A run whose performances are each filmed by three cameras: samples ``3p .. 3p+2``.
+
+    Performances are a seeded permutation of a grid of (..., class) cells, so sample names never
+    repeat; subclasses define the grid and render one performance.
+    """
+
+    config: SynthConfig
+    samples: int
+
+    def grid_size(self) -> int:
+        raise NotImplementedError
+
+    def render_performance(self, p: int, grid: np.ndarray) -> list[Any]:
+        """The rendered files of the views of performance ``p`` that fall below ``samples``."""
+        raise NotImplementedError
+
+    def grid(self) -> np.ndarray:
+        return self.config.rng(PLAN).permutation(self.grid_size())
+
+    def tasks(self, size: int = 8) -> list[range]:
+        """Work units: runs of performances."""
+        n = -(-self.samples // 3)
+        return [range(a, min(a + size, n)) for a in range(0, n, size)]
+
+    def run(self, task: range, out_dir: Path) -> list[SampleInfo]:
+        grid, infos = self.grid(), []
+        for p in task:
+            for rendered in self.render_performance(p, grid):
+                (out_dir / rendered.info.path).write_bytes(rendered.data)
+                infos.append(rendered.info)
+        return infos
+
+    def render(self, index: int) -> Any:
+        """Sample ``index`` alone (tests, previews)."""
+        return self.render_performance(index // 3, self.grid())[index % 3]

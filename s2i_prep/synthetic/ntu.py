@@ -11,13 +11,12 @@ action) grid, so names never repeat.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..kernels.fmt import format_ntu
 from .cameras import Person, View, color_pixels, depth_pixels, perform, quaternions, to_camera
-from .config import PERFORMANCE, PLAN, SETUP, VIEW, SampleInfo, SynthConfig, Track, subject_body
+from .config import PERFORMANCE, SETUP, VIEW, SampleInfo, ThreeViewJob, Track, subject_body
 from .kinematics import LEAF_JOINTS, NUM_JOINTS, SB, SS
 from .sensor import dropouts, jitter
 
@@ -54,11 +53,8 @@ class _Body:
 
 
 @dataclass(frozen=True)
-class NtuJob:
+class NtuJob(ThreeViewJob):
     """Plan of an NTU run: which performance and view every sample index is."""
-
-    config: SynthConfig
-    samples: int
 
     def __post_init__(self) -> None:
         if self.samples > 3 * self._grid_size(_SETUPS[-1]):
@@ -69,45 +65,18 @@ class NtuJob:
     def _grid_size(self, setups: int) -> int:
         return setups * self.config.subjects * 2 * len(self.config.actions)
 
-    @property
-    def setups(self) -> int:
-        fits = [s for s in _SETUPS if 3 * self._grid_size(s) >= self.samples]
-        return fits[0]
+    def grid_size(self) -> int:
+        """Setups 1-17 (NTU-60) when they are enough, else 1-32 (NTU-120)."""
+        return next(g for g in map(self._grid_size, _SETUPS) if 3 * g >= self.samples)
 
-    def performances(self) -> int:
-        return -(-self.samples // 3)
-
-    def tasks(self, size: int = 8) -> list[range]:
-        """Work units: runs of performances (each writes up to three files)."""
-        n = self.performances()
-        return [range(a, min(a + size, n)) for a in range(0, n, size)]
-
-    def _grid(self) -> np.ndarray:
-        return self.config.rng(PLAN).permutation(self._grid_size(self.setups))
-
-    def performance(self, p: int, grid: np.ndarray | None = None) -> tuple[int, int, int, int]:
+    def performance(self, p: int, grid: np.ndarray) -> tuple[int, int, int, int]:
         """``(setup, performer, replication, class index)`` of performance ``p`` (1-based ids)."""
-        cell = int((self._grid() if grid is None else grid)[p])
-        n_sub, n_act = self.config.subjects, len(self.config.actions)
-        cell, a = divmod(cell, n_act)
+        cell, a = divmod(int(grid[p]), len(self.config.actions))
         cell, r = divmod(cell, 2)
-        s, subj = divmod(cell, n_sub)
+        s, subj = divmod(cell, self.config.subjects)
         return s + 1, subj + 1, r + 1, a
 
-    def run(self, task: range, out_dir: Path) -> list[SampleInfo]:
-        grid = self._grid()
-        infos = []
-        for p in task:
-            for rendered in self.render_performance(p, grid):
-                (out_dir / rendered.info.path).write_bytes(rendered.data)
-                infos.append(rendered.info)
-        return infos
-
-    def render(self, index: int) -> RenderedNtu:
-        """Sample ``index`` alone (tests, previews)."""
-        return self.render_performance(index // 3)[index % 3]
-
-    def render_performance(self, p: int, grid: np.ndarray | None = None) -> list[RenderedNtu]:
+    def render_performance(self, p: int, grid: np.ndarray) -> list[RenderedNtu]:
         cfg = self.config
         setup, performer, rep, a = self.performance(p, grid)
         action = cfg.actions[a]

@@ -6,7 +6,8 @@ A recording holds several actions separated by idle stretches and is seen by thr
 ``label/<video>.txt`` of ``label,start,end,confidence`` lines (``end`` exclusive). Interaction
 recordings have two people throughout. ``split/`` holds the cross-subject and cross-view files
 in the official syntax, misspelled ``Validataion videos:`` heading included.
-Phase 1 names videos ``0002-L``; phase 2 names them ``A10N08-L`` (take 10, subject 8).
+Phase 1 names videos ``0002-L`` (numbers 0002-0364 first, in a seeded order); phase 2 names them
+``A10N08-L`` (take 10, subject 8). Performers follow the official cross-subject splits.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ __all__ = ["PkuJob", "RenderedPku", "VIEWS"]
 VIEWS = ("L", "M", "R")
 _VIEW_AZIMUTH = {"L": -40.0, "M": 0.0, "R": 40.0}
 _SPLIT_FILES = {1: ("cross-subject.txt", "cross-view.txt"), 2: ("cross_subject_v2.txt", "cross_view_v2.txt")}
-#: Phase-2 cross-subject test subjects (FORMATS.md 2.4).
+#: Phase-2 cross-subject test subjects; phase-1 test videos and the last phase-1 video number
+#: (FORMATS.md 2.4). Further phase-1 recordings get numbers after it.
 _PHASE2_TEST_SUBJECTS = (2, 3, 7)
+_PHASE1_XSUB_TEST = (291, 334)
+_PHASE1_LAST = 364
+_XSUB_TEST_SHARE = 44 / 363
 _ACTIONS_PER_RECORDING = (3, 7)
 
 
@@ -61,7 +66,9 @@ class PkuJob:
     def recordings(self) -> list[_Recording]:
         """Recordings and their clip counts until ``samples`` clips are planned (in the parent)."""
         rng = self.config.rng(PLAN)
-        out, left, number = [], self.samples, 2
+        numbers = iter(np.concatenate([rng.permutation(np.arange(2, _PHASE1_LAST + 1)),
+                                       np.arange(_PHASE1_LAST + 1, 10000)]))
+        out, left = [], self.samples
         while left > 0:
             r = len(out)
             n = int(rng.integers(_ACTIONS_PER_RECORDING[0], _ACTIONS_PER_RECORDING[1] + 1))
@@ -70,11 +77,10 @@ class PkuJob:
                 clips.append(min(n, left))
                 left -= clips[-1]
             if self.phase == 1:
-                subject = r % self.config.subjects + 1
-                video = f"{number:04d}"
-                number += 1 + int(rng.random() < 0.1)  # the real numbering has gaps
-                if number > 9999:
+                number = int(next(numbers, -1))
+                if number < 0:
                     raise ValueError("too many PKU-MMD phase-1 recordings for 4-digit names; lower --samples")
+                subject, video = self._phase1_subject(number), f"{number:04d}"
             else:
                 take, subject = divmod(r, self.config.subjects)
                 subject += 1
@@ -83,6 +89,16 @@ class PkuJob:
                 video = f"A{take + 1:02d}N{subject:02d}"
             out.append(_Recording(r, subject, video, tuple(clips)))
         return out
+
+    def _phase1_subject(self, number: int) -> int:
+        """Performer of phase-1 video ``number``: videos 0291-0334 (the official cross-subject test
+        set) belong to their own performers, the last ~12% of ``--subjects``."""
+        n_test = max(1, round(self.config.subjects * _XSUB_TEST_SHARE))
+        n_train = max(1, self.config.subjects - n_test)
+        first, last = _PHASE1_XSUB_TEST
+        if first <= number <= last:
+            return n_train + 1 + (number - first) * n_test // (last - first + 1)
+        return 1 + (number - 2 - (last - first + 1 if number > last else 0)) % n_train
 
     def tasks(self, size: int = 2) -> list[list[_Recording]]:
         recs = self.recordings()
@@ -104,13 +120,10 @@ class PkuJob:
     def finish(self, out_dir: Path, infos: list[SampleInfo]) -> None:
         """Write the official split files over the videos written."""
         videos = sorted({info.path.split("/")[-1][:-4] for info in infos})
-        subjects = {rec.video: rec.subject for rec in self.recordings()}
         if self.phase == 2:
-            test_subjects = set(_PHASE2_TEST_SUBJECTS)
+            xsub = [v for v in videos if int(v[4:6]) in _PHASE2_TEST_SUBJECTS]
         else:
-            n_test = max(1, round(0.2 * self.config.subjects))
-            test_subjects = set(range(self.config.subjects - n_test + 1, self.config.subjects + 1))
-        xsub = [v for v in videos if subjects[v[:-2]] in test_subjects]
+            xsub = [v for v in videos if _PHASE1_XSUB_TEST[0] <= int(v[:4]) <= _PHASE1_XSUB_TEST[1]]
         xview = [v for v in videos if v.endswith("-L")]
         for fname, test in zip(_SPLIT_FILES[self.phase], (xsub, xview)):
             train = [v for v in videos if v not in set(test)]

@@ -8,13 +8,12 @@ Python ``repr`` of 6-digit values and ``label`` is 1-based and contiguous over t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..kernels.fmt import format_ucla_skeletons
 from .cameras import View, perform, to_camera
-from .config import PERFORMANCE, PLAN, VIEW, SampleInfo, SynthConfig, Track, subject_body
+from .config import PERFORMANCE, VIEW, SampleInfo, ThreeViewJob, Track, subject_body
 from .kinematics import V1_FROM_V2
 from .sensor import dropouts, jitter
 
@@ -34,41 +33,20 @@ class RenderedUcla:
 
 
 @dataclass(frozen=True)
-class UclaJob:
-    """Plan of an NW-UCLA run."""
-
-    config: SynthConfig
-    samples: int
+class UclaJob(ThreeViewJob):
+    """Plan of an NW-UCLA run: performances are (action, subject, episode) cells."""
 
     def __post_init__(self) -> None:
-        if self.samples > 3 * self._grid_size():
+        if self.samples > 3 * self.grid_size():
             raise ValueError(
-                f"at most {3 * self._grid_size()} NW-UCLA samples fit {self.config.subjects} subjects, "
+                f"at most {3 * self.grid_size()} NW-UCLA samples fit {self.config.subjects} subjects, "
                 f"{_EPISODES} episodes and {len(self.config.actions)} classes; raise --subjects")
 
-    def _grid_size(self) -> int:
+    def grid_size(self) -> int:
         return len(self.config.actions) * self.config.subjects * _EPISODES
 
-    def tasks(self, size: int = 16) -> list[range]:
-        n = -(-self.samples // 3)
-        return [range(a, min(a + size, n)) for a in range(0, n, size)]
-
-    def run(self, task: range, out_dir: Path) -> list[SampleInfo]:
-        grid = self.config.rng(PLAN).permutation(self._grid_size())
-        infos = []
-        for p in task:
-            for rendered in self.render_performance(p, grid):
-                (out_dir / rendered.info.path).write_bytes(rendered.data)
-                infos.append(rendered.info)
-        return infos
-
-    def render(self, index: int) -> RenderedUcla:
-        return self.render_performance(index // 3)[index % 3]
-
-    def render_performance(self, p: int, grid: np.ndarray | None = None) -> list[RenderedUcla]:
+    def render_performance(self, p: int, grid: np.ndarray) -> list[RenderedUcla]:
         cfg = self.config
-        if grid is None:
-            grid = cfg.rng(PLAN).permutation(self._grid_size())
         cell, a = divmod(int(grid[p]), len(cfg.actions))
         subject, episode = divmod(cell, _EPISODES)
         subject += 1
