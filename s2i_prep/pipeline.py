@@ -195,6 +195,7 @@ class _Sample:
     path: str
     s2i: np.ndarray
     columns: dict[str, int]
+    stats: Any  # this sample's StreamStats, computed in the worker, merged in input order
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,9 @@ def _sample_events(ctx: _WorkerContext, raw: RawSkeleton, path: str) -> _Sample 
         return _Skip(path, f"sample {raw.name}: {_unexpected(exc)}", type(exc).__name__)
     columns = {"label": int(label), "num_frames": skel.num_frames, "num_persons": skel.num_persons}
     columns.update((key, int(meta[key])) for key in spec.fields)
-    return _Sample(raw.name, path, s2i, columns)
+    stats = ctx.stages.new_stats(s2i.shape[0])
+    stats.update(s2i[None])
+    return _Sample(raw.name, path, s2i, columns, stats)
 
 
 def _file_events(ctx: _WorkerContext, path: Path) -> list[_Sample | _Skip | _Excluded]:
@@ -398,6 +401,7 @@ class _Assembler:
             self.skipped.append((event.path, event.reason, event.kind))
             return
         self.batch[len(self.samples)] = event.s2i
+        self.stats.merge(event.stats)
         self.samples.append(replace(event, s2i=_NO_ARRAY))
         self.last_id = event.name
         if len(self.samples) == self.writer.shard_size:
@@ -408,7 +412,6 @@ class _Assembler:
         if not self.samples:
             return
         batch = self.batch[: len(self.samples)]
-        self.stats.update(batch)
         cols: dict[str, np.ndarray] = {"sample_id": np.array([s.name for s in self.samples])}
         for key in self.samples[0].columns:
             cols[key] = np.array([s.columns[key] for s in self.samples], dtype=np.int64)
