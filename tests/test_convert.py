@@ -517,3 +517,14 @@ def test_preview_writes_a_png_of_one_sample(tmp_path: Path) -> None:
         assert img.width > 50 and img.height > 64
     status, text = run_cli("preview", str(out), "--sample", "S999C001P001R001A001", "-o", str(png))
     assert status == 1 and "no sample" in text
+
+
+def test_benchmark_quick_mode_runs() -> None:
+    """Smoke test so benchmarks/bench_convert.py cannot rot (no timing is checked)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_convert.py"), "--quick"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("reference_mb_s", "s2i_w1_mb_s", "s2i_w2_mb_s", "s2i_w1_marginal_mb_s",
+                "scaling_w2_over_w1", "tree_rss_mb_n", "tree_rss_mb_4n"):
+        assert figures[key] > 0, key
