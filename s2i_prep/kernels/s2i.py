@@ -403,73 +403,103 @@ def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 @jit
-def _resize_bilinear(src: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(N, h, w) float32 -> (N, height, width) float32, separable: columns first, then rows.
+def _resize_plane(plane: np.ndarray, y0: np.ndarray, y1: np.ndarray, ly: np.ndarray, x0: np.ndarray,
+                  x1: np.ndarray, lx: np.ndarray, tmp: np.ndarray, out: np.ndarray) -> None:
+    """One (h, w) float32 plane -> ``out`` (height, width), separable: columns first, then rows.
 
     ``tmp[r, j] = (1 - lx) * src[r, x0] + lx * src[r, x1]``, then
     ``out[i, j] = (1 - ly) * tmp[y0, j] + ly * tmp[y1, j]``, all in float32.
     """
+    one = np.float32(1.0)
+    for r in range(plane.shape[0]):
+        row = plane[r]
+        t = tmp[r]
+        for j in range(t.size):
+            wx = lx[j]
+            t[j] = (one - wx) * row[x0[j]] + wx * row[x1[j]]
+    for i in range(out.shape[0]):
+        ta = tmp[y0[i]]
+        tb = tmp[y1[i]]
+        wy = ly[i]
+        wa = one - wy
+        o = out[i]
+        for j in range(o.size):
+            o[j] = wa * ta[j] + wy * tb[j]
+
+
+@jit
+def _resize_bilinear(src: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(N, h, w) float32 -> (N, height, width) float32 by :func:`_resize_plane`."""
     n, h, w = src.shape
     y0, y1, ly = _axis_weights(h, height)
     x0, x1, lx = _axis_weights(w, width)
-    one = np.float32(1.0)
     tmp = np.empty((h, width), np.float32)
     out = np.empty((n, height, width), np.float32)
     for k in range(n):
-        for r in range(h):
-            for j in range(width):
-                wx = lx[j]
-                tmp[r, j] = (one - wx) * src[k, r, x0[j]] + wx * src[k, r, x1[j]]
-        for i in range(height):
-            a = y0[i]
-            b = y1[i]
-            wy = ly[i]
-            wa = one - wy
-            for j in range(width):
-                out[k, i, j] = wa * tmp[a, j] + wy * tmp[b, j]
+        _resize_plane(src[k], y0, y1, ly, x0, x1, lx, tmp, out[k])
     return out
 
 
 @jit
-def _minmax_normalise(src: np.ndarray) -> np.ndarray:
-    """(N, h, w) float32 -> same shape, ``(v - lo) * (1 / (hi - lo))`` per slice ``n`` in float32;
-    a constant slice (``hi == lo``) becomes 0."""
-    out = np.empty_like(src)
-    for k in range(src.shape[0]):
-        plane = src[k]
-        lo = plane.min()
-        hi = plane.max()
-        rng = hi - lo
-        inv = np.float32(1.0) / rng if rng > 0 else np.float32(0.0)
-        for r in range(plane.shape[0]):
-            for j in range(plane.shape[1]):
-                out[k, r, j] = (plane[r, j] - lo) * inv
-    return out
+def _normalise_plane(plane: np.ndarray, out: np.ndarray) -> None:
+    """``out = (v - lo) * (1 / (hi - lo))`` over one (h, w) float32 plane, in float32; a constant
+    plane (``hi == lo``) becomes 0."""
+    lo = plane[0, 0]
+    hi = plane[0, 0]
+    for r in range(plane.shape[0]):
+        for j in range(plane.shape[1]):
+            v = plane[r, j]
+            lo = v if v < lo else lo
+            hi = v if v > hi else hi
+    rng = hi - lo
+    inv = np.float32(1.0) / rng if rng > 0 else np.float32(0.0)
+    for r in range(plane.shape[0]):
+        for j in range(plane.shape[1]):
+            out[r, j] = (plane[r, j] - lo) * inv
 
 
 @jit
 def _quantise(src: np.ndarray, out: np.ndarray) -> None:
-    """``out = uint8(floor(clip(v, 0, 1) * 255 + 0.5))`` in float32, for flat contiguous arrays."""
+    """``out = uint8(floor(clip(v, 0, 1) * 255 + 0.5))`` in float32, for flat contiguous arrays
+    (the argument of the conversion is positive, so truncation is the floor)."""
     zero = np.float32(0.0)
     one = np.float32(1.0)
     k255 = np.float32(255.0)
     half = np.float32(0.5)
     for i in range(src.size):
         v = min(max(src[i], zero), one)
-        out[i] = np.uint8(math.floor(v * k255 + half))
+        out[i] = np.uint8(v * k255 + half)
 
 
 @jit
 def _to_image(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     """The pixel mapping on (N, T, W) float32 planes: min-max per plane, bilinear resize; float32."""
-    return _resize_bilinear(_minmax_normalise(grid), height, width)
+    n, h, w = grid.shape
+    y0, y1, ly = _axis_weights(h, height)
+    x0, x1, lx = _axis_weights(w, width)
+    norm = np.empty((h, w), np.float32)
+    tmp = np.empty((h, width), np.float32)
+    out = np.empty((n, height, width), np.float32)
+    for k in range(n):
+        _normalise_plane(grid[k], norm)
+        _resize_plane(norm, y0, y1, ly, x0, x1, lx, tmp, out[k])
+    return out
 
 
 @jit
 def _to_image_u8(grid: np.ndarray, height: int, width: int, out: np.ndarray) -> None:
-    """:func:`_to_image` then :func:`_quantise` into ``out`` (N, height, width) uint8."""
-    img = _to_image(grid, height, width)
-    _quantise(img.reshape(-1), out.reshape(-1))
+    """:func:`_to_image` then :func:`_quantise` into ``out`` (N, height, width) uint8, plane by
+    plane so the float32 image stays in cache."""
+    n, h, w = grid.shape
+    y0, y1, ly = _axis_weights(h, height)
+    x0, x1, lx = _axis_weights(w, width)
+    norm = np.empty((h, w), np.float32)
+    tmp = np.empty((h, width), np.float32)
+    img = np.empty((height, width), np.float32)
+    for k in range(n):
+        _normalise_plane(grid[k], norm)
+        _resize_plane(norm, y0, y1, ly, x0, x1, lx, tmp, img)
+        _quantise(img.reshape(-1), out[k].reshape(-1))
 
 
 # --------------------------------------------------------------------------- statistics
