@@ -189,14 +189,16 @@ def main() -> None:
         figures[f"s2i_w{w}_samples_s"] = round(r_n["samples"] / r_n["seconds"], 1)
         figures[f"s2i_w{w}_mb_s_4n"] = round(mb_4n / r_4n["seconds"], 1)
         # Marginal rate: the extra 3N samples over the extra time; start-up costs cancel out.
-        figures[f"s2i_w{w}_marginal_mb_s"] = round((mb_4n - mb_n) / (r_4n["seconds"] - r_n["seconds"]), 1)
-        figures[f"s2i_w{w}_startup_s"] = round(r_n["seconds"] - mb_n / figures[f"s2i_w{w}_marginal_mb_s"], 2)
+        # (None when noise swamps a tiny corpus, e.g. under --quick.)
+        extra = r_4n["seconds"] - r_n["seconds"]
+        marginal = (mb_4n - mb_n) / extra if extra > 0 else None
+        figures[f"s2i_w{w}_marginal_mb_s"] = None if marginal is None else round(marginal, 1)
+        figures[f"s2i_w{w}_startup_s"] = None if marginal is None else round(r_n["seconds"] - mb_n / marginal, 2)
     figures["speedup_vs_reference_w1"] = round(figures["s2i_w1_mb_s"] / figures["reference_mb_s"], 1)
-    figures["speedup_vs_reference_w1_marginal"] = round(
-        figures["s2i_w1_marginal_mb_s"] / figures["reference_mb_s"], 1)
+    m1, m2 = figures["s2i_w1_marginal_mb_s"], figures["s2i_w2_marginal_mb_s"]
+    figures["speedup_vs_reference_w1_marginal"] = None if m1 is None else round(m1 / figures["reference_mb_s"], 1)
     figures["scaling_w2_over_w1"] = round(figures["s2i_w2_mb_s_4n"] / figures["s2i_w1_mb_s_4n"], 2)
-    figures["scaling_w2_over_w1_marginal"] = round(
-        figures["s2i_w2_marginal_mb_s"] / figures["s2i_w1_marginal_mb_s"], 2)
+    figures["scaling_w2_over_w1_marginal"] = None if not (m1 and m2) else round(m2 / m1, 2)
     figures["mem_shard_size"] = shard
     figures["tree_rss_mb_n"] = round(mem["n"]["tree_rss_mb"], 1)
     figures["tree_rss_mb_4n"] = round(mem["4n"]["tree_rss_mb"], 1)
