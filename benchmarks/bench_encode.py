@@ -78,22 +78,36 @@ def main(argv: list[str] | None = None) -> dict:
     res = {
         "compact_samples_per_s": rate(lambda s: encode(s, spec, compact), samples, repeat),
         "compact_numpy_ref_samples_per_s": rate(
-            lambda s: ref.encode_compact(s.joints, spec, compact.streams, compact.frames, compact.align),
-            samples[:n_ref], 1),
-        "image224_u8_samples_per_s": rate(lambda s: encode(s, spec, image), samples[:n_img], repeat),
+            lambda s: ref.encode_compact(
+                s.joints, spec, compact.streams, compact.frames, compact.align
+            ),
+            samples[:n_ref],
+            1,
+        ),
+        "image224_u8_samples_per_s": rate(
+            lambda s: encode(s, spec, image), samples[:n_img], repeat
+        ),
         "image224_u8_numpy_ref_samples_per_s": rate(
-            lambda s: ref.to_image(ref.encode_compact(s.joints, spec, image.streams, image.frames, image.align),
-                                   (224, 224)),
-            samples[:n_ref], 1),
+            lambda s: ref.to_image(
+                ref.encode_compact(s.joints, spec, image.streams, image.frames, image.align),
+                (224, 224),
+            ),
+            samples[:n_ref],
+            1,
+        ),
     }
     grids = [encode(s, spec, compact) for s in samples[:n_img]]
-    res["to_image_224_u8_samples_per_s"] = rate(lambda g: to_image(g, (224, 224), mapping), grids, repeat)
-    batches = [np.stack(grids[i: i + 64]) for i in range(0, len(grids), 64)]
+    res["to_image_224_u8_samples_per_s"] = rate(
+        lambda g: to_image(g, (224, 224), mapping), grids, repeat
+    )
+    batches = [np.stack(grids[i : i + 64]) for i in range(0, len(grids), 64)]
     stats = StreamStats(3)
     per_batch = rate(stats.update, batches, repeat)
     res["stats_compact_samples_per_s"] = per_batch * len(grids) / len(batches)
     res["compact_speedup"] = res["compact_samples_per_s"] / res["compact_numpy_ref_samples_per_s"]
-    res["image_speedup"] = res["image224_u8_samples_per_s"] / res["image224_u8_numpy_ref_samples_per_s"]
+    res["image_speedup"] = (
+        res["image224_u8_samples_per_s"] / res["image224_u8_numpy_ref_samples_per_s"]
+    )
 
     print(f"{'measure':40s} {'value':>12s}")
     for key, value in res.items():

@@ -66,7 +66,11 @@ class EncodeConfig:
     def __post_init__(self) -> None:
         streams = tuple(self.streams)
         object.__setattr__(self, "streams", streams)
-        if not streams or any(s not in STREAMS for s in streams) or len(set(streams)) != len(streams):
+        if (
+            not streams
+            or any(s not in STREAMS for s in streams)
+            or len(set(streams)) != len(streams)
+        ):
             raise ValueError(f"streams must be distinct names from {STREAMS}, found {streams}")
         if not isinstance(self.frames, int) or isinstance(self.frames, bool) or self.frames < 1:
             raise ValueError(f"frames must be a positive integer, found {self.frames!r}")
@@ -78,7 +82,9 @@ class EncodeConfig:
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, found {self.dtype!r}")
         if self.dtype == "uint8" and self.image_size is None:
-            raise ValueError("dtype uint8 needs an image_size: the compact grid is stored in metres")
+            raise ValueError(
+                "dtype uint8 needs an image_size: the compact grid is stored in metres"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (lists instead of tuples)."""
@@ -154,15 +160,16 @@ def _as_float32(grid: np.ndarray) -> np.ndarray:
 
 
 def _as_float16(values: np.ndarray) -> np.ndarray:
-    """float32 -> float16 through the packing kernel (same bits as ``astype``, several times faster)."""
+    """float32 -> float16 by the packing kernel (the bits of ``astype``, several times faster)."""
     flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
     bits = np.empty(flat.size, np.uint16)
     _k._pack_half(flat, bits)
     return bits.view(np.float16).reshape(values.shape)
 
 
-def to_image(grid: np.ndarray, size: tuple[int, int], mapping: Mapping[str, Any], *,
-             as_float: bool = False) -> np.ndarray:
+def to_image(
+    grid: np.ndarray, size: tuple[int, int], mapping: Mapping[str, Any], *, as_float: bool = False
+) -> np.ndarray:
     """The one pixel mapping: stored compact sample(s) -> image(s).
 
     ``grid`` is ``(..., T, W)`` float16 or float32, typically ``(S, 3, T, W)`` or a batch of those.
@@ -175,8 +182,10 @@ def to_image(grid: np.ndarray, size: tuple[int, int], mapping: Mapping[str, Any]
         StoreError: ``mapping`` names a mapping this version does not implement.
     """
     name = mapping.get("name")
-    if name != PIXEL_MAPPING or mapping.get("interpolation", "bilinear") != "bilinear" or mapping.get(
-        "align_corners", False
+    if (
+        name != PIXEL_MAPPING
+        or mapping.get("interpolation", "bilinear") != "bilinear"
+        or mapping.get("align_corners", False)
     ):
         raise StoreError(
             f"pixel mapping {dict(mapping)!r} is not implemented by this s2i version; "
@@ -212,7 +221,9 @@ def _plan(spec: JointSpec, cfg: EncodeConfig) -> _Plan:
     if hit is not None and hit[0] is spec:
         return hit[1]
     if cfg.align and len(spec.dims) < CHANNELS:
-        raise ValueError(f"spec {spec.format!r} is {len(spec.dims)}-D; view alignment needs 3-D joints")
+        raise ValueError(
+            f"spec {spec.format!r} is {len(spec.dims)}-D; view alignment needs 3-D joints"
+        )
     order = spec.column_order
     plan = _Plan(
         col_joint=order.astype(np.uint64),
@@ -247,7 +258,9 @@ def encode(skel: Skeleton, spec: JointSpec, cfg: EncodeConfig) -> np.ndarray:
         )
     n_persons, n_frames = joints.shape[:2]
     if n_persons == 0 or n_frames == 0:
-        raise EmptySampleError(SourceLocation(skel.source), f"sample {skel.name} has no frames to encode")
+        raise EmptySampleError(
+            SourceLocation(skel.source), f"sample {skel.name} has no frames to encode"
+        )
     if n_persons > spec.max_persons:
         raise ValueError(
             f"{skel.source}: sample {skel.name} has {n_persons} actors; spec {spec.format!r} "
@@ -258,11 +271,22 @@ def encode(skel: Skeleton, spec: JointSpec, cfg: EncodeConfig) -> np.ndarray:
         joints = np.concatenate([joints.astype(np.float32), pad], axis=3)
     elif joints.dtype != np.float32 or not joints.flags.c_contiguous:
         joints = np.ascontiguousarray(joints, dtype=np.float32)
-    out = np.empty((len(cfg.streams), CHANNELS, cfg.frames, spec.max_persons * spec.num_joints), np.uint16)
+    out = np.empty(
+        (len(cfg.streams), CHANNELS, cfg.frames, spec.max_persons * spec.num_joints), np.uint16
+    )
     _k._encode_compact(
-        joints, plan.col_joint, plan.parent_joint, spec.max_persons, spec.centre,
-        plan.spine[0], plan.spine[1], plan.shoulders[0], plan.shoulders[1], cfg.align,
-        plan.streams, out,
+        joints,
+        plan.col_joint,
+        plan.parent_joint,
+        spec.max_persons,
+        spec.centre,
+        plan.spine[0],
+        plan.spine[1],
+        plan.shoulders[0],
+        plan.shoulders[1],
+        cfg.align,
+        plan.streams,
+        out,
     )
     grid = out.view(np.float16)
     if cfg.image_size is None:
@@ -294,7 +318,9 @@ class StreamStats:
     def update(self, batch: np.ndarray) -> None:
         """Add a batch ``(k, S, 3, H, W)`` of stored samples (float16, float32 or uint8)."""
         if batch.ndim != 5 or batch.shape[1:3] != self.count.shape:
-            raise ValueError(f"expected a batch (k, {self.count.shape[0]}, 3, H, W), found {batch.shape}")
+            raise ValueError(
+                f"expected a batch (k, {self.count.shape[0]}, 3, H, W), found {batch.shape}"
+            )
         per_sample = int(np.prod(batch.shape[1:]))
         step = max(1, _STATS_CHUNK_VALUES // max(per_sample, 1))
         plane = batch.shape[3] * batch.shape[4]
@@ -310,7 +336,9 @@ class StreamStats:
     def merge(self, other: StreamStats) -> None:
         """Fold ``other`` (e.g. one shard's statistics) into this one."""
         if other.count.shape != self.count.shape:
-            raise ValueError(f"cannot merge stats of {other.count.shape[0]} streams into {self.count.shape[0]}")
+            raise ValueError(
+                f"cannot merge stats of {other.count.shape[0]} streams into {self.count.shape[0]}"
+            )
         self.count += other.count
         self.sum += other.sum
         self.sumsq += other.sumsq

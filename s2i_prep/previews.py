@@ -25,7 +25,13 @@ PART_LINE = (255, 255, 255)
 PERSON_LINE = (255, 48, 48)
 _BACKGROUND = (24, 24, 24)
 _TEXT = (235, 235, 235)
-_PART_ABBR = {"torso": "T", "left_arm": "LA", "right_arm": "RA", "left_leg": "LL", "right_leg": "RL"}
+_PART_ABBR = {
+    "torso": "T",
+    "left_arm": "LA",
+    "right_arm": "RA",
+    "left_leg": "LL",
+    "right_leg": "RL",
+}
 _HEADER = 18  # px above the panels: stream names
 _FOOTER = 14  # px below: part names
 _GAP = 8  # px around and between panels
@@ -48,8 +54,13 @@ def _boundaries(spec: JointSpec) -> list[tuple[int, tuple[int, int, int]]]:
     return marks
 
 
-def render_preview(sample: np.ndarray, spec: JointSpec, cfg: EncodeConfig, mapping: Mapping[str, Any],
-                   scale: int = 4) -> Image.Image:
+def render_preview(
+    sample: np.ndarray,
+    spec: JointSpec,
+    cfg: EncodeConfig,
+    mapping: Mapping[str, Any],
+    scale: int = 4,
+) -> Image.Image:
     """An RGB image of one stored sample ``(S, 3, H, W)`` (any storage form of ``cfg``).
 
     ``mapping`` is the dataset's recorded pixel mapping; float samples go through
@@ -61,7 +72,9 @@ def render_preview(sample: np.ndarray, spec: JointSpec, cfg: EncodeConfig, mappi
     """
     expected = stored_shape(spec, cfg)
     if sample.shape != expected:
-        raise ValueError(f"sample has shape {sample.shape}; the dataset's encoding stores {expected}")
+        raise ValueError(
+            f"sample has shape {sample.shape}; the dataset's encoding stores {expected}"
+        )
     if scale < 1:
         raise ValueError(f"scale must be at least 1, found {scale}")
     n_streams, _, height, width = sample.shape
@@ -100,5 +113,7 @@ def render_preview(sample: np.ndarray, spec: JointSpec, cfg: EncodeConfig, mappi
                 labels = [name] if spec.max_persons == 1 else [f"{name}{m + 1}", name]
                 fitting = [t for t in labels if draw.textlength(t, font=font) <= room]
                 if fitting:
-                    draw.text((left + centre, bottom + 4), fitting[0], fill=_TEXT, font=font, anchor="ma")
+                    draw.text(
+                        (left + centre, bottom + 4), fitting[0], fill=_TEXT, font=font, anchor="ma"
+                    )
     return canvas

@@ -37,9 +37,10 @@ def body(rng: np.random.Generator, n_frames: int, spec=NTU) -> np.ndarray:
     return (pose + drift + wobble + rng.normal(0.0, 1.0, 3) + [0, 0, 3]).astype(np.float32)
 
 
-def skeleton(rng: np.random.Generator, n_persons: int = 2, n_frames: int = 40, spec=NTU,
-             absent: float = 0.2) -> Skeleton:
-    """``n_persons`` actors; the second one (and, sometimes, the first) is missing in some frames."""
+def skeleton(
+    rng: np.random.Generator, n_persons: int = 2, n_frames: int = 40, spec=NTU, absent: float = 0.2
+) -> Skeleton:
+    """``n_persons`` actors; the second (and sometimes the first) is missing in some frames."""
     joints = np.stack([body(rng, n_frames, spec) for _ in range(n_persons)])
     for m in range(n_persons):
         gone = rng.random(n_frames) < absent * (m + 0.5)
@@ -69,7 +70,9 @@ def test_pack_half_matches_numpy_on_random_and_edge_bit_patterns():
         rng.integers(0, 2**32, 2_000_000, dtype=np.uint64).astype(np.uint32),
         np.arange(0, 0x38800000 + 64, 997, dtype=np.uint32),  # zero, subnormal range, first normals
         np.arange(0x477F0000, 0x47800100, dtype=np.uint32),  # around the overflow threshold
-        np.array([0, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001, 0xFFFFFFFF], np.uint32),
+        np.array(
+            [0, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001, 0xFFFFFFFF], np.uint32
+        ),
     ]
     for p in patterns:
         x = np.concatenate([p, p | np.uint32(0x80000000)]).view(np.float32)
@@ -84,7 +87,9 @@ def test_unpack_half_is_exact_for_every_half():
     h = np.arange(2**16, dtype=np.uint16)
     got = np.empty(h.size, np.float32)
     K._unpack_half(h, got)
-    np.testing.assert_array_equal(got.view(np.uint32), h.view(np.float16).astype(np.float32).view(np.uint32))
+    np.testing.assert_array_equal(
+        got.view(np.uint32), h.view(np.float16).astype(np.float32).view(np.uint32)
+    )
 
 
 # --------------------------------------------------------------------------- kernels vs twins
@@ -95,7 +100,9 @@ def test_unpack_half_is_exact_for_every_half():
 def test_frame_of_reference_and_gather_match_twin(seed, n_persons, align):
     sk = skeleton(np.random.default_rng(seed), n_persons)
     origin, rot = K._frame_of_reference(sk.joints, *plan_args(NTU, align))
-    r_origin, r_rot = ref.frame_of_reference(sk.joints, NTU.centre, NTU.align_spine, NTU.align_shoulders, align)
+    r_origin, r_rot = ref.frame_of_reference(
+        sk.joints, NTU.centre, NTU.align_spine, NTU.align_shoulders, align
+    )
     np.testing.assert_array_equal(bits(origin), bits(r_origin))
     np.testing.assert_array_equal(bits(rot), bits(r_rot))
     cols = NTU.column_order.astype(np.uint64)
@@ -104,7 +111,9 @@ def test_frame_of_reference_and_gather_match_twin(seed, n_persons, align):
     r_grid, r_present = ref.gather(sk.joints, NTU.column_order, 2, r_origin, r_rot, align)
     np.testing.assert_array_equal(present, r_present)
     np.testing.assert_array_equal(bits(grid), bits(r_grid))
-    np.testing.assert_array_equal(bits(bone), bits(ref.bone(r_grid, r_present, ref.parent_columns(NTU))))
+    np.testing.assert_array_equal(
+        bits(bone), bits(ref.bone(r_grid, r_present, ref.parent_columns(NTU)))
+    )
     _, no_bone, _ = K._gather(sk.joints, cols, parents, 2, origin, rot, align, False)
     assert no_bone.size == 0
 
@@ -118,13 +127,22 @@ def test_motion_and_resample_match_twins(seed, n_frames, n_out):
     present[:, 25:] &= bool(seed % 2)  # odd seeds: second person present
     grid[:, ~present] = 0
     active = 50 if seed % 2 else 25
-    np.testing.assert_array_equal(bits(K._motion(grid, present, active)), bits(ref.motion(grid, present)))
-    np.testing.assert_array_equal(bits(K._resample_rows(grid, n_out)), bits(ref.resample_rows(grid, n_out)))
+    np.testing.assert_array_equal(
+        bits(K._motion(grid, present, active)), bits(ref.motion(grid, present))
+    )
+    np.testing.assert_array_equal(
+        bits(K._resample_rows(grid, n_out)), bits(ref.resample_rows(grid, n_out))
+    )
 
 
 @FAST
-@given(seed=SEEDS, h=st.integers(1, 40), w=st.integers(1, 60), out_h=st.integers(1, 90),
-       out_w=st.integers(1, 90))
+@given(
+    seed=SEEDS,
+    h=st.integers(1, 40),
+    w=st.integers(1, 60),
+    out_h=st.integers(1, 90),
+    out_w=st.integers(1, 90),
+)
 def test_resize_and_pixel_mapping_match_twins(seed, h, w, out_h, out_w):
     rng = np.random.default_rng(seed)
     planes = (rng.normal(size=(4, h, w)) * rng.uniform(0.01, 3)).astype(np.float32)
@@ -132,16 +150,27 @@ def test_resize_and_pixel_mapping_match_twins(seed, h, w, out_h, out_w):
     got = K._resize_bilinear(planes, out_h, out_w)
     np.testing.assert_array_equal(bits(got), bits(ref.resize_bilinear(planes, out_h, out_w)))
     grid = planes.astype(np.float16)
-    np.testing.assert_array_equal(to_image(grid, (out_h, out_w), pixel_mapping_params(EncodeConfig())),
-                                  ref.to_image(grid, (out_h, out_w)))
+    np.testing.assert_array_equal(
+        to_image(grid, (out_h, out_w), pixel_mapping_params(EncodeConfig())),
+        ref.to_image(grid, (out_h, out_w)),
+    )
     flt = to_image(grid, (out_h, out_w), pixel_mapping_params(EncodeConfig()), as_float=True)
-    np.testing.assert_array_equal(bits(flt), bits(ref.to_image(grid, (out_h, out_w), as_float=True)))
+    np.testing.assert_array_equal(
+        bits(flt), bits(ref.to_image(grid, (out_h, out_w), as_float=True))
+    )
 
 
 @FAST
-@given(seed=SEEDS, n_persons=st.integers(1, 2), n_frames=st.integers(1, 50),
-       frames=st.integers(1, 80), align=st.booleans(),
-       streams=st.permutations(STREAMS).flatmap(lambda p: st.integers(1, 3).map(lambda n: tuple(p[:n]))))
+@given(
+    seed=SEEDS,
+    n_persons=st.integers(1, 2),
+    n_frames=st.integers(1, 50),
+    frames=st.integers(1, 80),
+    align=st.booleans(),
+    streams=st.permutations(STREAMS).flatmap(
+        lambda p: st.integers(1, 3).map(lambda n: tuple(p[:n]))
+    ),
+)
 def test_encode_compact_matches_twin(seed, n_persons, n_frames, frames, align, streams):
     sk = skeleton(np.random.default_rng(seed), n_persons, n_frames)
     cfg = EncodeConfig(streams=streams, frames=frames, align=align)
@@ -156,7 +185,9 @@ def test_encode_ucla_single_person_matches_twin():
     cfg = EncodeConfig(align=True, frames=20)
     got = encode(sk, UCLA, cfg)
     assert got.shape == (3, 3, 20, 20)
-    np.testing.assert_array_equal(bits(got), bits(ref.encode_compact(sk.joints, UCLA, STREAMS, 20, True)))
+    np.testing.assert_array_equal(
+        bits(got), bits(ref.encode_compact(sk.joints, UCLA, STREAMS, 20, True))
+    )
 
 
 # --------------------------------------------------------------------------- properties
@@ -221,7 +252,7 @@ def test_column_layout_covers_every_joint_once_per_person():
         assert first[0]["joint"] == spec.joints[spec.parts[0][0]]
 
 
-# --------------------------------------------------------------------------- absent actors, edge cases
+# ------------------------------------------------------------------- absent actors, edge cases
 
 
 def test_absent_second_person_is_zero_in_every_stream():
@@ -294,7 +325,9 @@ def test_float16_image_is_the_bilinear_resize_of_the_compact_grid():
     grid = encode(sk, NTU, EncodeConfig(frames=16))
     img = encode(sk, NTU, EncodeConfig(frames=16, image_size=(40, 112)))
     assert img.shape == (3, 3, 40, 112) and img.dtype == np.float16
-    want = ref.resize_bilinear(grid.astype(np.float32).reshape(9, 16, 50), 40, 112).astype(np.float16)
+    want = ref.resize_bilinear(grid.astype(np.float32).reshape(9, 16, 50), 40, 112).astype(
+        np.float16
+    )
     np.testing.assert_array_equal(bits(img), bits(want.reshape(img.shape)))
 
 
@@ -313,14 +346,23 @@ def test_unknown_pixel_mapping_is_refused():
 
 
 def test_config_round_trip_and_validation():
-    cfg = EncodeConfig(streams=("bone", "joint"), frames=32, align=True, image_size=(224, 224), dtype="uint8")
+    cfg = EncodeConfig(
+        streams=("bone", "joint"), frames=32, align=True, image_size=(224, 224), dtype="uint8"
+    )
     d = cfg.to_dict()
     assert d["streams"] == ["bone", "joint"] and d["image_size"] == [224, 224]
     assert EncodeConfig.from_dict({**d, "pixel_mapping": pixel_mapping_params(cfg)}) == cfg
     assert stored_shape(NTU, cfg) == (2, 3, 224, 224)
     assert stored_shape(NTU, EncodeConfig()) == (3, 3, 64, 50)
-    for bad in ({"streams": ()}, {"streams": ("joint", "joint")}, {"streams": ("rgb",)}, {"frames": 0},
-                {"dtype": "uint8"}, {"dtype": "float32"}, {"image_size": (224,)}):
+    for bad in (
+        {"streams": ()},
+        {"streams": ("joint", "joint")},
+        {"streams": ("rgb",)},
+        {"frames": 0},
+        {"dtype": "uint8"},
+        {"dtype": "float32"},
+        {"image_size": (224,)},
+    ):
         with pytest.raises(ValueError):
             EncodeConfig(**bad)
     with pytest.raises(ValueError, match="unknown encoding keys"):
@@ -396,4 +438,4 @@ def test_real_recordings_encode_like_the_twin(realdata, spec, folder):
                 want = ref.encode_compact(sk.joints, spec, STREAMS, 64, align)
                 np.testing.assert_array_equal(bits(got), bits(want), err_msg=str(path))
             if sk.num_persons == 1 and spec.max_persons == 2:
-                assert not got[:, :, :, spec.num_joints:].any()
+                assert not got[:, :, :, spec.num_joints :].any()

@@ -30,7 +30,7 @@ def test_compact_preview_shows_each_stored_value_as_a_block(tmp_path):
     rgb = to_image(sample, (16, 50), pixel_mapping_params(cfg))
     # stream 1 (motion), frame 5, column 2 (neck of person 0): a 4x4 block of the mapped colour
     left = GAP + 1 * (50 * 4 + GAP)
-    block = pixels[HEADER + 5 * 4: HEADER + 6 * 4, left + 2 * 4 + 1: left + 3 * 4]
+    block = pixels[HEADER + 5 * 4 : HEADER + 6 * 4, left + 2 * 4 + 1 : left + 3 * 4]
     assert (block == rgb[1, :, 5, 2]).all()
     path = tmp_path / "p.png"
     img.save(path)
@@ -51,7 +51,7 @@ def test_part_and_person_boundaries_are_marked():
 def test_stream_names_are_written():
     cfg = EncodeConfig(frames=8, streams=("bone",))
     img = np.asarray(render_preview(_sample(cfg), NTU, cfg, pixel_mapping_params(cfg)))
-    header = img[1:HEADER - 5, GAP: GAP + 30]
+    header = img[1 : HEADER - 5, GAP : GAP + 30]
     assert (header.max(axis=-1) > 200).any()
 
 
@@ -62,8 +62,10 @@ def test_image_forms_are_shown_at_their_stored_size(dtype):
     img = render_preview(sample, NTU, cfg, pixel_mapping_params(cfg), scale=4)
     assert img.width == 2 * 100 + 3 * GAP
     pixels = np.asarray(img)
-    panel = pixels[HEADER: HEADER + 64, GAP: GAP + 100].transpose(2, 0, 1)
-    want = sample[0] if dtype == "uint8" else to_image(sample, (64, 100), pixel_mapping_params(cfg))[0]
+    panel = pixels[HEADER : HEADER + 64, GAP : GAP + 100].transpose(2, 0, 1)
+    want = (
+        sample[0] if dtype == "uint8" else to_image(sample, (64, 100), pixel_mapping_params(cfg))[0]
+    )
     # columns 2..3 lie inside the torso: no boundary line drawn over them
     np.testing.assert_array_equal(panel[:, :, 2:4], want[:, :, 2:4])
 

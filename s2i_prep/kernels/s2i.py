@@ -85,7 +85,9 @@ def _pack_half(src: np.ndarray, dst: np.ndarray) -> bool:
     for i in range(bits.size):
         b = bits[i]
         a = b & abs_mask
-        normal = (a + np.uint32(0x0FFF) + ((a >> np.uint32(13)) & np.uint32(1)) - np.uint32(0x38000000)) >> np.uint32(13)
+        normal = (
+            a + np.uint32(0x0FFF) + ((a >> np.uint32(13)) & np.uint32(1)) - np.uint32(0x38000000)
+        ) >> np.uint32(13)
         small = np.uint32(np.rint(abs(src[i]) * sub_scale))
         h = small if a < min_normal else normal
         h = np.uint32(0x7C00) if a >= overflow else h
@@ -182,8 +184,9 @@ def _reject(v: np.ndarray, z: np.ndarray) -> None:
 
 
 @jit
-def _view_basis(joints: np.ndarray, m: int, t: int, spine_from: int, spine_to: int,
-                sh_from: int, sh_to: int) -> np.ndarray:
+def _view_basis(
+    joints: np.ndarray, m: int, t: int, spine_from: int, spine_to: int, sh_from: int, sh_to: int
+) -> np.ndarray:
     """Rotation (3, 3) float32 whose rows are the new x, y, z axes, from actor ``m`` at frame ``t``.
 
     z = unit spine vector; x = shoulder vector with its z component removed, normalised;
@@ -195,7 +198,9 @@ def _view_basis(joints: np.ndarray, m: int, t: int, spine_from: int, spine_to: i
     if spine_from >= 0:
         cand = np.empty(3)
         for c in range(3):
-            cand[c] = np.float64(joints[m, t, spine_to, c]) - np.float64(joints[m, t, spine_from, c])
+            cand[c] = np.float64(joints[m, t, spine_to, c]) - np.float64(
+                joints[m, t, spine_from, c]
+            )
         if _unit(cand):
             z = cand
     x = np.empty(3)
@@ -223,9 +228,16 @@ def _view_basis(joints: np.ndarray, m: int, t: int, spine_from: int, spine_to: i
 
 
 @jit
-def _frame_of_reference(joints: np.ndarray, centre: int, spine_from: int, spine_to: int,
-                        sh_from: int, sh_to: int, align: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Origin (3,) float32 and rotation (3, 3) float32 of one sample (identity when not aligning)."""
+def _frame_of_reference(
+    joints: np.ndarray,
+    centre: int,
+    spine_from: int,
+    spine_to: int,
+    sh_from: int,
+    sh_to: int,
+    align: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Origin (3,) float32 and rotation (3, 3) float32 of one sample (identity if not aligning)."""
     origin = np.zeros(3, np.float32)
     rot = np.eye(3, dtype=np.float32)
     m, t = _find_origin(joints, centre)
@@ -242,9 +254,16 @@ def _frame_of_reference(joints: np.ndarray, centre: int, spine_from: int, spine_
 
 
 @jit
-def _gather(joints: np.ndarray, col_joint: np.ndarray, parent_joint: np.ndarray, max_persons: int,
-            origin: np.ndarray, rot: np.ndarray, rotate: bool,
-            with_bone: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _gather(
+    joints: np.ndarray,
+    col_joint: np.ndarray,
+    parent_joint: np.ndarray,
+    max_persons: int,
+    origin: np.ndarray,
+    rot: np.ndarray,
+    rotate: bool,
+    with_bone: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Joint and bone streams on the original frames, ``(3, T, max_persons * V)`` float32 each, and
     the presence ``(T, W)`` bool.
 
@@ -358,16 +377,28 @@ def _resample_rows(src: np.ndarray, n_out: int) -> np.ndarray:
 
 
 @jit
-def _encode_compact(joints: np.ndarray, col_joint: np.ndarray, parent_joint: np.ndarray,
-                    max_persons: int, centre: int, spine_from: int, spine_to: int, sh_from: int,
-                    sh_to: int, align: bool, streams: np.ndarray, out: np.ndarray) -> None:
-    """One sample (M, T, V, 3) float32 -> ``out`` (S, 3, F, W) uint16 float16 bits (the compact grid)."""
+def _encode_compact(
+    joints: np.ndarray,
+    col_joint: np.ndarray,
+    parent_joint: np.ndarray,
+    max_persons: int,
+    centre: int,
+    spine_from: int,
+    spine_to: int,
+    sh_from: int,
+    sh_to: int,
+    align: bool,
+    streams: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """One sample (M, T, V, 3) float32 -> ``out`` (S, 3, F, W) uint16: float16 bits of the grid."""
     origin, rot = _frame_of_reference(joints, centre, spine_from, spine_to, sh_from, sh_to, align)
     with_bone = False
     for s in range(streams.size):
         with_bone |= streams[s] == STREAM_BONE
-    grid, bone, present = _gather(joints, col_joint, parent_joint, max_persons, origin, rot, align,
-                                  with_bone)
+    grid, bone, present = _gather(
+        joints, col_joint, parent_joint, max_persons, origin, rot, align, with_bone
+    )
     active = min(joints.shape[0], max_persons) * col_joint.size
     n_out = out.shape[2]
     for s in range(streams.size):
@@ -403,8 +434,17 @@ def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 @jit
-def _resize_plane(plane: np.ndarray, y0: np.ndarray, y1: np.ndarray, ly: np.ndarray, x0: np.ndarray,
-                  x1: np.ndarray, lx: np.ndarray, tmp: np.ndarray, out: np.ndarray) -> None:
+def _resize_plane(
+    plane: np.ndarray,
+    y0: np.ndarray,
+    y1: np.ndarray,
+    ly: np.ndarray,
+    x0: np.ndarray,
+    x1: np.ndarray,
+    lx: np.ndarray,
+    tmp: np.ndarray,
+    out: np.ndarray,
+) -> None:
     """One (h, w) float32 plane -> ``out`` (height, width), separable: columns first, then rows.
 
     ``tmp[r, j] = (1 - lx) * src[r, x0] + lx * src[r, x1]``, then
@@ -473,7 +513,7 @@ def _quantise(src: np.ndarray, out: np.ndarray) -> None:
 
 @jit
 def _to_image(grid: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The pixel mapping on (N, T, W) float32 planes: min-max per plane, bilinear resize; float32."""
+    """The pixel mapping on (N, T, W) float32 planes: min-max per plane, bilinear resize."""
     n, h, w = grid.shape
     y0, y1, ly = _axis_weights(h, height)
     x0, x1, lx = _axis_weights(w, width)

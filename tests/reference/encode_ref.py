@@ -36,8 +36,13 @@ def _reject(v: list[float], z: list[float]) -> list[float]:
     return [v[0] - d * z[0], v[1] - d * z[1], v[2] - d * z[2]]
 
 
-def frame_of_reference(joints: np.ndarray, centre: int, spine: tuple[int, int] | None,
-                       shoulders: tuple[int, int] | None, align: bool) -> tuple[np.ndarray, np.ndarray]:
+def frame_of_reference(
+    joints: np.ndarray,
+    centre: int,
+    spine: tuple[int, int] | None,
+    shoulders: tuple[int, int] | None,
+    align: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     """Origin (3,) float32 and rotation (3, 3) float32 (rows = new x, y, z axes)."""
     m, t = origin_person_frame(joints, centre)
     if m < 0:
@@ -53,7 +58,9 @@ def frame_of_reference(joints: np.ndarray, centre: int, spine: tuple[int, int] |
             z = cand
     x = None
     if shoulders is not None:
-        x = _unit(_reject([float(p[shoulders[1], c]) - float(p[shoulders[0], c]) for c in range(3)], z))
+        x = _unit(
+            _reject([float(p[shoulders[1], c]) - float(p[shoulders[0], c]) for c in range(3)], z)
+        )
     for axis in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)):
         if x is None:
             x = _unit(_reject(list(axis), z))
@@ -61,8 +68,14 @@ def frame_of_reference(joints: np.ndarray, centre: int, spine: tuple[int, int] |
     return origin, np.array([x, y, z]).astype(F32)
 
 
-def gather(joints: np.ndarray, column_order: np.ndarray, max_persons: int, origin: np.ndarray,
-           rot: np.ndarray, rotate: bool) -> tuple[np.ndarray, np.ndarray]:
+def gather(
+    joints: np.ndarray,
+    column_order: np.ndarray,
+    max_persons: int,
+    origin: np.ndarray,
+    rot: np.ndarray,
+    rotate: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     """Joint stream (3, T, max_persons * V) float32 and presence (T, W) bool."""
     n_persons, n_frames = joints.shape[:2]
     n_cols = len(column_order)
@@ -75,7 +88,10 @@ def gather(joints: np.ndarray, column_order: np.ndarray, max_persons: int, origi
             ok = ~np.isnan(d).any(axis=1)
             if rotate:
                 d = np.stack(
-                    [rot[r, 0] * d[:, 0] + rot[r, 1] * d[:, 1] + rot[r, 2] * d[:, 2] for r in range(3)],
+                    [
+                        rot[r, 0] * d[:, 0] + rot[r, 1] * d[:, 1] + rot[r, 2] * d[:, 2]
+                        for r in range(3)
+                    ],
                     axis=1,
                 )
             present[:, w] = ok
@@ -118,14 +134,20 @@ def parent_columns(spec) -> np.ndarray:
     parents = spec.parent_array
     per_person = [order.index(int(parents[j])) for j in order]
     return np.array(
-        [m * len(order) + per_person[k] for m in range(spec.max_persons) for k in range(len(order))],
+        [
+            m * len(order) + per_person[k]
+            for m in range(spec.max_persons)
+            for k in range(len(order))
+        ],
         np.int64,
     )
 
 
 def encode_compact(joints: np.ndarray, spec, streams, frames: int, align: bool) -> np.ndarray:
     """The whole compact encoding: (S, 3, frames, W) float16."""
-    origin, rot = frame_of_reference(joints, spec.centre, spec.align_spine, spec.align_shoulders, align)
+    origin, rot = frame_of_reference(
+        joints, spec.centre, spec.align_spine, spec.align_shoulders, align
+    )
     grid, present = gather(joints, spec.column_order, spec.max_persons, origin, rot, align)
     out = []
     for name in streams:
