@@ -45,8 +45,19 @@ SPEC = "ntu25"
 
 def make_corpus(root: Path, n: int, seed: int = 0) -> int:
     """Write ``n`` synthetic NTU files under ``root`` with ``s2i-prep synth``; returns bytes."""
-    cmd = [sys.executable, "-c", "import sys; from s2i_prep.cli import main; sys.exit(main(sys.argv[1:]))",
-           "synth", "--format", SPEC, "--samples", str(n), "--seed", str(seed), str(root)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from s2i_prep.cli import main; sys.exit(main(sys.argv[1:]))",
+        "synth",
+        "--format",
+        SPEC,
+        "--samples",
+        str(n),
+        "--seed",
+        str(seed),
+        str(root),
+    ]
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return sum(p.stat().st_size for p in root.rglob("*.skeleton"))
 
@@ -69,18 +80,31 @@ def ref_read(path: Path) -> dict[str, np.ndarray]:
                 info = fh.readline().split()
                 body_id = info[0]
                 _body_fields = [float(v) for v in info[1:]]
-                joints = [[float(v) for v in fh.readline().split()] for _ in range(int(fh.readline()))]
+                joints = [
+                    [float(v) for v in fh.readline().split()]
+                    for _ in range(int(fh.readline()))
+                ]
                 if body_id not in bodies:
                     bodies[body_id] = np.full((frames, 25, 3), np.nan, np.float32)
                 bodies[body_id][t] = [j[:3] for j in joints]
     return bodies
 
 
-def ref_encode(bodies: dict[str, np.ndarray], order: np.ndarray, parents: np.ndarray, centre: int,
-               persons: int = 2) -> np.ndarray:
+def ref_encode(
+    bodies: dict[str, np.ndarray],
+    order: np.ndarray,
+    parents: np.ndarray,
+    centre: int,
+    persons: int = 2,
+) -> np.ndarray:
     """(3, 3, FRAMES, persons * 25) float16: joint, motion, bone streams of the most active bodies."""
+
     def motion(b: np.ndarray) -> float:
-        return float(np.nansum(np.nanvar(b.reshape(len(b), -1), axis=0))) if np.isfinite(b).any() else -1.0
+        return (
+            float(np.nansum(np.nanvar(b.reshape(len(b), -1), axis=0)))
+            if np.isfinite(b).any()
+            else -1.0
+        )
 
     chosen = sorted(bodies.values(), key=motion, reverse=True)[:persons]
     x = np.stack(chosen)  # (M, T, V, 3)
@@ -93,11 +117,15 @@ def ref_encode(bodies: dict[str, np.ndarray], order: np.ndarray, parents: np.nda
     hi = np.minimum(lo + 1, x.shape[1] - 1)
     w = (src - lo)[None, :, None, None]
     x = (1 - w) * x[:, lo] + w * x[:, hi]
-    streams = [x, np.concatenate([x[:, 1:] - x[:, :-1], np.zeros_like(x[:, :1])], axis=1), x - x[:, :, parents]]
+    streams = [
+        x,
+        np.concatenate([x[:, 1:] - x[:, :-1], np.zeros_like(x[:, :1])], axis=1),
+        x - x[:, :, parents],
+    ]
     out = np.zeros((3, 3, FRAMES, persons * 25), np.float32)
     for s, stream in enumerate(streams):
         for m in range(stream.shape[0]):
-            out[s, :, :, m * 25:(m + 1) * 25] = stream[m][:, order].transpose(2, 0, 1)
+            out[s, :, :, m * 25 : (m + 1) * 25] = stream[m][:, order].transpose(2, 0, 1)
     return out.astype(np.float16)
 
 
@@ -124,23 +152,54 @@ def _child(raw: str, out: str, workers: int, shard_size: int) -> None:
     """Runs in the subprocess: convert, then print timings and memory as JSON."""
     from s2i_prep.pipeline import ConvertConfig, convert
 
-    res = convert(ConvertConfig(input=Path(raw), output=Path(out), format=SPEC, workers=workers,
-                                shard_size=shard_size or None))
+    res = convert(
+        ConvertConfig(
+            input=Path(raw),
+            output=Path(out),
+            format=SPEC,
+            workers=workers,
+            shard_size=shard_size or None,
+        )
+    )
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"seconds": res.seconds, "samples": res.samples, "skipped": res.skipped,
-                      "bytes": res.bytes_in, "parent_rss_mb": own / 1024, "worker_rss_mb": kids / 1024,
-                      "tree_rss_mb": (own + workers * kids) / 1024}))
+    print(
+        json.dumps(
+            {
+                "seconds": res.seconds,
+                "samples": res.samples,
+                "skipped": res.skipped,
+                "bytes": res.bytes_in,
+                "parent_rss_mb": own / 1024,
+                "worker_rss_mb": kids / 1024,
+                "tree_rss_mb": (own + workers * kids) / 1024,
+            }
+        )
+    )
 
 
-def run_s2i(raw: Path, out: Path, workers: int, shard_size: int = 0) -> dict[str, float]:
+def run_s2i(
+    raw: Path, out: Path, workers: int, shard_size: int = 0
+) -> dict[str, float]:
     """One conversion in a fresh process; ``shard_size`` 0 = the store's default."""
     if out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", str(raw), str(out), str(workers),
-                           str(shard_size)],
-                          cwd=ROOT, check=True, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            str(raw),
+            str(out),
+            str(workers),
+            str(shard_size),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process_seconds"] = time.perf_counter() - t0
     return result
@@ -150,10 +209,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny corpus (smoke test)")
     ap.add_argument("-n", type=int, default=300, help="samples in the main corpus (N)")
-    ap.add_argument("--mem-shard-size", type=int, default=64,
-                    help="shard size of the memory runs, so that N and 4N both span several shards "
-                         "(the parent holds one shard; the default shard is ~64 MiB)")
-    ap.add_argument("--child", nargs=4, metavar=("RAW", "OUT", "WORKERS", "SHARD"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--mem-shard-size",
+        type=int,
+        default=64,
+        help="shard size of the memory runs, so that N and 4N both span several shards "
+        "(the parent holds one shard; the default shard is ~64 MiB)",
+    )
+    ap.add_argument(
+        "--child",
+        nargs=4,
+        metavar=("RAW", "OUT", "WORKERS", "SHARD"),
+        help=argparse.SUPPRESS,
+    )
     args = ap.parse_args()
     if args.child:
         _child(args.child[0], args.child[1], int(args.child[2]), int(args.child[3]))
@@ -168,15 +236,20 @@ def main() -> None:
         ref = run_reference(small, tmp_path / "ref.npy")
         # Fill Numba's on-disk cache first: a fresh install compiles once (seconds), not per run.
         run_s2i(small, tmp_path / "warmup.zarr", 0)
-        runs = {(w, size): run_s2i(raw, tmp_path / f"w{w}_{size}.zarr", w)
-                for w in (1, 2) for size, raw in (("n", small), ("4n", large))}
-        mem = {size: run_s2i(raw, tmp_path / f"mem_{size}.zarr", 1, shard)
-               for size, raw in (("n", small), ("4n", large))}
+        runs = {
+            (w, size): run_s2i(raw, tmp_path / f"w{w}_{size}.zarr", w)
+            for w in (1, 2)
+            for size, raw in (("n", small), ("4n", large))
+        }
+        mem = {
+            size: run_s2i(raw, tmp_path / f"mem_{size}.zarr", 1, shard)
+            for size, raw in (("n", small), ("4n", large))
+        }
 
     mb_n, mb_4n = bytes_n / 1e6, bytes_4n / 1e6
     figures: dict[str, object] = {
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-                   f"python {platform.python_version()}",
+        f"python {platform.python_version()}",
         "samples_n": n,
         "raw_mb_n": round(mb_n, 1),
         "raw_mb_4n": round(mb_4n, 1),
@@ -192,17 +265,31 @@ def main() -> None:
         # (None when noise swamps a tiny corpus, e.g. under --quick.)
         extra = r_4n["seconds"] - r_n["seconds"]
         marginal = (mb_4n - mb_n) / extra if extra > 0 else None
-        figures[f"s2i_w{w}_marginal_mb_s"] = None if marginal is None else round(marginal, 1)
-        figures[f"s2i_w{w}_startup_s"] = None if marginal is None else round(r_n["seconds"] - mb_n / marginal, 2)
-    figures["speedup_vs_reference_w1"] = round(figures["s2i_w1_mb_s"] / figures["reference_mb_s"], 1)
+        figures[f"s2i_w{w}_marginal_mb_s"] = (
+            None if marginal is None else round(marginal, 1)
+        )
+        figures[f"s2i_w{w}_startup_s"] = (
+            None if marginal is None else round(r_n["seconds"] - mb_n / marginal, 2)
+        )
+    figures["speedup_vs_reference_w1"] = round(
+        figures["s2i_w1_mb_s"] / figures["reference_mb_s"], 1
+    )
     m1, m2 = figures["s2i_w1_marginal_mb_s"], figures["s2i_w2_marginal_mb_s"]
-    figures["speedup_vs_reference_w1_marginal"] = None if m1 is None else round(m1 / figures["reference_mb_s"], 1)
-    figures["scaling_w2_over_w1"] = round(figures["s2i_w2_mb_s_4n"] / figures["s2i_w1_mb_s_4n"], 2)
-    figures["scaling_w2_over_w1_marginal"] = None if not (m1 and m2) else round(m2 / m1, 2)
+    figures["speedup_vs_reference_w1_marginal"] = (
+        None if m1 is None else round(m1 / figures["reference_mb_s"], 1)
+    )
+    figures["scaling_w2_over_w1"] = round(
+        figures["s2i_w2_mb_s_4n"] / figures["s2i_w1_mb_s_4n"], 2
+    )
+    figures["scaling_w2_over_w1_marginal"] = (
+        None if not (m1 and m2) else round(m2 / m1, 2)
+    )
     figures["mem_shard_size"] = shard
     figures["tree_rss_mb_n"] = round(mem["n"]["tree_rss_mb"], 1)
     figures["tree_rss_mb_4n"] = round(mem["4n"]["tree_rss_mb"], 1)
-    figures["memory_ratio_4n_over_n"] = round(mem["4n"]["tree_rss_mb"] / mem["n"]["tree_rss_mb"], 2)
+    figures["memory_ratio_4n_over_n"] = round(
+        mem["4n"]["tree_rss_mb"] / mem["n"]["tree_rss_mb"], 2
+    )
     figures["tree_rss_mb_default_shard_n"] = round(runs[(1, "n")]["tree_rss_mb"], 1)
     figures["tree_rss_mb_default_shard_4n"] = round(runs[(1, "4n")]["tree_rss_mb"], 1)
     figures["load_avg_1min_at_end"] = round(os.getloadavg()[0], 2)

@@ -19,17 +19,22 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
-__all__ = ["default_workers", "cap_threads", "OrderedPool"]
+__all__ = ["OrderedPool", "cap_threads", "default_workers"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: Thread-pool sizes of numerical libraries: one worker process = one core.
 _THREAD_VARS = (
-    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
 )
 
 #: Outstanding tasks per worker: enough to hide scheduling gaps, few enough to bound memory.
@@ -76,8 +81,13 @@ class OrderedPool:
     to set up per-process state, so tasks themselves stay small to pickle.
     """
 
-    def __init__(self, workers: int, install: Callable[..., None], install_args: tuple[Any, ...] = (),
-                 window: int | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        install: Callable[..., None],
+        install_args: tuple[Any, ...] = (),
+        window: int | None = None,
+    ) -> None:
         if workers < 0:
             raise ValueError(f"workers must be >= 0, found {workers}")
         self.workers = workers
@@ -87,8 +97,10 @@ class OrderedPool:
             install(*install_args)
             return
         self._executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=_context(),
-            initializer=_worker_init, initargs=(install, install_args),
+            max_workers=workers,
+            mp_context=_context(),
+            initializer=_worker_init,
+            initargs=(install, install_args),
         )
         # Fork every worker now, before the caller opens output files or starts threads.
         self._executor.submit(os.getpid).result()
@@ -118,7 +130,7 @@ class OrderedPool:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
-    def __enter__(self) -> OrderedPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._version import __version__
-from .errors import ReadError, S2IError, StoreError
+from .errors import ReadError, S2IError
 from .parallel import OrderedPool, default_workers
 from .skeleton import RawSkeleton, Skeleton
 from .specs import JointSpec, load_spec
@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     from .encoding import EncodeConfig
     from .readers import Reader
 
-__all__ = ["ConvertConfig", "ConvertResult", "ProgressUpdate", "Stages", "convert", "exclusion_names"]
+__all__ = [
+    "ConvertConfig",
+    "ConvertResult",
+    "ProgressUpdate",
+    "Stages",
+    "convert",
+    "exclusion_names",
+]
 
 ON_ERROR = ("skip", "fail")
 #: Consecutive input files per worker task: large enough to amortise IPC, small enough to balance.
@@ -85,7 +92,9 @@ class ConvertConfig:
         object.__setattr__(self, "input", Path(self.input))
         object.__setattr__(self, "output", Path(self.output))
         if self.on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {ON_ERROR}, found {self.on_error!r}")
+            raise ValueError(
+                f"on_error must be one of {ON_ERROR}, found {self.on_error!r}"
+            )
         if self.workers is not None and self.workers < 0:
             raise ValueError(f"workers must be >= 0, found {self.workers}")
         if self.limit is not None and self.limit < 1:
@@ -96,10 +105,18 @@ class ConvertConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings, ``encode`` as its own dict)."""
         return {
-            "input": str(self.input), "output": str(self.output), "format": self.format,
-            "encode": self.encode.to_dict(), "workers": self.workers, "codec": self.codec,
-            "shard_size": self.shard_size, "on_error": self.on_error, "resume": self.resume,
-            "overwrite": self.overwrite, "keep_missing": self.keep_missing, "limit": self.limit,
+            "input": str(self.input),
+            "output": str(self.output),
+            "format": self.format,
+            "encode": self.encode.to_dict(),
+            "workers": self.workers,
+            "codec": self.codec,
+            "shard_size": self.shard_size,
+            "on_error": self.on_error,
+            "resume": self.resume,
+            "overwrite": self.overwrite,
+            "keep_missing": self.keep_missing,
+            "limit": self.limit,
             "reader_options": dict(self.reader_options),
         }
 
@@ -160,10 +177,15 @@ class Stages:
         from .readers import get_reader
 
         return cls(
-            get_reader=get_reader, select=select_bodies, encode=encoding.encode,
-            stored_shape=encoding.stored_shape, column_layout=encoding.column_layout,
-            pixel_mapping=encoding.pixel_mapping_params, new_stats=encoding.StreamStats,
-            open_writer=store.open_writer, warm=warm_kernels,
+            get_reader=get_reader,
+            select=select_bodies,
+            encode=encoding.encode,
+            stored_shape=encoding.stored_shape,
+            column_layout=encoding.column_layout,
+            pixel_mapping=encoding.pixel_mapping_params,
+            new_stats=encoding.StreamStats,
+            open_writer=store.open_writer,
+            warm=warm_kernels,
         )
 
 
@@ -195,7 +217,9 @@ class _Sample:
     path: str
     s2i: np.ndarray
     columns: dict[str, int]
-    stats: Any  # this sample's StreamStats, computed in the worker, merged in input order
+    stats: (
+        Any  # this sample's StreamStats, computed in the worker, merged in input order
+    )
 
 
 @dataclass(frozen=True)
@@ -243,33 +267,52 @@ def _reason(exc: ReadError, path: str) -> str:
     loc = exc.location
     where = [] if loc.path == path else [loc.path]
     if loc.line is not None:
-        where.append(f"line {loc.line}" + ("" if loc.column is None else f", column {loc.column}"))
+        where.append(
+            f"line {loc.line}"
+            + ("" if loc.column is None else f", column {loc.column}")
+        )
     text = f"{exc.message}{loc.detail()}"
     return f"{', '.join(where)}: {text}" if where else text
 
 
-def _sample_events(ctx: _WorkerContext, raw: RawSkeleton, path: str) -> _Sample | _Skip | _Excluded:
+def _sample_events(
+    ctx: _WorkerContext, raw: RawSkeleton, path: str
+) -> _Sample | _Skip | _Excluded:
     spec = ctx.spec
     if raw.name in ctx.excluded:
         return _Excluded(raw.name)
     meta = spec.parse_name(raw.name)
     if meta is None:
-        return _Skip(path, f"sample name {raw.name!r} does not match the {spec.format} naming "
-                           f"pattern {spec.name_pattern}", KIND_NAME)
+        return _Skip(
+            path,
+            f"sample name {raw.name!r} does not match the {spec.format} naming "
+            f"pattern {spec.name_pattern}",
+            KIND_NAME,
+        )
     for key in spec.fields:
         meta.setdefault(key, int(raw.meta.get(key, -1)))
     label = spec.label_of(meta, raw.label)
     if label is None or not 0 <= label <= np.iinfo(np.int16).max:
-        return _Skip(path, f"sample {raw.name}: no class label can be derived "
-                           f"(metadata {meta}, reader label {raw.label})", KIND_LABEL)
+        return _Skip(
+            path,
+            f"sample {raw.name}: no class label can be derived "
+            f"(metadata {meta}, reader label {raw.label})",
+            KIND_LABEL,
+        )
     try:
         skel = ctx.stages.select(raw, spec)
         s2i = ctx.stages.encode(skel, spec, ctx.encode_cfg)
     except ReadError as exc:
-        return _Skip(path, f"sample {raw.name}: {_reason(exc, path)}", type(exc).__name__)
-    except Exception as exc:  # one broken sample must not end the conversion
+        return _Skip(
+            path, f"sample {raw.name}: {_reason(exc, path)}", type(exc).__name__
+        )
+    except Exception as exc:  # noqa: BLE001 - one broken sample must not end the conversion
         return _Skip(path, f"sample {raw.name}: {_unexpected(exc)}", type(exc).__name__)
-    columns = {"label": int(label), "num_frames": skel.num_frames, "num_persons": skel.num_persons}
+    columns = {
+        "label": int(label),
+        "num_frames": skel.num_frames,
+        "num_persons": skel.num_persons,
+    }
     columns.update((key, int(meta[key])) for key in spec.fields)
     stats = ctx.stages.new_stats(s2i.shape[0])
     stats.update(s2i[None])
@@ -281,16 +324,24 @@ def _file_events(ctx: _WorkerContext, path: Path) -> list[_Sample | _Skip | _Exc
         raws = ctx.reader.read(path, ctx.spec)
     except ReadError as exc:
         return [_Skip(str(path), _reason(exc, str(path)), type(exc).__name__)]
-    except Exception as exc:  # a reader bug on one file is reported, not fatal
+    except Exception as exc:  # noqa: BLE001 - a reader bug on one file is reported, not fatal
         return [_Skip(str(path), _unexpected(exc), type(exc).__name__)]
-    return [_sample_events(ctx, raw, str(path)) for raw in sorted(raws, key=lambda r: r.name)]
+    return [
+        _sample_events(ctx, raw, str(path))
+        for raw in sorted(raws, key=lambda r: r.name)
+    ]
 
 
 def _run_task(task: tuple[int, Sequence[tuple[str, int]]]) -> list[_FileResult]:
     if _CTX is None:
-        raise RuntimeError("worker context not installed (OrderedPool must run _install first)")
+        raise RuntimeError(
+            "worker context not installed (OrderedPool must run _install first)"
+        )
     start, files = task
-    return [_FileResult(start + k, nbytes, _file_events(_CTX, Path(p))) for k, (p, nbytes) in enumerate(files)]
+    return [
+        _FileResult(start + k, nbytes, _file_events(_CTX, Path(p)))
+        for k, (p, nbytes) in enumerate(files)
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,8 +356,10 @@ def exclusion_names(spec: JointSpec) -> frozenset[str]:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise S2IError(f"{spec.source}: exclude list {list_name!r}: cannot read {path}: "
-                           f"{exc.strerror}") from None
+            raise S2IError(
+                f"{spec.source}: exclude list {list_name!r}: cannot read {path}: "
+                f"{exc.strerror}"
+            ) from None
         for line in text.splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
@@ -318,13 +371,16 @@ def _sample_name_of_file(path: Path) -> str:
     return path.stem
 
 
-def _plan(cfg: ConvertConfig, spec: JointSpec, reader: Reader, excluded: frozenset[str]
-          ) -> tuple[list[tuple[str, int]], int]:
+def _plan(
+    cfg: ConvertConfig, spec: JointSpec, reader: Reader, excluded: frozenset[str]
+) -> tuple[list[tuple[str, int]], int]:
     """Input files in sample-name order (so ``sample_id`` comes out sorted) and the count of
     files dropped by the exclude lists."""
     if not cfg.input.exists():
         raise S2IError(f"{cfg.input}: input folder does not exist")
-    paths = sorted(reader.discover(cfg.input), key=lambda p: (_sample_name_of_file(p), str(p)))
+    paths = sorted(
+        reader.discover(cfg.input), key=lambda p: (_sample_name_of_file(p), str(p))
+    )
     kept = [p for p in paths if _sample_name_of_file(p) not in excluded]
     if cfg.limit is not None:
         kept = kept[: cfg.limit]
@@ -332,21 +388,31 @@ def _plan(cfg: ConvertConfig, spec: JointSpec, reader: Reader, excluded: frozens
     return files, len(paths) - len(kept)
 
 
-def _fingerprint(cfg: ConvertConfig, spec: JointSpec, files: list[tuple[str, int]]) -> str:
+def _fingerprint(
+    cfg: ConvertConfig, spec: JointSpec, files: list[tuple[str, int]]
+) -> str:
     """Hash of what determines the output: options, spec content and the input files."""
     h = hashlib.sha256()
     opts = {k: v for k, v in cfg.to_dict().items() if k not in _RUN_ONLY}
-    h.update(json.dumps({"options": opts, "spec": spec.digest(), "s2i_version": __version__},
-                        sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            {"options": opts, "spec": spec.digest(), "s2i_version": __version__},
+            sort_keys=True,
+        ).encode()
+    )
     for path, nbytes in files:
         st = os.stat(path)
-        h.update(f"\n{os.path.relpath(path, cfg.input)}\t{nbytes}\t{st.st_mtime_ns}".encode())
+        h.update(
+            f"\n{os.path.relpath(path, cfg.input)}\t{nbytes}\t{st.st_mtime_ns}".encode()
+        )
     return h.hexdigest()
 
 
-def _tasks(files: list[tuple[str, int]], start: int) -> Iterator[tuple[int, list[tuple[str, int]]]]:
+def _tasks(
+    files: list[tuple[str, int]], start: int
+) -> Iterator[tuple[int, list[tuple[str, int]]]]:
     for i in range(start, len(files), FILES_PER_TASK):
-        yield i, files[i: i + FILES_PER_TASK]
+        yield i, files[i : i + FILES_PER_TASK]
 
 
 _NO_ARRAY = np.empty(0, np.float16)
@@ -361,8 +427,15 @@ class _Assembler:
     back from the writer itself (``committed_columns``), so each commit costs the same.
     """
 
-    def __init__(self, writer: Any, spec: JointSpec, stats: Any, on_error: str,
-                 sample_shape: tuple[int, ...], dtype: str) -> None:
+    def __init__(
+        self,
+        writer: Any,
+        spec: JointSpec,
+        stats: Any,
+        on_error: str,
+        sample_shape: tuple[int, ...],
+        dtype: str,
+    ) -> None:
         self.writer = writer
         # One preallocated shard: samples are copied in as they arrive (no list + stack copy).
         self.batch = np.empty((writer.shard_size, *sample_shape), dtype=dtype)
@@ -392,12 +465,22 @@ class _Assembler:
         if isinstance(event, _Excluded):
             self.excluded += 1
             return
-        if isinstance(event, _Sample) and self.last_id is not None and event.name <= self.last_id:
-            event = _Skip(event.path, f"sample {event.name} repeats or comes out of order after "
-                                      f"{self.last_id}; sample names must be unique", KIND_DUPLICATE)
+        if (
+            isinstance(event, _Sample)
+            and self.last_id is not None
+            and event.name <= self.last_id
+        ):
+            event = _Skip(
+                event.path,
+                f"sample {event.name} repeats or comes out of order after "
+                f"{self.last_id}; sample names must be unique",
+                KIND_DUPLICATE,
+            )
         if isinstance(event, _Skip):
             if self.on_error == "fail":
-                raise S2IError(f"{event.path}: {event.reason} (stopping: --on-error fail)")
+                raise S2IError(
+                    f"{event.path}: {event.reason} (stopping: --on-error fail)"
+                )
             self.skipped.append((event.path, event.reason, event.kind))
             return
         self.batch[len(self.samples)] = event.s2i
@@ -412,22 +495,35 @@ class _Assembler:
         if not self.samples:
             return
         batch = self.batch[: len(self.samples)]
-        cols: dict[str, np.ndarray] = {"sample_id": np.array([s.name for s in self.samples])}
+        cols: dict[str, np.ndarray] = {
+            "sample_id": np.array([s.name for s in self.samples])
+        }
         for key in self.samples[0].columns:
             cols[key] = np.array([s.columns[key] for s in self.samples], dtype=np.int64)
         for key in self.keys:
             self.columns[key].extend(cols[key].tolist())
         self.samples = []
         state = {
-            "file": cursor[0], "event": cursor[1], "last_id": self.last_id,
-            "stats": {name: getattr(self.stats, name).tolist() for name in _STATS_FIELDS},
-            "skipped": [list(s) for s in self.skipped], "excluded": self.excluded,
+            "file": cursor[0],
+            "event": cursor[1],
+            "last_id": self.last_id,
+            "stats": {
+                name: getattr(self.stats, name).tolist() for name in _STATS_FIELDS
+            },
+            "skipped": [list(s) for s in self.skipped],
+            "excluded": self.excluded,
         }
         self.writer.write_shard(batch, cols, state)
 
 
-def _attrs(cfg: ConvertConfig, spec: JointSpec, stages: Stages, asm: _Assembler,
-           files: list[tuple[str, int]], excluded_files: int) -> dict[str, Any]:
+def _attrs(
+    cfg: ConvertConfig,
+    spec: JointSpec,
+    stages: Stages,
+    asm: _Assembler,
+    files: list[tuple[str, int]],
+    excluded_files: int,
+) -> dict[str, Any]:
     labels = asm.columns["label"]
     enc = cfg.encode
     return {
@@ -437,21 +533,32 @@ def _attrs(cfg: ConvertConfig, spec: JointSpec, stages: Stages, asm: _Assembler,
         "spec": spec.to_yaml_text(),
         "spec_sha256": spec.digest(),
         "stats": asm.stats.to_dict(enc.streams),
-        "source": {"input": str(cfg.input.resolve()), "format": spec.format, "files": len(files),
-                   "bytes": sum(n for _, n in files)},
+        "source": {
+            "input": str(cfg.input.resolve()),
+            "format": spec.format,
+            "files": len(files),
+            "bytes": sum(n for _, n in files),
+        },
         "s2i_version": __version__,
         "convert": {k: v for k, v in cfg.to_dict().items() if k not in _NOT_RECORDED},
         "report": {
             "skipped": [{"path": p, "reason": r, "kind": k} for p, r, k in asm.skipped],
-            "counts": {"files": len(files), "samples": asm.num_samples, "skipped": len(asm.skipped),
-                       "excluded": asm.excluded + excluded_files},
+            "counts": {
+                "files": len(files),
+                "samples": asm.num_samples,
+                "skipped": len(asm.skipped),
+                "excluded": asm.excluded + excluded_files,
+            },
         },
         "class_count": max(labels) + 1 if labels else 0,
     }
 
 
-def convert(cfg: ConvertConfig, progress: Callable[[ProgressUpdate], None] | None = None,
-            stages: Stages | None = None) -> ConvertResult:
+def convert(
+    cfg: ConvertConfig,
+    progress: Callable[[ProgressUpdate], None] | None = None,
+    stages: Stages | None = None,
+) -> ConvertResult:
     """Convert the raw dataset ``cfg.input`` into the S2I dataset ``cfg.output``.
 
     Raises:
@@ -466,7 +573,9 @@ def convert(cfg: ConvertConfig, progress: Callable[[ProgressUpdate], None] | Non
     excluded = frozenset() if cfg.keep_missing else exclusion_names(spec)
     files, excluded_files = _plan(cfg, spec, reader, excluded)
     if not files:
-        raise S2IError(f"{cfg.input}: no {spec.format} input files found (reader {spec.reader})")
+        raise S2IError(
+            f"{cfg.input}: no {spec.format} input files found (reader {spec.reader})"
+        )
     shape = stages.stored_shape(spec, cfg.encode)
     stages.warm()
     ctx = _WorkerContext(spec, reader, stages, cfg.encode, excluded)
@@ -474,14 +583,25 @@ def convert(cfg: ConvertConfig, progress: Callable[[ProgressUpdate], None] | Non
 
     with OrderedPool(min(workers, len(files)), _install, (ctx,)) as pool:
         writer = stages.open_writer(
-            cfg.output, sample_shape=shape, dtype=cfg.encode.dtype, codec=cfg.codec,
-            shard_size=cfg.shard_size, resume=cfg.resume, overwrite=cfg.overwrite,
+            cfg.output,
+            sample_shape=shape,
+            dtype=cfg.encode.dtype,
+            codec=cfg.codec,
+            shard_size=cfg.shard_size,
+            resume=cfg.resume,
+            overwrite=cfg.overwrite,
             fingerprint=_fingerprint(cfg, spec, files),
         )
         try:
             state = writer.resume_state
-            asm = _Assembler(writer, spec, stages.new_stats(len(cfg.encode.streams)), cfg.on_error,
-                             shape, cfg.encode.dtype)
+            asm = _Assembler(
+                writer,
+                spec,
+                stages.new_stats(len(cfg.encode.streams)),
+                cfg.on_error,
+                shape,
+                cfg.encode.dtype,
+            )
             start, skip_events = int(state.get("file", 0)), int(state.get("event", 0))
             bytes_done = sum(n for _, n in files[:start])
             for results in pool.map(_run_task, _tasks(files, start)):
@@ -489,24 +609,49 @@ def convert(cfg: ConvertConfig, progress: Callable[[ProgressUpdate], None] | Non
                     first = skip_events if res.index == start else 0
                     for e, event in enumerate(res.events[first:], start=first):
                         last = e + 1 == len(res.events)
-                        asm.add(event, (res.index + 1, 0) if last else (res.index, e + 1))
+                        asm.add(
+                            event, (res.index + 1, 0) if last else (res.index, e + 1)
+                        )
                     bytes_done += res.nbytes
                     if progress is not None:
-                        progress(ProgressUpdate(res.index + 1, len(files), bytes_done, bytes_total,
-                                                asm.num_samples + len(asm.samples), len(asm.skipped)))
+                        progress(
+                            ProgressUpdate(
+                                res.index + 1,
+                                len(files),
+                                bytes_done,
+                                bytes_total,
+                                asm.num_samples + len(asm.samples),
+                                len(asm.skipped),
+                            )
+                        )
             asm.flush((len(files), 0))
             if not asm.num_samples:
-                first_skip = f"; first: {asm.skipped[0][0]}: {asm.skipped[0][1]}" if asm.skipped else ""
-                raise S2IError(f"{cfg.input}: no sample could be converted ({len(asm.skipped)} "
-                               f"skipped{first_skip})")
-            meta = {key: np.asarray(asm.columns[key], dtype=np.int64) for key in spec.fields}
+                first_skip = (
+                    f"; first: {asm.skipped[0][0]}: {asm.skipped[0][1]}"
+                    if asm.skipped
+                    else ""
+                )
+                raise S2IError(
+                    f"{cfg.input}: no sample could be converted ({len(asm.skipped)} "
+                    f"skipped{first_skip})"
+                )
+            meta = {
+                key: np.asarray(asm.columns[key], dtype=np.int64) for key in spec.fields
+            }
             splits = {rule.name: rule.indices(meta) for rule in spec.splits}
-            out = writer.finalize(_attrs(cfg, spec, stages, asm, files, excluded_files), splits)
+            out = writer.finalize(
+                _attrs(cfg, spec, stages, asm, files, excluded_files), splits
+            )
         except BaseException:
             writer.close()
             raise
     return ConvertResult(
-        output=Path(out), files=len(files), samples=asm.num_samples, skipped=len(asm.skipped),
-        excluded=asm.excluded + excluded_files, skipped_list=tuple(asm.skipped),
-        seconds=time.perf_counter() - t0, bytes_in=bytes_total,
+        output=Path(out),
+        files=len(files),
+        samples=asm.num_samples,
+        skipped=len(asm.skipped),
+        excluded=asm.excluded + excluded_files,
+        skipped_list=tuple(asm.skipped),
+        seconds=time.perf_counter() - t0,
+        bytes_in=bytes_total,
     )

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from s2i_prep.cli import cli, main
+from s2i_prep.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,11 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _pose(rng: np.random.Generator, t: int, shift: float) -> np.ndarray:
     """(t, 25, 3) joints of one standing, slowly moving person (taller than wide)."""
-    base = np.stack([
-        rng.uniform(-0.25, 0.25, 25) + shift,
-        np.linspace(-0.8, 0.8, 25),
-        rng.uniform(2.8, 3.2, 25),
-    ], axis=-1)
+    base = np.stack(
+        [
+            rng.uniform(-0.25, 0.25, 25) + shift,
+            np.linspace(-0.8, 0.8, 25),
+            rng.uniform(2.8, 3.2, 25),
+        ],
+        axis=-1,
+    )
     wave = 0.05 * np.sin(np.linspace(0, 3, t))[:, None, None]
     return (base[None] + wave + rng.normal(0, 0.01, (t, 25, 3))).astype(np.float32)
 
@@ -47,15 +50,25 @@ def ntu_text(seed: int, frames: int = 40, bodies: int = 1, crlf: bool = False) -
             lines.append(f"{72057594037931101 + b} 0 1 1 1 1 0 0.1 -0.05 2")
             lines.append("25")
             for x, y, z in poses[b][f]:
-                lines.append(f"{x:.7f} {y:.7f} {z:.7f} 250.1 200.2 900.5 500.5 0.1 0.2 0.3 0.4 2")
+                lines.append(
+                    f"{x:.7f} {y:.7f} {z:.7f} 250.1 200.2 900.5 500.5 0.1 0.2 0.3 0.4 2"
+                )
     nl = "\r\n" if crlf else "\n"
     return nl.join(lines) + nl
 
 
 NTU_NAMES = [
     # setup, camera, subject, replication, action: covers xsub/xview train and test.
-    (1, 1, 1, 1, 1), (1, 2, 2, 1, 2), (1, 3, 3, 2, 3), (2, 1, 4, 1, 50), (2, 2, 5, 2, 5),
-    (3, 3, 6, 1, 6), (18, 1, 45, 1, 61), (19, 2, 46, 2, 120), (4, 1, 7, 1, 7), (5, 2, 8, 2, 8),
+    (1, 1, 1, 1, 1),
+    (1, 2, 2, 1, 2),
+    (1, 3, 3, 2, 3),
+    (2, 1, 4, 1, 50),
+    (2, 2, 5, 2, 5),
+    (3, 3, 6, 1, 6),
+    (18, 1, 45, 1, 61),
+    (19, 2, 46, 2, 120),
+    (4, 1, 7, 1, 7),
+    (5, 2, 8, 2, 8),
 ]
 
 
@@ -73,7 +86,9 @@ def make_ntu(root: Path, n: int = len(NTU_NAMES), frames: int = 40) -> list[str]
             s = 20 + i // len(NTU_NAMES)
         name = ntu_name(s, c, p, r, a)
         bodies = 2 if 50 <= a <= 60 or a >= 106 else 1
-        (root / f"{name}.skeleton").write_text(ntu_text(i, frames, bodies, crlf=i % 3 == 0), newline="")
+        (root / f"{name}.skeleton").write_text(
+            ntu_text(i, frames, bodies, crlf=i % 3 == 0), newline=""
+        )
         names.append(name)
     return sorted(names)
 
@@ -97,8 +112,14 @@ def read_zarr(path: Path) -> dict:
     g = zarr.open_group(str(path), mode="r")
     out = {name: np.asarray(g[name][:]) for name in g.array_keys()}
     out["attrs"] = dict(g.attrs)
-    out["splits"] = {s: {p: np.asarray(g["splits"][s][p][:]) for p in ("train", "test")}
-                     for s in g["splits"].group_keys()} if "splits" in g else {}
+    out["splits"] = (
+        {
+            s: {p: np.asarray(g["splits"][s][p][:]) for p in ("train", "test")}
+            for s in g["splits"].group_keys()
+        }
+        if "splits" in g
+        else {}
+    )
     return out
 
 
@@ -108,7 +129,10 @@ def read_h5(path: Path) -> dict:
     with h5py.File(path, "r") as f:
         out = {name: f[name][()] for name in f if isinstance(f[name], h5py.Dataset)}
         out["attrs"] = {k: f.attrs[k] for k in f.attrs}
-        out["splits"] = {s: {p: f["splits"][s][p][()] for p in ("train", "test")} for s in f["splits"]}
+        out["splits"] = {
+            s: {p: f["splits"][s][p][()] for p in ("train", "test")}
+            for s in f["splits"]
+        }
     return out
 
 
@@ -125,8 +149,16 @@ def _attr(data: dict, key: str):
 def test_ntu_end_to_end(tmp_path: Path, suffix: str) -> None:
     names = make_ntu(tmp_path / "raw")
     out = tmp_path / f"out{suffix}"
-    status, text = run_cli("convert", "--format", "ntu25", str(tmp_path / "raw"), str(out),
-                           "--workers", "0", "-q")
+    status, text = run_cli(
+        "convert",
+        "--format",
+        "ntu25",
+        str(tmp_path / "raw"),
+        str(out),
+        "--workers",
+        "0",
+        "-q",
+    )
     assert status == 0, text
     data = read_zarr(out) if suffix == ".zarr" else read_h5(out)
     ids = [s.decode() if isinstance(s, bytes) else str(s) for s in data["sample_id"]]
@@ -135,13 +167,15 @@ def test_ntu_end_to_end(tmp_path: Path, suffix: str) -> None:
     assert data["s2i"].dtype == np.float16
     assert np.isfinite(data["s2i"]).all()
     assert data["label"].tolist() == [int(n[-3:]) - 1 for n in names]
-    assert data["num_persons"].tolist() == [2 if 50 <= int(n[-3:]) <= 60 or int(n[-3:]) >= 106 else 1
-                                            for n in names]
+    assert data["num_persons"].tolist() == [
+        2 if 50 <= int(n[-3:]) <= 60 or int(n[-3:]) >= 106 else 1 for n in names
+    ]
     assert (data["num_frames"] == 40).all()
     assert data["subject"].tolist() == [int(n[9:12]) for n in names]
     xview = data["splits"]["ntu60-xview"]
-    assert [ids[i] for i in xview["test"]] == [n for n in names if n[4:8] == "C001" and int(n[1:4]) <= 17
-                                               and int(n[-3:]) <= 60]
+    assert [ids[i] for i in xview["test"]] == [
+        n for n in names if n[4:8] == "C001" and int(n[1:4]) <= 17 and int(n[-3:]) <= 60
+    ]
     report = _attr(data, "report")
     assert report["skipped"] == [] and report["counts"]["samples"] == len(names)
     stats = _attr(data, "stats")
@@ -153,9 +187,22 @@ def test_ntu_end_to_end(tmp_path: Path, suffix: str) -> None:
 def test_image_uint8_and_stream_subset(tmp_path: Path) -> None:
     make_ntu(tmp_path / "raw", n=4)
     out = tmp_path / "img.zarr"
-    status, text = run_cli("convert", "--format", "ntu25", str(tmp_path / "raw"), str(out), "-q",
-                           "--workers", "0", "--streams", "joint,bone", "--image-size", "32x48",
-                           "--dtype", "uint8")
+    status, text = run_cli(
+        "convert",
+        "--format",
+        "ntu25",
+        str(tmp_path / "raw"),
+        str(out),
+        "-q",
+        "--workers",
+        "0",
+        "--streams",
+        "joint,bone",
+        "--image-size",
+        "32x48",
+        "--dtype",
+        "uint8",
+    )
     assert status == 0, text
     data = read_zarr(out)
     assert data["s2i"].shape == (4, 2, 3, 32, 48) and data["s2i"].dtype == np.uint8
@@ -170,12 +217,18 @@ def _write_bad_files(raw: Path) -> dict[str, str]:
     """One file per failure mode; returns file name -> expected skip kind."""
     good = ntu_text(99, frames=20)
     lines = good.splitlines(keepends=True)
-    (raw / "S001C001P001R001A011.skeleton").write_text("".join(lines[: len(lines) // 2]))  # truncated
+    (raw / "S001C001P001R001A011.skeleton").write_text(
+        "".join(lines[: len(lines) // 2])
+    )  # truncated
     (raw / "S001C001P001R001A012.skeleton").write_text("")  # empty
     (raw / "S001C001P001R001A013.skeleton").write_bytes(bytes(range(256)) * 8)  # binary
-    (raw / "S001C001P001R001A014.skeleton").write_text("3\n0\n0\n0\n")  # no body in any frame
+    (raw / "S001C001P001R001A014.skeleton").write_text(
+        "3\n0\n0\n0\n"
+    )  # no body in any frame
     (raw / "not_an_ntu_name.skeleton").write_text(good)  # wrongly named
-    (raw / "S001C001P001R001A015.skeleton").mkdir()  # unreadable: a directory named like a file
+    (
+        raw / "S001C001P001R001A015.skeleton"
+    ).mkdir()  # unreadable: a directory named like a file
     return {
         "S001C001P001R001A011.skeleton": "TruncatedError",
         "S001C001P001R001A012.skeleton": "TruncatedError",
@@ -191,7 +244,9 @@ def test_bad_inputs_are_skipped_and_reported(tmp_path: Path) -> None:
     names = make_ntu(raw, n=5)
     bad = _write_bad_files(raw)
     out = tmp_path / "out.zarr"
-    status, text = run_cli("convert", "--format", "ntu25", str(raw), str(out), "--workers", "0")
+    status, text = run_cli(
+        "convert", "--format", "ntu25", str(raw), str(out), "--workers", "0"
+    )
     assert status == 3, text
     data = read_zarr(out)
     assert [str(s) for s in data["sample_id"]] == names
@@ -211,8 +266,18 @@ def test_on_error_fail_stops_without_output(tmp_path: Path) -> None:
     make_ntu(raw, n=3)
     (raw / "S001C001P001R001A012.skeleton").write_text("")
     out = tmp_path / "out.zarr"
-    status, text = run_cli("convert", "--format", "ntu25", str(raw), str(out), "--workers", "0",
-                           "-q", "--on-error", "fail")
+    status, text = run_cli(
+        "convert",
+        "--format",
+        "ntu25",
+        str(raw),
+        str(out),
+        "--workers",
+        "0",
+        "-q",
+        "--on-error",
+        "fail",
+    )
     assert status == 1
     assert "S001C001P001R001A012" in text and "--on-error fail" in text
     assert not out.exists()
@@ -224,12 +289,29 @@ def test_exclude_list_and_keep_missing(tmp_path: Path) -> None:
     make_ntu(raw, n=2)
     # On the official missing-skeleton list: all frames empty.
     (raw / "S001C002P005R002A008.skeleton").write_text("3\n0\n0\n0\n")
-    status, text = run_cli("convert", "--format", "ntu25", str(raw), str(tmp_path / "a.zarr"),
-                           "--workers", "0", "-q")
+    status, text = run_cli(
+        "convert",
+        "--format",
+        "ntu25",
+        str(raw),
+        str(tmp_path / "a.zarr"),
+        "--workers",
+        "0",
+        "-q",
+    )
     assert status == 0, text
     assert _attr(read_zarr(tmp_path / "a.zarr"), "report")["counts"]["excluded"] == 1
-    status, text = run_cli("convert", "--format", "ntu25", str(raw), str(tmp_path / "b.zarr"),
-                           "--workers", "0", "-q", "--keep-missing")
+    status, text = run_cli(
+        "convert",
+        "--format",
+        "ntu25",
+        str(raw),
+        str(tmp_path / "b.zarr"),
+        "--workers",
+        "0",
+        "-q",
+        "--keep-missing",
+    )
     assert status == 3, text
 
 
@@ -258,7 +340,9 @@ def test_refuses_while_another_conversion_runs(tmp_path: Path) -> None:
     out = tmp_path / "out.zarr"
     holder = open_writer(out, sample_shape=(3, 3, 64, 50), dtype="float16")
     try:
-        status, text = run_cli("convert", "--format", "ntu25", str(raw), str(out), "--workers", "0", "-q")
+        status, text = run_cli(
+            "convert", "--format", "ntu25", str(raw), str(out), "--workers", "0", "-q"
+        )
     finally:
         holder.close()
     assert status == 1 and "already running" in text
@@ -270,7 +354,11 @@ def test_refuses_while_another_conversion_runs(tmp_path: Path) -> None:
 
 
 def _tree_bytes(path: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(path)): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_output_identical_whatever_the_worker_count(tmp_path: Path) -> None:
@@ -280,8 +368,18 @@ def test_output_identical_whatever_the_worker_count(tmp_path: Path) -> None:
     trees = []
     for workers in ("0", "1", "2"):
         out = tmp_path / f"w{workers}.zarr"
-        status, text = run_cli("convert", "--format", "ntu25", str(raw), str(out), "-q",
-                               "--workers", workers, "--shard-size", "7")
+        status, text = run_cli(
+            "convert",
+            "--format",
+            "ntu25",
+            str(raw),
+            str(out),
+            "-q",
+            "--workers",
+            workers,
+            "--shard-size",
+            "7",
+        )
         assert status == 3, text
         trees.append(_tree_bytes(out))
     assert trees[0].keys() == trees[1].keys() == trees[2].keys()
@@ -291,8 +389,20 @@ def test_output_identical_whatever_the_worker_count(tmp_path: Path) -> None:
 
 def _convert_cmd(raw: Path, out: Path, *extra: str) -> list[str]:
     code = "import sys; from s2i_prep.cli import main; sys.exit(main(sys.argv[1:]))"
-    return [sys.executable, "-c", code, "convert", "--format", "ntu25", str(raw), str(out), "-q",
-            "--shard-size", "16", *extra]
+    return [
+        sys.executable,
+        "-c",
+        code,
+        "convert",
+        "--format",
+        "ntu25",
+        str(raw),
+        str(out),
+        "-q",
+        "--shard-size",
+        "16",
+        *extra,
+    ]
 
 
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
@@ -303,17 +413,23 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
     from s2i_prep.pipeline import ConvertConfig, convert
 
     ref = tmp_path / "ref.zarr"
-    convert(ConvertConfig(input=raw, output=ref, format="ntu25", workers=0, shard_size=16))
+    convert(
+        ConvertConfig(input=raw, output=ref, format="ntu25", workers=0, shard_size=16)
+    )
 
     out = tmp_path / "out.zarr"
     manifest = out.with_name(out.name + ".partial") / "s2i_manifest.json"
-    proc = subprocess.Popen(_convert_cmd(raw, out, "--workers", "1"), cwd=ROOT, start_new_session=True)
+    proc = subprocess.Popen(
+        _convert_cmd(raw, out, "--workers", "1"), cwd=ROOT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 if json.loads(manifest.read_text()).get("committed", 0) >= 32:
-                    os.killpg(proc.pid, signal.SIGSTOP)  # freeze at once, then kill for real
+                    os.killpg(
+                        proc.pid, signal.SIGSTOP
+                    )  # freeze at once, then kill for real
                     break
             except (OSError, ValueError):
                 pass
@@ -327,14 +443,34 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
     assert 0 < committed < 300
 
     # A run without --resume refuses to touch the partial output.
-    status = subprocess.run(_convert_cmd(raw, out, "--workers", "2"), cwd=ROOT, timeout=300,
-                            capture_output=True, text=True)
+    status = subprocess.run(
+        _convert_cmd(raw, out, "--workers", "2"),
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert status.returncode == 1 and "--resume" in status.stderr
-    status = subprocess.run(_convert_cmd(raw, out, "--workers", "2", "--resume"), cwd=ROOT,
-                            timeout=300, capture_output=True, text=True)
+    status = subprocess.run(
+        _convert_cmd(raw, out, "--workers", "2", "--resume"),
+        cwd=ROOT,
+        check=False,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
     assert status.returncode == 3, status.stderr
     a, b = read_zarr(ref), read_zarr(out)
-    for key in ("s2i", "label", "sample_id", "num_frames", "num_persons", "setup", "subject"):
+    for key in (
+        "s2i",
+        "label",
+        "sample_id",
+        "num_frames",
+        "num_persons",
+        "setup",
+        "subject",
+    ):
         assert np.array_equal(a[key], b[key]), key
     for split in a["splits"]:
         for part in ("train", "test"):
@@ -350,11 +486,18 @@ def test_progress_callback_counts_files_bytes_and_skips(tmp_path: Path) -> None:
     make_ntu(raw, n=12)
     (raw / "S001C001P001R001A012.skeleton").write_text("")
     updates = []
-    res = convert(ConvertConfig(input=raw, output=tmp_path / "o.zarr", workers=2), progress=updates.append)
+    res = convert(
+        ConvertConfig(input=raw, output=tmp_path / "o.zarr", workers=2),
+        progress=updates.append,
+    )
     assert [u.files_done for u in updates] == list(range(1, 14))
     assert all(u.files_total == 13 for u in updates)
     assert updates[-1].bytes_done == updates[-1].bytes_total == res.bytes_in
-    assert (updates[-1].samples, updates[-1].skipped) == (12, 1) == (res.samples, res.skipped)
+    assert (
+        (updates[-1].samples, updates[-1].skipped)
+        == (12, 1)
+        == (res.samples, res.skipped)
+    )
 
 
 def _square(x: int) -> int:
@@ -392,16 +535,24 @@ def make_ucla(root: Path) -> list[str]:
     root.mkdir(parents=True, exist_ok=True)
     label_of = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 7, 9: 8, 11: 9, 12: 10}
     names = []
-    for i, (a, s, e, v) in enumerate([(1, 1, 0, 1), (2, 3, 1, 2), (8, 4, 2, 3), (12, 10, 4, 1)]):
+    for i, (a, s, e, v) in enumerate(
+        [(1, 1, 0, 1), (2, 3, 1, 2), (8, 4, 2, 3), (12, 10, 4, 1)]
+    ):
         name = f"a{a:02d}_s{s:02d}_e{e:02d}_v{v:02d}"
         joints = _pose(np.random.default_rng(i), 30, 0.0)[:, :20]
-        doc = {"file_name": name, "skeletons": joints.astype(float).round(6).tolist(), "label": label_of[a]}
+        doc = {
+            "file_name": name,
+            "skeletons": joints.astype(float).round(6).tolist(),
+            "label": label_of[a],
+        }
         (root / f"{name}.json").write_text(json.dumps(doc))
         names.append(name)
     return sorted(names)
 
 
-def make_pku(root: Path, videos: tuple[str, ...] = ("0002-L", "0002-M", "A01N02-R")) -> list[str]:
+def make_pku(
+    root: Path, videos: tuple[str, ...] = ("0002-L", "0002-M", "A01N02-R")
+) -> list[str]:
     """PKU-MMD layout: skeleton/<video>.txt (150 numbers a line), label/<video>.txt rows."""
     (root / "skeleton").mkdir(parents=True, exist_ok=True)
     (root / "label").mkdir(exist_ok=True)
@@ -412,9 +563,12 @@ def make_pku(root: Path, videos: tuple[str, ...] = ("0002-L", "0002-M", "A01N02-
         body = _pose(rng, frames, 0.0).reshape(frames, 75)
         table = np.concatenate([body, np.zeros((frames, 75), np.float32)], axis=1)
         (root / "skeleton" / f"{video}.txt").write_text(
-            "\n".join(" ".join(f"{v:.6f}" for v in row) for row in table) + "\n")
+            "\n".join(" ".join(f"{v:.6f}" for v in row) for row in table) + "\n"
+        )
         rows = [(5 + k, 10 + 45 * k, 40 + 45 * k, 1) for k in range(4)]
-        (root / "label" / f"{video}.txt").write_text("".join(f"{a},{s},{e},{c}\n" for a, s, e, c in rows))
+        (root / "label" / f"{video}.txt").write_text(
+            "".join(f"{a},{s},{e},{c}\n" for a, s, e, c in rows)
+        )
         names += [f"{video}_{k:03d}" for k in range(len(rows))]
     return sorted(names)
 
@@ -422,11 +576,21 @@ def make_pku(root: Path, videos: tuple[str, ...] = ("0002-L", "0002-M", "A01N02-
 def test_ucla_end_to_end(tmp_path: Path) -> None:
     names = make_ucla(tmp_path / "raw")
     out = tmp_path / "ucla.h5"
-    status, text = run_cli("convert", "--format", "ucla20", str(tmp_path / "raw"), str(out), "-q",
-                           "--workers", "0")
+    status, text = run_cli(
+        "convert",
+        "--format",
+        "ucla20",
+        str(tmp_path / "raw"),
+        str(out),
+        "-q",
+        "--workers",
+        "0",
+    )
     assert status == 0, text
     data = read_h5(out)
-    assert [s.decode() if isinstance(s, bytes) else s for s in data["sample_id"]] == names
+    assert [
+        s.decode() if isinstance(s, bytes) else s for s in data["sample_id"]
+    ] == names
     assert data["s2i"].shape == (4, 3, 3, 64, 20)
     assert data["label"].tolist() == [0, 1, 6, 9]
     assert data["view"].tolist() == [1, 2, 3, 1]
@@ -438,15 +602,29 @@ def test_pku_clips_end_to_end_and_worker_determinism(tmp_path: Path) -> None:
     trees = []
     for workers in ("0", "2"):
         out = tmp_path / f"pku{workers}.zarr"
-        status, text = run_cli("convert", "--format", "pku25", str(tmp_path / "raw"), str(out), "-q",
-                               "--workers", workers, "--shard-size", "5", "--clip-bounds", "closed")
+        status, text = run_cli(
+            "convert",
+            "--format",
+            "pku25",
+            str(tmp_path / "raw"),
+            str(out),
+            "-q",
+            "--workers",
+            workers,
+            "--shard-size",
+            "5",
+            "--clip-bounds",
+            "closed",
+        )
         assert status == 0, text
         trees.append(_tree_bytes(out))
     assert trees[0] == trees[1]
     data = read_zarr(tmp_path / "pku0.zarr")
     assert [str(s) for s in data["sample_id"]] == names
     assert data["label"].tolist() == [4, 5, 6, 7] * 3
-    assert data["num_frames"].tolist() == [31] * 12  # closed bounds: start..end inclusive
+    assert (
+        data["num_frames"].tolist() == [31] * 12
+    )  # closed bounds: start..end inclusive
     assert data["start"].tolist() == [10, 55, 100, 145] * 3
     assert data["video"].tolist() == [2] * 8 + [-1] * 4
     assert _attr(data, "convert")["reader_options"] == {"clip_bounds": "closed"}
@@ -480,20 +658,39 @@ def test_resume_inside_a_multi_sample_file(tmp_path: Path) -> None:
     from s2i_prep.pipeline import ConvertConfig, Stages, convert
 
     make_pku(tmp_path / "raw")
-    (tmp_path / "raw" / "skeleton" / "0002-R.txt").write_text("1 2 3\n")  # a bad file in between
+    (tmp_path / "raw" / "skeleton" / "0002-R.txt").write_text(
+        "1 2 3\n"
+    )  # a bad file in between
     (tmp_path / "raw" / "label" / "0002-R.txt").write_text("1,0,1,1\n")
 
     def cfg(out: str, **kw) -> ConvertConfig:
-        return ConvertConfig(input=tmp_path / "raw", output=tmp_path / out, format="pku25",
-                             encode=EncodeConfig(frames=16), workers=0, shard_size=3, **kw)
+        return ConvertConfig(
+            input=tmp_path / "raw",
+            output=tmp_path / out,
+            format="pku25",
+            encode=EncodeConfig(frames=16),
+            workers=0,
+            shard_size=3,
+            **kw,
+        )
 
     ref = convert(cfg("ref.zarr"))
     stages = Stages.default()
     with pytest.raises(KeyboardInterrupt):
-        convert(cfg("out.zarr"), stages=replace(stages, open_writer=_InterruptingWriter(stages.open_writer, 2)))
-    manifest = json.loads((tmp_path / "out.zarr.partial" / "s2i_manifest.json").read_text())
+        convert(
+            cfg("out.zarr"),
+            stages=replace(
+                stages, open_writer=_InterruptingWriter(stages.open_writer, 2)
+            ),
+        )
+    manifest = json.loads(
+        (tmp_path / "out.zarr.partial" / "s2i_manifest.json").read_text()
+    )
     # Killed after the second shard: 0002-L's 4 clips and the first 2 of 0002-M's.
-    assert manifest["committed"] == 6 and (manifest["state"]["file"], manifest["state"]["event"]) == (1, 2)
+    assert manifest["committed"] == 6 and (
+        manifest["state"]["file"],
+        manifest["state"]["event"],
+    ) == (1, 2)
     res = convert(cfg("out.zarr", resume=True))
     assert (res.samples, res.skipped) == (ref.samples, ref.skipped) == (12, 1)
     a, b = read_zarr(tmp_path / "ref.zarr"), read_zarr(tmp_path / "out.zarr")
@@ -508,24 +705,51 @@ def test_preview_writes_a_png_of_one_sample(tmp_path: Path) -> None:
 
     names = make_ntu(tmp_path / "raw", n=3)
     out = tmp_path / "out.zarr"
-    assert run_cli("convert", "--format", "ntu25", str(tmp_path / "raw"), str(out), "-q", "--workers", "0")[0] == 0
+    assert (
+        run_cli(
+            "convert",
+            "--format",
+            "ntu25",
+            str(tmp_path / "raw"),
+            str(out),
+            "-q",
+            "--workers",
+            "0",
+        )[0]
+        == 0
+    )
     png = tmp_path / "p.png"
     status, text = run_cli("preview", str(out), "--sample", names[1], "-o", str(png))
     assert status == 0, text
     assert names[1] in text
     with Image.open(png) as img:
         assert img.width > 50 and img.height > 64
-    status, text = run_cli("preview", str(out), "--sample", "S999C001P001R001A001", "-o", str(png))
+    status, text = run_cli(
+        "preview", str(out), "--sample", "S999C001P001R001A001", "-o", str(png)
+    )
     assert status == 1 and "no sample" in text
 
 
 def test_benchmark_quick_mode_runs() -> None:
     """Smoke test so benchmarks/bench_convert.py cannot rot (no timing is checked)."""
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_convert.py"), "--quick"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_convert.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    for key in ("reference_mb_s", "s2i_w1_mb_s", "s2i_w2_mb_s", "scaling_w2_over_w1",
-                "tree_rss_mb_n", "tree_rss_mb_4n", "memory_ratio_4n_over_n"):
+    for key in (
+        "reference_mb_s",
+        "s2i_w1_mb_s",
+        "s2i_w2_mb_s",
+        "scaling_w2_over_w1",
+        "tree_rss_mb_n",
+        "tree_rss_mb_4n",
+        "memory_ratio_4n_over_n",
+    ):
         assert isinstance(figures[key], (int, float)), key
     assert "s2i_w1_marginal_mb_s" in figures

@@ -16,16 +16,21 @@ EXIT_SKIPPED = 3
 _STREAMS = ("joint", "motion", "bone")
 
 
-def _parse_streams(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+def _parse_streams(
+    ctx: click.Context, param: click.Parameter, value: str
+) -> tuple[str, ...]:
     names = tuple(s.strip() for s in value.split(",") if s.strip())
     bad = [s for s in names if s not in _STREAMS]
     if not names or bad or len(set(names)) != len(names):
         raise click.BadParameter(
-            f"expected a comma-separated subset of {','.join(_STREAMS)} without repeats, found {value!r}")
+            f"expected a comma-separated subset of {','.join(_STREAMS)} without repeats, found {value!r}"
+        )
     return names
 
 
-def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+def _parse_size(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[int, int] | None:
     if value is None:
         return None
     parts = value.lower().split("x")
@@ -36,7 +41,9 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -
     if len(size) == 1:
         size = (size[0], size[0])
     if len(size) != 2 or min(size) < 1:
-        raise click.BadParameter(f"expected N or HxW with positive integers (e.g. 224, 224x448), found {value!r}")
+        raise click.BadParameter(
+            f"expected N or HxW with positive integers (e.g. 224, 224x448), found {value!r}"
+        )
     return size  # type: ignore[return-value]
 
 
@@ -44,7 +51,9 @@ def _format_or_spec(fmt: str | None, spec: Path | None) -> str:
     if fmt and spec:
         raise click.UsageError("give either --format or --spec, not both")
     if not fmt and not spec:
-        raise click.UsageError("missing --format NAME (see `s2i-prep formats`) or --spec FILE.yaml")
+        raise click.UsageError(
+            "missing --format NAME (see `s2i-prep formats`) or --spec FILE.yaml"
+        )
     return str(spec) if spec else str(fmt)
 
 
@@ -63,43 +72,129 @@ Examples:
 
 
 @click.command(epilog=_EPILOG)
-@click.argument("input_dir", metavar="INPUT", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("output", metavar="OUTPUT", type=click.Path(dir_okay=True, path_type=Path))
-@click.option("--format", "fmt", metavar="NAME", help="Built-in format: ntu25, pku25, ucla20 (`s2i-prep formats`).")
-@click.option("--spec", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Your own joint spec (YAML) instead of --format.")
-@click.option("--streams", default=",".join(_STREAMS), show_default=True, callback=_parse_streams,
-              help="Streams to store, comma-separated.")
-@click.option("--frames", default=64, show_default=True, type=click.IntRange(min=2),
-              help="Rows (resampled frames) of the compact grid.")
-@click.option("--align/--no-align", default=False, show_default=True,
-              help="Rotate every sample so the spine points to +z and the shoulders to +x.")
-@click.option("--image-size", metavar="N|HxW", callback=_parse_size,
-              help="Store resized images of this size instead of the compact grid.")
-@click.option("--dtype", type=click.Choice(["float16", "uint8"]), default="float16", show_default=True,
-              help="Stored dtype; uint8 needs --image-size.")
-@click.option("--codec", type=click.Choice(["auto", "zstd", "lz4", "gzip", "lzf", "none"]), default="auto",
-              show_default=True, help="Compression (zstd/lz4 for .zarr, gzip/lzf for .h5).")
-@click.option("--shard-size", type=click.IntRange(min=1), help="Samples per shard [default: about 64 MiB].")
-@click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: all cores; 0 = none].")
-@click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
-              help="Skip bad inputs into the report, or stop at the first one.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted conversion into OUTPUT.")
+@click.argument(
+    "input_dir",
+    metavar="INPUT",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.argument(
+    "output", metavar="OUTPUT", type=click.Path(dir_okay=True, path_type=Path)
+)
+@click.option(
+    "--format",
+    "fmt",
+    metavar="NAME",
+    help="Built-in format: ntu25, pku25, ucla20 (`s2i-prep formats`).",
+)
+@click.option(
+    "--spec",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Your own joint spec (YAML) instead of --format.",
+)
+@click.option(
+    "--streams",
+    default=",".join(_STREAMS),
+    show_default=True,
+    callback=_parse_streams,
+    help="Streams to store, comma-separated.",
+)
+@click.option(
+    "--frames",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Rows (resampled frames) of the compact grid.",
+)
+@click.option(
+    "--align/--no-align",
+    default=False,
+    show_default=True,
+    help="Rotate every sample so the spine points to +z and the shoulders to +x.",
+)
+@click.option(
+    "--image-size",
+    metavar="N|HxW",
+    callback=_parse_size,
+    help="Store resized images of this size instead of the compact grid.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float16", "uint8"]),
+    default="float16",
+    show_default=True,
+    help="Stored dtype; uint8 needs --image-size.",
+)
+@click.option(
+    "--codec",
+    type=click.Choice(["auto", "zstd", "lz4", "gzip", "lzf", "none"]),
+    default="auto",
+    show_default=True,
+    help="Compression (zstd/lz4 for .zarr, gzip/lzf for .h5).",
+)
+@click.option(
+    "--shard-size",
+    type=click.IntRange(min=1),
+    help="Samples per shard [default: about 64 MiB].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    help="Worker processes [default: all cores; 0 = none].",
+)
+@click.option(
+    "--on-error",
+    type=click.Choice(["skip", "fail"]),
+    default="skip",
+    show_default=True,
+    help="Skip bad inputs into the report, or stop at the first one.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted conversion into OUTPUT."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
-@click.option("--keep-missing", is_flag=True,
-              help="Keep samples on the format's exclude lists (e.g. NTU's missing skeletons).")
-@click.option("--limit", type=click.IntRange(min=1), help="Convert only the first N input files (trial runs).")
-@click.option("--clip-bounds", type=click.Choice(["half_open", "one_based", "closed"]),
-              help="PKU-MMD (pku_txt reader) only: how a label row's start,end become frames: "
-                   "half_open = start..end-1 [reader default], one_based = start-1..end-1, "
-                   "closed = start..end.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
+@click.option(
+    "--keep-missing",
+    is_flag=True,
+    help="Keep samples on the format's exclude lists (e.g. NTU's missing skeletons).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Convert only the first N input files (trial runs).",
+)
+@click.option(
+    "--clip-bounds",
+    type=click.Choice(["half_open", "one_based", "closed"]),
+    help="PKU-MMD (pku_txt reader) only: how a label row's start,end become frames: "
+    "half_open = start..end-1 [reader default], one_based = start-1..end-1, "
+    "closed = start..end.",
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bar and no summary line."
+)
 @click.pass_context
-def convert(ctx: click.Context, input_dir: Path, output: Path, fmt: str | None, spec: Path | None,
-            streams: tuple[str, ...], frames: int, align: bool, image_size: tuple[int, int] | None,
-            dtype: str, codec: str, shard_size: int | None, workers: int | None, on_error: str,
-            resume: bool, overwrite: bool, keep_missing: bool, limit: int | None,
-            clip_bounds: str | None, quiet: bool) -> None:
+def convert(
+    ctx: click.Context,
+    input_dir: Path,
+    output: Path,
+    fmt: str | None,
+    spec: Path | None,
+    streams: tuple[str, ...],
+    frames: int,
+    align: bool,
+    image_size: tuple[int, int] | None,
+    dtype: str,
+    codec: str,
+    shard_size: int | None,
+    workers: int | None,
+    on_error: str,
+    resume: bool,
+    overwrite: bool,
+    keep_missing: bool,
+    limit: int | None,
+    clip_bounds: str | None,
+    quiet: bool,
+) -> None:
     """Convert the raw skeleton dataset INPUT into the S2I dataset OUTPUT.
 
     OUTPUT ending in .zarr is written as Zarr v3, .h5/.hdf5 as HDF5. The output is built under
@@ -107,26 +202,45 @@ def convert(ctx: click.Context, input_dir: Path, output: Path, fmt: str | None, 
     """
     source = _format_or_spec(fmt, spec)
     if dtype == "uint8" and image_size is None:
-        raise click.BadParameter("uint8 needs --image-size (the compact grid is stored as float16)",
-                                 param_hint="--dtype")
+        raise click.BadParameter(
+            "uint8 needs --image-size (the compact grid is stored as float16)",
+            param_hint="--dtype",
+        )
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
     if output.suffix not in (".zarr", ".h5", ".hdf5"):
-        raise click.BadParameter(f"expected a name ending in .zarr, .h5 or .hdf5, found {output.name!r}",
-                                 param_hint="OUTPUT")
+        raise click.BadParameter(
+            f"expected a name ending in .zarr, .h5 or .hdf5, found {output.name!r}",
+            param_hint="OUTPUT",
+        )
 
     from ..parallel import cap_threads
 
     if workers != 0:
         cap_threads()  # before numba is imported, so forked workers inherit the settings
     from ..encoding import EncodeConfig
-    from ..pipeline import ConvertConfig, convert as run_convert
+    from ..pipeline import ConvertConfig
+    from ..pipeline import convert as run_convert
 
     cfg = ConvertConfig(
-        input=input_dir, output=output, format=source,
-        encode=EncodeConfig(streams=streams, frames=frames, align=align, image_size=image_size, dtype=dtype),
-        workers=workers, codec=codec, shard_size=shard_size, on_error=on_error, resume=resume,
-        overwrite=overwrite, keep_missing=keep_missing, limit=limit,
+        input=input_dir,
+        output=output,
+        format=source,
+        encode=EncodeConfig(
+            streams=streams,
+            frames=frames,
+            align=align,
+            image_size=image_size,
+            dtype=dtype,
+        ),
+        workers=workers,
+        codec=codec,
+        shard_size=shard_size,
+        on_error=on_error,
+        resume=resume,
+        overwrite=overwrite,
+        keep_missing=keep_missing,
+        limit=limit,
         reader_options={"clip_bounds": clip_bounds} if clip_bounds else {},
     )
     bar = None if quiet or not sys.stderr.isatty() else _ProgressBar()
@@ -139,11 +253,16 @@ def convert(ctx: click.Context, input_dir: Path, output: Path, fmt: str | None, 
         click.echo(
             f"converted {result.samples} samples from {result.files} files, skipped {result.skipped}"
             f", excluded {result.excluded}; {result.mb_per_s:.1f} MB/s in {result.seconds:.1f} s"
-            f" -> {result.output}", err=True)
+            f" -> {result.output}",
+            err=True,
+        )
         for path, reason, kind in result.skipped_list[:10]:
             click.echo(f"  skipped [{kind}] {path}: {reason}", err=True)
         if result.skipped > 10:
-            click.echo(f"  ... {result.skipped - 10} more in the dataset's report attribute", err=True)
+            click.echo(
+                f"  ... {result.skipped - 10} more in the dataset's report attribute",
+                err=True,
+            )
     if result.skipped:
         ctx.exit(EXIT_SKIPPED)
 
@@ -156,7 +275,9 @@ class _ProgressBar:
 
         from tqdm import tqdm
 
-        self._bar = tqdm(unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+        self._bar = tqdm(
+            unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.1
+        )
         self._t0 = time.perf_counter()
 
     def __call__(self, update: ProgressUpdate) -> None:
@@ -165,7 +286,9 @@ class _ProgressBar:
         if self._bar.total is None:
             self._bar.total = update.files_total
         rate = update.bytes_done / 1e6 / max(time.perf_counter() - self._t0, 1e-9)
-        self._bar.set_postfix_str(f"{rate:.0f} MB/s, skipped {update.skipped}", refresh=False)
+        self._bar.set_postfix_str(
+            f"{rate:.0f} MB/s, skipped {update.skipped}", refresh=False
+        )
         self._bar.update(update.files_done - self._bar.n)
 
     def close(self) -> None:

@@ -9,14 +9,32 @@ import click
 
 @click.command()
 @click.argument("dataset", type=click.Path(exists=True, path_type=Path))
-@click.option("--sample", "sample_id", metavar="ID",
-              help="Sample id (e.g. S001C001P001R001A001) [default: the first sample].")
-@click.option("--index", type=click.IntRange(min=0), help="Sample by position instead of by id.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="PNG file to write.")
-@click.option("--scale", default=4, show_default=True, type=click.IntRange(1, 32),
-              help="Pixels per stored value of a compact grid.")
-def preview(dataset: Path, sample_id: str | None, index: int | None, output: Path, scale: int) -> None:
+@click.option(
+    "--sample",
+    "sample_id",
+    metavar="ID",
+    help="Sample id (e.g. S001C001P001R001A001) [default: the first sample].",
+)
+@click.option(
+    "--index", type=click.IntRange(min=0), help="Sample by position instead of by id."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="PNG file to write.",
+)
+@click.option(
+    "--scale",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="Pixels per stored value of a compact grid.",
+)
+def preview(
+    dataset: Path, sample_id: str | None, index: int | None, output: Path, scale: int
+) -> None:
     """Render one sample of DATASET (every stream, part and person boundaries marked) to a PNG."""
     if sample_id is not None and index is not None:
         raise click.UsageError("give either --sample or --index, not both")
@@ -34,11 +52,15 @@ def preview(dataset: Path, sample_id: str | None, index: int | None, output: Pat
             found = (ids == sample_id).nonzero()[0]
             if not len(found):
                 near = [str(s) for s in ids[:3]]
-                raise S2IError(f"{dataset}: no sample {sample_id!r} ({len(ids)} samples, e.g. {', '.join(near)})")
+                raise S2IError(
+                    f"{dataset}: no sample {sample_id!r} ({len(ids)} samples, e.g. {', '.join(near)})"
+                )
             index = int(found[0])
         index = index or 0
         if index >= len(ids):
-            raise S2IError(f"{dataset}: index {index} is beyond the last sample ({len(ids) - 1})")
+            raise S2IError(
+                f"{dataset}: index {index} is beyond the last sample ({len(ids) - 1})"
+            )
         sample = ds.sample(index)
         encoding = ds.attrs["encoding"]
         spec_text = ds.attrs["spec"]
@@ -47,7 +69,16 @@ def preview(dataset: Path, sample_id: str | None, index: int | None, output: Pat
         spec_file = Path(tmp) / "spec.yaml"
         spec_file.write_text(spec_text, encoding="utf-8")
         spec = load_spec(spec_file)
-    image = render_preview(sample, spec, EncodeConfig.from_dict(encoding), encoding["pixel_mapping"], scale=scale)
+    image = render_preview(
+        sample,
+        spec,
+        EncodeConfig.from_dict(encoding),
+        encoding["pixel_mapping"],
+        scale=scale,
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     image.save(output)
-    click.echo(f"{ids[index]} (index {index}) -> {output} ({image.width}x{image.height})", err=True)
+    click.echo(
+        f"{ids[index]} (index {index}) -> {output} ({image.width}x{image.height})",
+        err=True,
+    )
