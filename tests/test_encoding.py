@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -415,6 +420,19 @@ def test_stream_stats_moments_kernel_sums_lanes_in_order():
 
 def test_warm_compiles_without_error():
     K.warm()
+
+
+def test_bench_encode_quick_runs():
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_encode.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["bench"] == "encode" and line["compact_samples_per_s"] > 0
 
 
 # --------------------------------------------------------------------------- real recordings
