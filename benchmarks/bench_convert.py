@@ -134,14 +134,18 @@ def run_reference(raw: Path, out: Path) -> dict[str, float]:
 
     spec = load_spec(SPEC)
     order, parents = spec.column_order, spec.parent_array
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     samples = []
     for path in sorted(raw.rglob("*.skeleton")):
         bodies = ref_read(path)
         if bodies:
             samples.append(ref_encode(bodies, order, parents, spec.centre))
     np.save(out, np.stack(samples))
-    return {"seconds": time.perf_counter() - t0, "samples": len(samples)}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "samples": len(samples),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,6 +156,11 @@ def _child(raw: str, out: str, workers: int, shard_size: int) -> None:
     """Runs in the subprocess: convert, then print timings and memory as JSON."""
     from s2i_prep.pipeline import ConvertConfig, convert
 
+    def cpu(who: int) -> float:
+        use = resource.getrusage(who)
+        return use.ru_utime + use.ru_stime
+
+    cpu0 = cpu(resource.RUSAGE_SELF)
     res = convert(
         ConvertConfig(
             input=Path(raw),
@@ -173,6 +182,9 @@ def _child(raw: str, out: str, workers: int, shard_size: int) -> None:
                 "parent_rss_mb": own / 1024,
                 "worker_rss_mb": kids / 1024,
                 "tree_rss_mb": (own + workers * kids) / 1024,
+                "cpu_seconds": cpu(resource.RUSAGE_SELF)
+                - cpu0
+                + cpu(resource.RUSAGE_CHILDREN),
             }
         )
     )
@@ -271,6 +283,14 @@ def main() -> None:
         figures[f"s2i_w{w}_startup_s"] = (
             None if marginal is None else round(r_n["seconds"] - mb_n / marginal, 2)
         )
+    # CPU-time figures: MB per CPU-second of the whole process tree, robust to a busy machine.
+    figures["reference_mb_per_cpu_s"] = round(mb_n / ref["cpu_seconds"], 1)
+    for w in (1, 2):
+        cpu = runs[(w, "4n")]["cpu_seconds"]
+        figures[f"s2i_w{w}_mb_per_cpu_s_4n"] = round(mb_4n / cpu, 1)
+    figures["speedup_vs_reference_cpu"] = round(
+        figures["s2i_w1_mb_per_cpu_s_4n"] / figures["reference_mb_per_cpu_s"], 1
+    )
     figures["speedup_vs_reference_w1"] = round(
         figures["s2i_w1_mb_s"] / figures["reference_mb_s"], 1
     )
