@@ -375,6 +375,7 @@ def test_kernel_line_ends_and_bom():
         b"1 2 3\r\n4 5 6\r\n",
         b"1 2 3\n4 5 6",
         b"\xef\xbb\xbf 1\t2 3 \n4 5 6\r",
+        b"\xef\xbb\xbf1.000000000000000000000 2 3\n4 5 6e0000000000000000000000",  # slow path
     ):
         got = parse_text.parse_float_rows(data, 3)
         assert got.status == parse_text.OK and got.values.tolist() == want, data
