@@ -353,7 +353,9 @@ def test_refuses_while_another_conversion_runs(tmp_path: Path) -> None:
 # Determinism and resume.
 
 
-def _tree_bytes(path: Path) -> dict[str, bytes]:
+def _output_bytes(path: Path) -> dict[str, bytes]:
+    if path.is_file():  # HDF5
+        return {"": path.read_bytes()}
     return {
         str(p.relative_to(path)): p.read_bytes()
         for p in sorted(path.rglob("*"))
@@ -361,30 +363,28 @@ def _tree_bytes(path: Path) -> dict[str, bytes]:
     }
 
 
-def test_output_identical_whatever_the_worker_count(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("suffix", "counts"), [(".zarr", ("0", "1", "2")), (".h5", ("0", "2"))]
+)
+def test_output_identical_whatever_the_worker_count(
+    tmp_path: Path, suffix: str, counts: tuple[str, ...]
+) -> None:
     raw = tmp_path / "raw"
     make_ntu(raw, n=30, frames=24)
     (raw / "S001C001P001R001A012.skeleton").write_text("")
-    trees = []
-    for workers in ("0", "1", "2"):
-        out = tmp_path / f"w{workers}.zarr"
+    outputs = []
+    for workers in counts:
+        out = tmp_path / f"w{workers}{suffix}"
+        args = ("--workers", workers, "--shard-size", "7")
         status, text = run_cli(
-            "convert",
-            "--format",
-            "ntu25",
-            str(raw),
-            str(out),
-            "-q",
-            "--workers",
-            workers,
-            "--shard-size",
-            "7",
+            "convert", "--format", "ntu25", str(raw), str(out), "-q", *args
         )
         assert status == 3, text
-        trees.append(_tree_bytes(out))
-    assert trees[0].keys() == trees[1].keys() == trees[2].keys()
-    for key in trees[0]:
-        assert trees[0][key] == trees[1][key] == trees[2][key], key
+        outputs.append(_output_bytes(out))
+    for other in outputs[1:]:
+        assert other.keys() == outputs[0].keys()
+        for key in other:
+            assert other[key] == outputs[0][key], key
 
 
 def _convert_cmd(raw: Path, out: Path, *extra: str) -> list[str]:
@@ -617,7 +617,7 @@ def test_pku_clips_end_to_end_and_worker_determinism(tmp_path: Path) -> None:
             "closed",
         )
         assert status == 0, text
-        trees.append(_tree_bytes(out))
+        trees.append(_output_bytes(out))
     assert trees[0] == trees[1]
     data = read_zarr(tmp_path / "pku0.zarr")
     assert [str(s) for s in data["sample_id"]] == names
