@@ -576,15 +576,12 @@ def make_pku(
 def test_ucla_end_to_end(tmp_path: Path) -> None:
     names = make_ucla(tmp_path / "raw")
     out = tmp_path / "ucla.h5"
+    spec = (
+        ROOT / "skeleton_specs" / "ucla20.yaml"
+    )  # a spec file instead of a format name
+    raw = str(tmp_path / "raw")
     status, text = run_cli(
-        "convert",
-        "--format",
-        "ucla20",
-        str(tmp_path / "raw"),
-        str(out),
-        "-q",
-        "--workers",
-        "0",
+        "convert", "--spec", str(spec), raw, str(out), "-q", "--workers", "0"
     )
     assert status == 0, text
     data = read_h5(out)
@@ -753,3 +750,36 @@ def test_benchmark_quick_mode_runs() -> None:
     ):
         assert isinstance(figures[key], (int, float)), key
     assert "s2i_w1_marginal_mb_s" in figures
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--format", "ntu25", "--spec", "skeleton_specs/ntu25.yaml"), "not both"),
+        ((), "missing --format"),
+        (("--format", "ntu25", "--dtype", "uint8"), "needs --image-size"),
+        (("--format", "ntu25", "--image-size", "0x5"), "HxW"),
+        (
+            ("--format", "ntu25", "--streams", "joint,pose"),
+            "subset of joint,motion,bone",
+        ),
+        (("--format", "ntu25", "--resume", "--overwrite"), "exclude each other"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "raw").mkdir()
+    result = CliRunner().invoke(
+        cli, ["convert", *args, str(tmp_path / "raw"), str(tmp_path / "o.zarr")]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_unknown_format_names_the_known_ones(tmp_path: Path) -> None:
+    make_ntu(tmp_path / "raw", n=1)
+    status, text = run_cli(
+        "convert", "--format", "ntu52", str(tmp_path / "raw"), str(tmp_path / "o.zarr")
+    )
+    assert status == 1 and "ntu25" in text
