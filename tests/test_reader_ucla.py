@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from s2i_prep.errors import EmptySampleError, ParseError, ReadError
 from s2i_prep.readers import get_reader
-from s2i_prep.specs import load_spec
+from s2i_prep.specs import load_spec, spec_dir
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +192,13 @@ def test_cut_anywhere_is_a_parse_error(tmp_path, reader, spec):
         with pytest.raises(ParseError) as info:
             reader.read(path, spec)
         assert info.value.location.path == str(path)
+
+
+def test_spec_taking_the_label_from_the_file(tmp_path, reader):
+    raw = yaml.safe_load((spec_dir() / "ucla20.yaml").read_text())
+    raw["sample_name"]["label"] = {"source": "reader"}
+    path = tmp_path / "my.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    (tmp_path / "data").mkdir()
+    [sample] = reader.read(_write(tmp_path / "data", _doc(label=3)), load_spec(path))
+    assert sample.label == 2

@@ -3,7 +3,8 @@
 Each file is ``{"file_name": "<stem>", "skeletons": [T][V][3], "label": <1-based int>}`` with one
 body (Kinect v1, V = 20). Besides the shape, two cross-checks catch renamed or mislabelled files:
 ``file_name`` must equal the file stem, and ``label`` must agree with the label the spec derives
-from the name (``a08`` -> 7 in the 1-based JSON, 6 in s2i).
+from the name (``a08`` -> 7 in the 1-based JSON, 6 in s2i), unless the spec takes the label from
+the reader (``label: {source: reader}``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class UclaReader:
                 f"file name {path.stem!r} does not match the spec's sample_name "
                 f"pattern {spec.name_pattern!r}",
             )
-        expected = spec.label_of(meta)
+        # A spec whose label comes from the reader trusts the file; otherwise both must agree.
+        expected = spec.label_of(meta, reader_label=label - 1)
         if expected is None or label - 1 != expected:
             want = "no label" if expected is None else f"label {expected + 1}"
             raise ReadError(
