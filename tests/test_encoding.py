@@ -418,8 +418,38 @@ def test_stream_stats_moments_kernel_sums_lanes_in_order():
         assert got[p].tolist() == [s, s2, v.min(), v.max()]
 
 
-def test_warm_compiles_without_error():
-    K.warm()
+def test_warm_compiles_every_entry_point_the_encoder_uses():
+    """After warm(), encoding in any form, to_image and stats compile nothing new (fork safety)."""
+    script = """
+import numpy as np
+from s2i_prep.encoding import EncodeConfig, StreamStats, encode, pixel_mapping_params, to_image
+from s2i_prep.kernels import s2i as K
+from s2i_prep.skeleton import Skeleton
+from s2i_prep.specs import load_spec
+K.warm()
+kernels = {n: f for n, f in vars(K).items() if hasattr(f, "signatures")}
+before = {n: len(f.signatures) for n, f in kernels.items()}
+spec = load_spec("ntu25")
+joints = np.random.default_rng(0).normal(size=(2, 9, 25, 3)).astype(np.float32)
+sk = Skeleton("a", "a", joints, np.arange(9))
+for cfg in (EncodeConfig(), EncodeConfig(align=True, image_size=(20, 30)),
+            EncodeConfig(image_size=(20, 30), dtype="uint8")):
+    out = encode(sk, spec, cfg)
+    StreamStats(3).update(out[None])
+to_image(encode(sk, spec, EncodeConfig()), (8, 8), pixel_mapping_params(EncodeConfig()), as_float=True)
+after = {n: len(f.signatures) for n, f in kernels.items()}
+print([n for n in kernels if after[n] != before[n]])
+"""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def test_bench_encode_quick_runs():

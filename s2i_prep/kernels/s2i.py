@@ -597,6 +597,7 @@ def warm() -> None:
     planes = np.empty(grid16.size, np.float32)
     _unpack_half(grid16.reshape(-1), planes)
     planes = planes.reshape(9, 4, 4)
+    _pack_half(planes.reshape(-1), np.empty(planes.size, np.uint16))
     _resize_bilinear(planes, 5, 5)
     _to_image(planes, 5, 5)
     _to_image_u8(planes, 5, 5, np.empty((9, 5, 5), np.uint8))
