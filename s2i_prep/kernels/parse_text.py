@@ -52,7 +52,9 @@ _MAX_DIGITS = 18  # significant digits that always fit an int64 mantissa
 
 # Speed notes (numba 0.68, measured here): a helper that returns `a or b` ran about 20x slower
 # than the same test written as `if` branches, and an array variable reassigned inside the token
-# loop cost a third of the run time (reference counting), hence the shapes below.
+# loop cost a third of the run time (reference counting), hence the shapes below. Bytes are
+# widened with int() before arithmetic so the kernels also run unjitted (NUMBA_DISABLE_JIT=1),
+# where numpy's uint8 would wrap around.
 
 
 @jit(inline="always")
@@ -83,14 +85,14 @@ def _scan_float(buf, pos, n):
     body = pos
     start = pos
     while pos < n and 48 <= buf[pos] <= 57:
-        mant = mant * 10 + (buf[pos] - 48)
+        mant = mant * 10 + (int(buf[pos]) - 48)
         pos += 1
     digits = pos - start
     if pos < n and buf[pos] == 46:
         pos += 1
         start = pos
         while pos < n and 48 <= buf[pos] <= 57:
-            mant = mant * 10 + (buf[pos] - 48)
+            mant = mant * 10 + (int(buf[pos]) - 48)
             pos += 1
         exp10 = start - pos
         digits += pos - start
@@ -101,7 +103,7 @@ def _scan_float(buf, pos, n):
         word = 0
         start = pos
         while pos - start < 9 and not _token_ends_at(buf, pos, n):
-            word = word * 256 + (buf[pos] | 32)
+            word = word * 256 + (int(buf[pos]) | 32)
             pos += 1
         if _token_ends_at(buf, pos, n):
             if word == 0x6E616E:  # nan; numpy keeps the sign bit of "-nan"
@@ -119,7 +121,7 @@ def _scan_float(buf, pos, n):
         e = 0
         while pos < n and 48 <= buf[pos] <= 57:
             if e < 100000:
-                e = e * 10 + (buf[pos] - 48)
+                e = e * 10 + (int(buf[pos]) - 48)
             pos += 1
         if pos == start:
             return 0.0, pos, NUMBER_BAD
