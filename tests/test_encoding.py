@@ -436,7 +436,8 @@ for cfg in (EncodeConfig(), EncodeConfig(align=True, image_size=(20, 30)),
             EncodeConfig(image_size=(20, 30), dtype="uint8")):
     out = encode(sk, spec, cfg)
     StreamStats(3).update(out[None])
-to_image(encode(sk, spec, EncodeConfig()), (8, 8), pixel_mapping_params(EncodeConfig()), as_float=True)
+grid = encode(sk, spec, EncodeConfig())
+to_image(grid, (8, 8), pixel_mapping_params(EncodeConfig()), as_float=True)
 after = {n: len(f.signatures) for n, f in kernels.items()}
 print([n for n in kernels if after[n] != before[n]])
 """
