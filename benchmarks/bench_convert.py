@@ -81,8 +81,7 @@ def ref_read(path: Path) -> dict[str, np.ndarray]:
                 body_id = info[0]
                 _body_fields = [float(v) for v in info[1:]]
                 joints = [
-                    [float(v) for v in fh.readline().split()]
-                    for _ in range(int(fh.readline()))
+                    [float(v) for v in fh.readline().split()] for _ in range(int(fh.readline()))
                 ]
                 if body_id not in bodies:
                     bodies[body_id] = np.full((frames, 25, 3), np.nan, np.float32)
@@ -182,17 +181,13 @@ def _child(raw: str, out: str, workers: int, shard_size: int) -> None:
                 "parent_rss_mb": own / 1024,
                 "worker_rss_mb": kids / 1024,
                 "tree_rss_mb": (own + workers * kids) / 1024,
-                "cpu_seconds": cpu(resource.RUSAGE_SELF)
-                - cpu0
-                + cpu(resource.RUSAGE_CHILDREN),
+                "cpu_seconds": cpu(resource.RUSAGE_SELF) - cpu0 + cpu(resource.RUSAGE_CHILDREN),
             }
         )
     )
 
 
-def run_s2i(
-    raw: Path, out: Path, workers: int, shard_size: int = 0
-) -> dict[str, float]:
+def run_s2i(raw: Path, out: Path, workers: int, shard_size: int = 0) -> dict[str, float]:
     """One conversion in a fresh process; ``shard_size`` 0 = the store's default."""
     if out.exists():
         shutil.rmtree(out)
@@ -277,9 +272,7 @@ def main() -> None:
         # (None when noise swamps a tiny corpus, e.g. under --quick.)
         extra = r_4n["seconds"] - r_n["seconds"]
         marginal = (mb_4n - mb_n) / extra if extra > 0 else None
-        figures[f"s2i_w{w}_marginal_mb_s"] = (
-            None if marginal is None else round(marginal, 1)
-        )
+        figures[f"s2i_w{w}_marginal_mb_s"] = None if marginal is None else round(marginal, 1)
         figures[f"s2i_w{w}_startup_s"] = (
             None if marginal is None else round(r_n["seconds"] - mb_n / marginal, 2)
         )
@@ -298,18 +291,12 @@ def main() -> None:
     figures["speedup_vs_reference_w1_marginal"] = (
         None if m1 is None else round(m1 / figures["reference_mb_s"], 1)
     )
-    figures["scaling_w2_over_w1"] = round(
-        figures["s2i_w2_mb_s_4n"] / figures["s2i_w1_mb_s_4n"], 2
-    )
-    figures["scaling_w2_over_w1_marginal"] = (
-        None if not (m1 and m2) else round(m2 / m1, 2)
-    )
+    figures["scaling_w2_over_w1"] = round(figures["s2i_w2_mb_s_4n"] / figures["s2i_w1_mb_s_4n"], 2)
+    figures["scaling_w2_over_w1_marginal"] = None if not (m1 and m2) else round(m2 / m1, 2)
     figures["mem_shard_size"] = shard
     figures["tree_rss_mb_n"] = round(mem["n"]["tree_rss_mb"], 1)
     figures["tree_rss_mb_4n"] = round(mem["4n"]["tree_rss_mb"], 1)
-    figures["memory_ratio_4n_over_n"] = round(
-        mem["4n"]["tree_rss_mb"] / mem["n"]["tree_rss_mb"], 2
-    )
+    figures["memory_ratio_4n_over_n"] = round(mem["4n"]["tree_rss_mb"] / mem["n"]["tree_rss_mb"], 2)
     figures["tree_rss_mb_default_shard_n"] = round(runs[(1, "n")]["tree_rss_mb"], 1)
     figures["tree_rss_mb_default_shard_4n"] = round(runs[(1, "4n")]["tree_rss_mb"], 1)
     figures["load_avg_1min_at_end"] = round(os.getloadavg()[0], 2)

@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,9 +92,7 @@ class ConvertConfig:
         object.__setattr__(self, "input", Path(self.input))
         object.__setattr__(self, "output", Path(self.output))
         if self.on_error not in ON_ERROR:
-            raise ValueError(
-                f"on_error must be one of {ON_ERROR}, found {self.on_error!r}"
-            )
+            raise ValueError(f"on_error must be one of {ON_ERROR}, found {self.on_error!r}")
         if self.workers is not None and self.workers < 0:
             raise ValueError(f"workers must be >= 0, found {self.workers}")
         if self.limit is not None and self.limit < 1:
@@ -217,9 +215,7 @@ class _Sample:
     path: str
     s2i: np.ndarray
     columns: dict[str, int]
-    stats: (
-        Any  # this sample's StreamStats, computed in the worker, merged in input order
-    )
+    stats: Any  # this sample's StreamStats, computed in the worker, merged in input order
 
 
 @dataclass(frozen=True)
@@ -267,17 +263,12 @@ def _reason(exc: ReadError, path: str) -> str:
     loc = exc.location
     where = [] if loc.path == path else [loc.path]
     if loc.line is not None:
-        where.append(
-            f"line {loc.line}"
-            + ("" if loc.column is None else f", column {loc.column}")
-        )
+        where.append(f"line {loc.line}" + ("" if loc.column is None else f", column {loc.column}"))
     text = f"{exc.message}{loc.detail()}"
     return f"{', '.join(where)}: {text}" if where else text
 
 
-def _sample_events(
-    ctx: _WorkerContext, raw: RawSkeleton, path: str
-) -> _Sample | _Skip | _Excluded:
+def _sample_events(ctx: _WorkerContext, raw: RawSkeleton, path: str) -> _Sample | _Skip | _Excluded:
     spec = ctx.spec
     if raw.name in ctx.excluded:
         return _Excluded(raw.name)
@@ -302,10 +293,10 @@ def _sample_events(
     try:
         skel = ctx.stages.select(raw, spec)
         s2i = ctx.stages.encode(skel, spec, ctx.encode_cfg)
+        stats = ctx.stages.new_stats(s2i.shape[0])
+        stats.update(s2i[None])
     except ReadError as exc:
-        return _Skip(
-            path, f"sample {raw.name}: {_reason(exc, path)}", type(exc).__name__
-        )
+        return _Skip(path, f"sample {raw.name}: {_reason(exc, path)}", type(exc).__name__)
     except Exception as exc:  # noqa: BLE001 - one broken sample must not end the conversion
         return _Skip(path, f"sample {raw.name}: {_unexpected(exc)}", type(exc).__name__)
     columns = {
@@ -314,8 +305,6 @@ def _sample_events(
         "num_persons": skel.num_persons,
     }
     columns.update((key, int(meta[key])) for key in spec.fields)
-    stats = ctx.stages.new_stats(s2i.shape[0])
-    stats.update(s2i[None])
     return _Sample(raw.name, path, s2i, columns, stats)
 
 
@@ -326,17 +315,12 @@ def _file_events(ctx: _WorkerContext, path: Path) -> list[_Sample | _Skip | _Exc
         return [_Skip(str(path), _reason(exc, str(path)), type(exc).__name__)]
     except Exception as exc:  # noqa: BLE001 - a reader bug on one file is reported, not fatal
         return [_Skip(str(path), _unexpected(exc), type(exc).__name__)]
-    return [
-        _sample_events(ctx, raw, str(path))
-        for raw in sorted(raws, key=lambda r: r.name)
-    ]
+    return [_sample_events(ctx, raw, str(path)) for raw in sorted(raws, key=lambda r: r.name)]
 
 
 def _run_task(task: tuple[int, Sequence[tuple[str, int]]]) -> list[_FileResult]:
     if _CTX is None:
-        raise RuntimeError(
-            "worker context not installed (OrderedPool must run _install first)"
-        )
+        raise RuntimeError("worker context not installed (OrderedPool must run _install first)")
     start, files = task
     return [
         _FileResult(start + k, nbytes, _file_events(_CTX, Path(p)))
@@ -357,8 +341,7 @@ def exclusion_names(spec: JointSpec) -> frozenset[str]:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise S2IError(
-                f"{spec.source}: exclude list {list_name!r}: cannot read {path}: "
-                f"{exc.strerror}"
+                f"{spec.source}: exclude list {list_name!r}: cannot read {path}: {exc.strerror}"
             ) from None
         for line in text.splitlines():
             line = line.split("#", 1)[0].strip()
@@ -368,6 +351,7 @@ def exclusion_names(spec: JointSpec) -> frozenset[str]:
 
 
 def _sample_name_of_file(path: Path) -> str:
+    """The sample name a file stands for before it is read (its stem; PKU: the video's name)."""
     return path.stem
 
 
@@ -378,9 +362,7 @@ def _plan(
     files dropped by the exclude lists."""
     if not cfg.input.exists():
         raise S2IError(f"{cfg.input}: input folder does not exist")
-    paths = sorted(
-        reader.discover(cfg.input), key=lambda p: (_sample_name_of_file(p), str(p))
-    )
+    paths = sorted(reader.discover(cfg.input), key=lambda p: (_sample_name_of_file(p), str(p)))
     kept = [p for p in paths if _sample_name_of_file(p) not in excluded]
     if cfg.limit is not None:
         kept = kept[: cfg.limit]
@@ -388,9 +370,7 @@ def _plan(
     return files, len(paths) - len(kept)
 
 
-def _fingerprint(
-    cfg: ConvertConfig, spec: JointSpec, files: list[tuple[str, int]]
-) -> str:
+def _fingerprint(cfg: ConvertConfig, spec: JointSpec, files: list[tuple[str, int]]) -> str:
     """Hash of what determines the output: options, spec content and the input files."""
     h = hashlib.sha256()
     opts = {k: v for k, v in cfg.to_dict().items() if k not in _RUN_ONLY}
@@ -402,20 +382,15 @@ def _fingerprint(
     )
     for path, nbytes in files:
         st = os.stat(path)
-        h.update(
-            f"\n{os.path.relpath(path, cfg.input)}\t{nbytes}\t{st.st_mtime_ns}".encode()
-        )
+        h.update(f"\n{os.path.relpath(path, cfg.input)}\t{nbytes}\t{st.st_mtime_ns}".encode())
     return h.hexdigest()
 
 
-def _tasks(
-    files: list[tuple[str, int]], start: int
-) -> Iterator[tuple[int, list[tuple[str, int]]]]:
+def _tasks(files: list[tuple[str, int]], start: int) -> Iterator[tuple[int, list[tuple[str, int]]]]:
     for i in range(start, len(files), FILES_PER_TASK):
         yield i, files[i : i + FILES_PER_TASK]
 
 
-_NO_ARRAY = np.empty(0, np.float16)
 #: StreamStats accumulators carried in the resume state (float64 round-trips exactly via JSON).
 _STATS_FIELDS = ("count", "sum", "sumsq", "min", "max")
 
@@ -442,7 +417,7 @@ class _Assembler:
         self.on_error = on_error
         self.stats = stats
         self.keys = ("label", *spec.fields)
-        self.samples: list[_Sample] = []  # the buffered samples' names and columns only
+        self.pending: list[tuple[str, dict[str, int]]] = []  # name and columns of buffered samples
         self.columns: dict[str, list[int]] = {k: [] for k in self.keys}
         self.skipped: list[tuple[str, str, str]] = []
         self.excluded = 0
@@ -465,11 +440,7 @@ class _Assembler:
         if isinstance(event, _Excluded):
             self.excluded += 1
             return
-        if (
-            isinstance(event, _Sample)
-            and self.last_id is not None
-            and event.name <= self.last_id
-        ):
+        if isinstance(event, _Sample) and self.last_id is not None and event.name <= self.last_id:
             event = _Skip(
                 event.path,
                 f"sample {event.name} repeats or comes out of order after "
@@ -478,38 +449,32 @@ class _Assembler:
             )
         if isinstance(event, _Skip):
             if self.on_error == "fail":
-                raise S2IError(
-                    f"{event.path}: {event.reason} (stopping: --on-error fail)"
-                )
+                raise S2IError(f"{event.path}: {event.reason} (stopping: --on-error fail)")
             self.skipped.append((event.path, event.reason, event.kind))
             return
-        self.batch[len(self.samples)] = event.s2i
+        self.batch[len(self.pending)] = event.s2i
         self.stats.merge(event.stats)
-        self.samples.append(replace(event, s2i=_NO_ARRAY))
+        self.pending.append((event.name, event.columns))
         self.last_id = event.name
-        if len(self.samples) == self.writer.shard_size:
+        if len(self.pending) == self.writer.shard_size:
             self.flush(cursor)
 
     def flush(self, cursor: tuple[int, int]) -> None:
         """Commit the buffered samples as one shard whose state resumes at ``cursor``."""
-        if not self.samples:
+        if not self.pending:
             return
-        batch = self.batch[: len(self.samples)]
-        cols: dict[str, np.ndarray] = {
-            "sample_id": np.array([s.name for s in self.samples])
-        }
-        for key in self.samples[0].columns:
-            cols[key] = np.array([s.columns[key] for s in self.samples], dtype=np.int64)
+        batch = self.batch[: len(self.pending)]
+        cols: dict[str, np.ndarray] = {"sample_id": np.array([name for name, _ in self.pending])}
+        for key in self.pending[0][1]:
+            cols[key] = np.array([c[key] for _, c in self.pending], dtype=np.int64)
         for key in self.keys:
             self.columns[key].extend(cols[key].tolist())
-        self.samples = []
+        self.pending = []
         state = {
             "file": cursor[0],
             "event": cursor[1],
             "last_id": self.last_id,
-            "stats": {
-                name: getattr(self.stats, name).tolist() for name in _STATS_FIELDS
-            },
+            "stats": {name: getattr(self.stats, name).tolist() for name in _STATS_FIELDS},
             "skipped": [list(s) for s in self.skipped],
             "excluded": self.excluded,
         }
@@ -573,9 +538,7 @@ def convert(
     excluded = frozenset() if cfg.keep_missing else exclusion_names(spec)
     files, excluded_files = _plan(cfg, spec, reader, excluded)
     if not files:
-        raise S2IError(
-            f"{cfg.input}: no {spec.format} input files found (reader {spec.reader})"
-        )
+        raise S2IError(f"{cfg.input}: no {spec.format} input files found (reader {spec.reader})")
     shape = stages.stored_shape(spec, cfg.encode)
     stages.warm()
     ctx = _WorkerContext(spec, reader, stages, cfg.encode, excluded)
@@ -609,9 +572,7 @@ def convert(
                     first = skip_events if res.index == start else 0
                     for e, event in enumerate(res.events[first:], start=first):
                         last = e + 1 == len(res.events)
-                        asm.add(
-                            event, (res.index + 1, 0) if last else (res.index, e + 1)
-                        )
+                        asm.add(event, (res.index + 1, 0) if last else (res.index, e + 1))
                     bytes_done += res.nbytes
                     if progress is not None:
                         progress(
@@ -620,28 +581,22 @@ def convert(
                                 len(files),
                                 bytes_done,
                                 bytes_total,
-                                asm.num_samples + len(asm.samples),
+                                asm.num_samples + len(asm.pending),
                                 len(asm.skipped),
                             )
                         )
             asm.flush((len(files), 0))
             if not asm.num_samples:
                 first_skip = (
-                    f"; first: {asm.skipped[0][0]}: {asm.skipped[0][1]}"
-                    if asm.skipped
-                    else ""
+                    f"; first: {asm.skipped[0][0]}: {asm.skipped[0][1]}" if asm.skipped else ""
                 )
                 raise S2IError(
                     f"{cfg.input}: no sample could be converted ({len(asm.skipped)} "
                     f"skipped{first_skip})"
                 )
-            meta = {
-                key: np.asarray(asm.columns[key], dtype=np.int64) for key in spec.fields
-            }
+            meta = {key: np.asarray(asm.columns[key], dtype=np.int64) for key in spec.fields}
             splits = {rule.name: rule.indices(meta) for rule in spec.splits}
-            out = writer.finalize(
-                _attrs(cfg, spec, stages, asm, files, excluded_files), splits
-            )
+            out = writer.finalize(_attrs(cfg, spec, stages, asm, files, excluded_files), splits)
         except BaseException:
             writer.close()
             raise

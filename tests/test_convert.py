@@ -50,9 +50,7 @@ def ntu_text(seed: int, frames: int = 40, bodies: int = 1, crlf: bool = False) -
             lines.append(f"{72057594037931101 + b} 0 1 1 1 1 0 0.1 -0.05 2")
             lines.append("25")
             for x, y, z in poses[b][f]:
-                lines.append(
-                    f"{x:.7f} {y:.7f} {z:.7f} 250.1 200.2 900.5 500.5 0.1 0.2 0.3 0.4 2"
-                )
+                lines.append(f"{x:.7f} {y:.7f} {z:.7f} 250.1 200.2 900.5 500.5 0.1 0.2 0.3 0.4 2")
     nl = "\r\n" if crlf else "\n"
     return nl.join(lines) + nl
 
@@ -130,8 +128,7 @@ def read_h5(path: Path) -> dict:
         out = {name: f[name][()] for name in f if isinstance(f[name], h5py.Dataset)}
         out["attrs"] = {k: f.attrs[k] for k in f.attrs}
         out["splits"] = {
-            s: {p: f["splits"][s][p][()] for p in ("train", "test")}
-            for s in f["splits"]
+            s: {p: f["splits"][s][p][()] for p in ("train", "test")} for s in f["splits"]
         }
     return out
 
@@ -222,13 +219,9 @@ def _write_bad_files(raw: Path) -> dict[str, str]:
     )  # truncated
     (raw / "S001C001P001R001A012.skeleton").write_text("")  # empty
     (raw / "S001C001P001R001A013.skeleton").write_bytes(bytes(range(256)) * 8)  # binary
-    (raw / "S001C001P001R001A014.skeleton").write_text(
-        "3\n0\n0\n0\n"
-    )  # no body in any frame
+    (raw / "S001C001P001R001A014.skeleton").write_text("3\n0\n0\n0\n")  # no body in any frame
     (raw / "not_an_ntu_name.skeleton").write_text(good)  # wrongly named
-    (
-        raw / "S001C001P001R001A015.skeleton"
-    ).mkdir()  # unreadable: a directory named like a file
+    (raw / "S001C001P001R001A015.skeleton").mkdir()  # unreadable: a directory named like a file
     return {
         "S001C001P001R001A011.skeleton": "TruncatedError",
         "S001C001P001R001A012.skeleton": "TruncatedError",
@@ -244,9 +237,7 @@ def test_bad_inputs_are_skipped_and_reported(tmp_path: Path) -> None:
     names = make_ntu(raw, n=5)
     bad = _write_bad_files(raw)
     out = tmp_path / "out.zarr"
-    status, text = run_cli(
-        "convert", "--format", "ntu25", str(raw), str(out), "--workers", "0"
-    )
+    status, text = run_cli("convert", "--format", "ntu25", str(raw), str(out), "--workers", "0")
     assert status == 3, text
     data = read_zarr(out)
     assert [str(s) for s in data["sample_id"]] == names
@@ -357,15 +348,11 @@ def _output_bytes(path: Path) -> dict[str, bytes]:
     if path.is_file():  # HDF5
         return {"": path.read_bytes()}
     return {
-        str(p.relative_to(path)): p.read_bytes()
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
     }
 
 
-@pytest.mark.parametrize(
-    ("suffix", "counts"), [(".zarr", ("0", "1", "2")), (".h5", ("0", "2"))]
-)
+@pytest.mark.parametrize(("suffix", "counts"), [(".zarr", ("0", "1", "2")), (".h5", ("0", "2"))])
 def test_output_identical_whatever_the_worker_count(
     tmp_path: Path, suffix: str, counts: tuple[str, ...]
 ) -> None:
@@ -376,9 +363,7 @@ def test_output_identical_whatever_the_worker_count(
     for workers in counts:
         out = tmp_path / f"w{workers}{suffix}"
         args = ("--workers", workers, "--shard-size", "7")
-        status, text = run_cli(
-            "convert", "--format", "ntu25", str(raw), str(out), "-q", *args
-        )
+        status, text = run_cli("convert", "--format", "ntu25", str(raw), str(out), "-q", *args)
         assert status == 3, text
         outputs.append(_output_bytes(out))
     for other in outputs[1:]:
@@ -413,9 +398,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
     from s2i_prep.pipeline import ConvertConfig, convert
 
     ref = tmp_path / "ref.zarr"
-    convert(
-        ConvertConfig(input=raw, output=ref, format="ntu25", workers=0, shard_size=16)
-    )
+    convert(ConvertConfig(input=raw, output=ref, format="ntu25", workers=0, shard_size=16))
 
     out = tmp_path / "out.zarr"
     manifest = out.with_name(out.name + ".partial") / "s2i_manifest.json"
@@ -427,9 +410,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 if json.loads(manifest.read_text()).get("committed", 0) >= 32:
-                    os.killpg(
-                        proc.pid, signal.SIGSTOP
-                    )  # freeze at once, then kill for real
+                    os.killpg(proc.pid, signal.SIGSTOP)  # freeze at once, then kill for real
                     break
             except (OSError, ValueError):
                 pass
@@ -493,11 +474,7 @@ def test_progress_callback_counts_files_bytes_and_skips(tmp_path: Path) -> None:
     assert [u.files_done for u in updates] == list(range(1, 14))
     assert all(u.files_total == 13 for u in updates)
     assert updates[-1].bytes_done == updates[-1].bytes_total == res.bytes_in
-    assert (
-        (updates[-1].samples, updates[-1].skipped)
-        == (12, 1)
-        == (res.samples, res.skipped)
-    )
+    assert (updates[-1].samples, updates[-1].skipped) == (12, 1) == (res.samples, res.skipped)
 
 
 def _square(x: int) -> int:
@@ -535,9 +512,7 @@ def make_ucla(root: Path) -> list[str]:
     root.mkdir(parents=True, exist_ok=True)
     label_of = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 7, 9: 8, 11: 9, 12: 10}
     names = []
-    for i, (a, s, e, v) in enumerate(
-        [(1, 1, 0, 1), (2, 3, 1, 2), (8, 4, 2, 3), (12, 10, 4, 1)]
-    ):
+    for i, (a, s, e, v) in enumerate([(1, 1, 0, 1), (2, 3, 1, 2), (8, 4, 2, 3), (12, 10, 4, 1)]):
         name = f"a{a:02d}_s{s:02d}_e{e:02d}_v{v:02d}"
         joints = _pose(np.random.default_rng(i), 30, 0.0)[:, :20]
         doc = {
@@ -550,9 +525,7 @@ def make_ucla(root: Path) -> list[str]:
     return sorted(names)
 
 
-def make_pku(
-    root: Path, videos: tuple[str, ...] = ("0002-L", "0002-M", "A01N02-R")
-) -> list[str]:
+def make_pku(root: Path, videos: tuple[str, ...] = ("0002-L", "0002-M", "A01N02-R")) -> list[str]:
     """PKU-MMD layout: skeleton/<video>.txt (150 numbers a line), label/<video>.txt rows."""
     (root / "skeleton").mkdir(parents=True, exist_ok=True)
     (root / "label").mkdir(exist_ok=True)
@@ -576,18 +549,12 @@ def make_pku(
 def test_ucla_end_to_end(tmp_path: Path) -> None:
     names = make_ucla(tmp_path / "raw")
     out = tmp_path / "ucla.h5"
-    spec = (
-        ROOT / "skeleton_specs" / "ucla20.yaml"
-    )  # a spec file instead of a format name
+    spec = ROOT / "skeleton_specs" / "ucla20.yaml"  # a spec file instead of a format name
     raw = str(tmp_path / "raw")
-    status, text = run_cli(
-        "convert", "--spec", str(spec), raw, str(out), "-q", "--workers", "0"
-    )
+    status, text = run_cli("convert", "--spec", str(spec), raw, str(out), "-q", "--workers", "0")
     assert status == 0, text
     data = read_h5(out)
-    assert [
-        s.decode() if isinstance(s, bytes) else s for s in data["sample_id"]
-    ] == names
+    assert [s.decode() if isinstance(s, bytes) else s for s in data["sample_id"]] == names
     assert data["s2i"].shape == (4, 3, 3, 64, 20)
     assert data["label"].tolist() == [0, 1, 6, 9]
     assert data["view"].tolist() == [1, 2, 3, 1]
@@ -619,9 +586,7 @@ def test_pku_clips_end_to_end_and_worker_determinism(tmp_path: Path) -> None:
     data = read_zarr(tmp_path / "pku0.zarr")
     assert [str(s) for s in data["sample_id"]] == names
     assert data["label"].tolist() == [4, 5, 6, 7] * 3
-    assert (
-        data["num_frames"].tolist() == [31] * 12
-    )  # closed bounds: start..end inclusive
+    assert data["num_frames"].tolist() == [31] * 12  # closed bounds: start..end inclusive
     assert data["start"].tolist() == [10, 55, 100, 145] * 3
     assert data["video"].tolist() == [2] * 8 + [-1] * 4
     assert _attr(data, "convert")["reader_options"] == {"clip_bounds": "closed"}
@@ -655,9 +620,7 @@ def test_resume_inside_a_multi_sample_file(tmp_path: Path) -> None:
     from s2i_prep.pipeline import ConvertConfig, Stages, convert
 
     make_pku(tmp_path / "raw")
-    (tmp_path / "raw" / "skeleton" / "0002-R.txt").write_text(
-        "1 2 3\n"
-    )  # a bad file in between
+    (tmp_path / "raw" / "skeleton" / "0002-R.txt").write_text("1 2 3\n")  # a bad file in between
     (tmp_path / "raw" / "label" / "0002-R.txt").write_text("1,0,1,1\n")
 
     def cfg(out: str, **kw) -> ConvertConfig:
@@ -676,13 +639,9 @@ def test_resume_inside_a_multi_sample_file(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         convert(
             cfg("out.zarr"),
-            stages=replace(
-                stages, open_writer=_InterruptingWriter(stages.open_writer, 2)
-            ),
+            stages=replace(stages, open_writer=_InterruptingWriter(stages.open_writer, 2)),
         )
-    manifest = json.loads(
-        (tmp_path / "out.zarr.partial" / "s2i_manifest.json").read_text()
-    )
+    manifest = json.loads((tmp_path / "out.zarr.partial" / "s2i_manifest.json").read_text())
     # Killed after the second shard: 0002-L's 4 clips and the first 2 of 0002-M's.
     assert manifest["committed"] == 6 and (
         manifest["state"]["file"],
@@ -721,9 +680,7 @@ def test_preview_writes_a_png_of_one_sample(tmp_path: Path) -> None:
     assert names[1] in text
     with Image.open(png) as img:
         assert img.width > 50 and img.height > 64
-    status, text = run_cli(
-        "preview", str(out), "--sample", "S999C001P001R001A001", "-o", str(png)
-    )
+    status, text = run_cli("preview", str(out), "--sample", "S999C001P001R001A001", "-o", str(png))
     assert status == 1 and "no sample" in text
 
 
@@ -766,9 +723,7 @@ def test_benchmark_quick_mode_runs() -> None:
         (("--format", "ntu25", "--resume", "--overwrite"), "exclude each other"),
     ],
 )
-def test_bad_options_are_usage_errors(
-    tmp_path: Path, args: tuple[str, ...], message: str
-) -> None:
+def test_bad_options_are_usage_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     (tmp_path / "raw").mkdir()
     result = CliRunner().invoke(
         cli, ["convert", *args, str(tmp_path / "raw"), str(tmp_path / "o.zarr")]

@@ -16,9 +16,7 @@ EXIT_SKIPPED = 3
 _STREAMS = ("joint", "motion", "bone")
 
 
-def _parse_streams(
-    ctx: click.Context, param: click.Parameter, value: str
-) -> tuple[str, ...]:
+def _parse_streams(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     names = tuple(s.strip() for s in value.split(",") if s.strip())
     bad = [s for s in names if s not in _STREAMS]
     if not names or bad or len(set(names)) != len(names):
@@ -51,9 +49,7 @@ def _format_or_spec(fmt: str | None, spec: Path | None) -> str:
     if fmt and spec:
         raise click.UsageError("give either --format or --spec, not both")
     if not fmt and not spec:
-        raise click.UsageError(
-            "missing --format NAME (see `s2i-prep formats`) or --spec FILE.yaml"
-        )
+        raise click.UsageError("missing --format NAME (see `s2i-prep formats`) or --spec FILE.yaml")
     return str(spec) if spec else str(fmt)
 
 
@@ -77,9 +73,7 @@ Examples:
     metavar="INPUT",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
-@click.argument(
-    "output", metavar="OUTPUT", type=click.Path(dir_okay=True, path_type=Path)
-)
+@click.argument("output", metavar="OUTPUT", type=click.Path(dir_okay=True, path_type=Path))
 @click.option(
     "--format",
     "fmt",
@@ -148,9 +142,7 @@ Examples:
     show_default=True,
     help="Skip bad inputs into the report, or stop at the first one.",
 )
-@click.option(
-    "--resume", is_flag=True, help="Continue an interrupted conversion into OUTPUT."
-)
+@click.option("--resume", is_flag=True, help="Continue an interrupted conversion into OUTPUT.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
 @click.option(
     "--keep-missing",
@@ -169,9 +161,7 @@ Examples:
     "half_open = start..end-1 [reader default], one_based = start-1..end-1, "
     "closed = start..end.",
 )
-@click.option(
-    "-q", "--quiet", is_flag=True, help="No progress bar and no summary line."
-)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.pass_context
 def convert(
     ctx: click.Context,
@@ -275,9 +265,7 @@ class _ProgressBar:
 
         from tqdm import tqdm
 
-        self._bar = tqdm(
-            unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.1
-        )
+        self._bar = tqdm(unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
         self._t0 = time.perf_counter()
 
     def __call__(self, update: ProgressUpdate) -> None:
@@ -286,9 +274,7 @@ class _ProgressBar:
         if self._bar.total is None:
             self._bar.total = update.files_total
         rate = update.bytes_done / 1e6 / max(time.perf_counter() - self._t0, 1e-9)
-        self._bar.set_postfix_str(
-            f"{rate:.0f} MB/s, skipped {update.skipped}", refresh=False
-        )
+        self._bar.set_postfix_str(f"{rate:.0f} MB/s, skipped {update.skipped}", refresh=False)
         self._bar.update(update.files_done - self._bar.n)
 
     def close(self) -> None:

@@ -15,9 +15,7 @@ import click
     metavar="ID",
     help="Sample id (e.g. S001C001P001R001A001) [default: the first sample].",
 )
-@click.option(
-    "--index", type=click.IntRange(min=0), help="Sample by position instead of by id."
-)
+@click.option("--index", type=click.IntRange(min=0), help="Sample by position instead of by id.")
 @click.option(
     "-o",
     "--output",
@@ -58,9 +56,7 @@ def preview(
             index = int(found[0])
         index = index or 0
         if index >= len(ids):
-            raise S2IError(
-                f"{dataset}: index {index} is beyond the last sample ({len(ids) - 1})"
-            )
+            raise S2IError(f"{dataset}: index {index} is beyond the last sample ({len(ids) - 1})")
         sample = ds.sample(index)
         encoding = ds.attrs["encoding"]
         spec_text = ds.attrs["spec"]
