@@ -22,7 +22,9 @@ import yaml
 
 from .errors import SpecError, UnknownFormatError
 
-__all__ = ["PART_NAMES", "JointSpec", "SplitRule", "load_spec", "list_specs", "spec_dir"]
+__all__ = [
+    "PART_NAMES", "JointSpec", "SplitRule", "load_spec", "list_specs", "parse_spec_text", "spec_dir",
+]
 
 #: The S2I body parts, in the column order of every image.
 PART_NAMES: tuple[str, ...] = ("torso", "left_arm", "right_arm", "left_leg", "right_leg")
@@ -365,8 +367,13 @@ def load_spec(name_or_path: str | Path) -> JointSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(str(path), "<file>", f"cannot read spec: {exc.strerror}") from None
+    return parse_spec_text(text, str(path))
+
+
+def parse_spec_text(text: str, source: str = "<spec>") -> JointSpec:
+    """Validate spec YAML held in memory, e.g. the copy every dataset stores in its attributes."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError(str(path), "<yaml>", f"not valid YAML: {exc}") from None
-    return _parse(raw, str(path))
+        raise SpecError(source, "<yaml>", f"not valid YAML: {exc}") from None
+    return _parse(raw, source)
