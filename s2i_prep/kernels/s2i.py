@@ -36,43 +36,13 @@ _MIN_AXIS_NORM = 1e-6
 
 
 @jit
-def _half_bits(b: int) -> int:
-    """IEEE binary16 bits of the float32 with bits ``b``, round to nearest even (as numpy)."""
-    sign = (b >> 16) & 0x8000
-    a = b & 0x7FFFFFFF
-    if a >= 0x7F800000:  # inf / nan (nan keeps its top payload bits, as numpy does)
-        if a == 0x7F800000:
-            return sign | 0x7C00
-        h = 0x7C00 + ((a & 0x7FFFFF) >> 13)
-        if h == 0x7C00:
-            h += 1
-        return sign | h
-    if a >= 0x477FF000:  # rounds to >= 65520: overflow
-        return sign | 0x7C00
-    if a >= 0x38800000:  # normal half: rebias the exponent, round the 13 dropped bits to even
-        return sign | ((a + 0x0FFF + ((a >> 13) & 1) - 0x38000000) >> 13)
-    e = a >> 23
-    if e < 102:  # below 2**-25: rounds to zero
-        return sign
-    m = (a & 0x7FFFFF) | 0x800000
-    s = 126 - e
-    h = m >> s
-    rem = m & ((1 << s) - 1)
-    half = 1 << (s - 1)
-    if rem > half or (rem == half and (h & 1) == 1):
-        h += 1
-    return sign | h
-
-
-@jit
-def _pack_half(src: np.ndarray, dst: np.ndarray) -> bool:
+def _pack_half(src: np.ndarray, dst: np.ndarray) -> None:
     """``dst[i] = float16(src[i]).view(uint16)`` for 1-D contiguous float32 ``src``, uint16 ``dst``.
 
     Branch-free so it vectorises: normal halves by rebiasing the exponent and rounding the 13
     dropped bits to even; zeros and subnormals by ``rint(|v| * 2**24)`` (exact scaling, then the
     hardware's round-to-even); overflow to infinity. NaNs (never produced by the encoder) are redone
-    by :func:`_half_bits` so the bits match numpy's cast for every input. Returns whether any NaN
-    was seen.
+    in a second pass keeping the top payload bits, so the bits match numpy's cast for every input.
     """
     bits = src.view(np.uint32)
     sign_mask = np.uint32(0x8000)
@@ -95,36 +65,19 @@ def _pack_half(src: np.ndarray, dst: np.ndarray) -> bool:
         nan |= a > infinity
     if nan:
         for i in range(bits.size):
-            if (bits[i] & abs_mask) > infinity:
-                dst[i] = _half_bits(np.int64(bits[i]))
-    return nan
-
-
-@jit
-def _float_bits(h: int) -> int:
-    """IEEE binary32 bits of the float16 with bits ``h`` (exact; NaN payloads kept)."""
-    sign = (h & 0x8000) << 16
-    e = (h >> 10) & 0x1F
-    m = h & 0x3FF
-    if e == 0x1F:
-        return sign | 0x7F800000 | (m << 13)
-    if e != 0:
-        return sign | ((e + 112) << 23) | (m << 13)
-    if m == 0:
-        return sign
-    e = 113  # subnormal half: normalise the mantissa
-    while (m & 0x400) == 0:
-        m <<= 1
-        e -= 1
-    return sign | (e << 23) | ((m & 0x3FF) << 13)
+            a = bits[i] & abs_mask
+            if a > infinity:
+                h = np.uint32(0x7C00) + ((a & np.uint32(0x7FFFFF)) >> np.uint32(13))
+                h = h if h != np.uint32(0x7C00) else np.uint32(0x7C01)  # stay a NaN
+                dst[i] = np.uint16(((bits[i] >> np.uint32(16)) & sign_mask) | h)
 
 
 @jit
 def _unpack_half(src: np.ndarray, dst: np.ndarray) -> None:
     """``dst[i] = float32(src[i].view(float16))`` for 1-D uint16 ``src``, float32 ``dst`` (exact).
 
-    Branch-free for zeros, normals, infinities and NaNs; subnormal halves, if any, are redone by
-    :func:`_float_bits` in a second pass.
+    Branch-free for zeros, normals, infinities and NaNs; subnormal halves, if any, are redone in
+    a second pass that normalises their mantissa.
     """
     out = dst.view(np.uint32)
     magnitude = np.uint32(0x7FFF)
@@ -142,9 +95,14 @@ def _unpack_half(src: np.ndarray, dst: np.ndarray) -> None:
         subnormal |= (a != np.uint32(0)) & (a < min_normal)
     if subnormal:
         for i in range(src.size):
-            a = src[i] & 0x7FFF
-            if a != 0 and a < 0x0400:
-                out[i] = _float_bits(np.int64(src[i]))
+            m = np.int64(src[i]) & 0x7FFF
+            if m == 0 or m >= 0x0400:
+                continue
+            e = 113
+            while (m & 0x0400) == 0:
+                m <<= 1
+                e -= 1
+            out[i] = ((np.int64(src[i]) & 0x8000) << 16) | (e << 23) | ((m & 0x03FF) << 13)
 
 
 # --------------------------------------------------------------------------- centring, alignment
