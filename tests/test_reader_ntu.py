@@ -152,6 +152,17 @@ def test_number_forms_are_exact(token, expected):
     assert got.tobytes() == np.float32(expected).tobytes()
 
 
+@pytest.mark.parametrize("token", ["nan", "-nan", "NaN", "inf", "-inf", "-Infinity", "+INF"])
+def test_special_tokens_match_numpy(token):
+    joints = person(np.random.default_rng(2))
+    text = skeleton_text([[(BASE_ID, joints)]]).decode().split("\n")
+    fields = text[4].split(" ")
+    fields[1] = token
+    text[4] = " ".join(fields)
+    got = parse("\n".join(text).encode()).joints[0, 0, 0, 1]
+    assert got.tobytes() == np.array([token], dtype=np.float32).tobytes()
+
+
 def test_nan_token_reads_as_nan_in_a_field():
     joints = person(np.random.default_rng(2))
     text = skeleton_text([[(BASE_ID, joints)]]).decode().split("\n")

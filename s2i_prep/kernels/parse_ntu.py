@@ -234,20 +234,20 @@ def parse_ntu(buf, num_joints, max_records, pow10):
                 pos += 1
             ok = pos > estart
             exp10 += -e if eneg else e
-        if not seen and pos < n and (buf[pos] | 32) in (105, 110):
+        if not seen and pos < n and (np.int64(buf[pos]) | 32) in (105, 110):
             # nan / inf / infinity, any case (Kinect logs have been reported to hold NaN)
             word = 0
             k0 = pos
-            while pos < n and pos - k0 < 8 and (buf[pos] | 32) >= 97 and (buf[pos] | 32) <= 122:
-                word = word * 256 + (buf[pos] | 32)
+            while pos < n and pos - k0 < 8 and 97 <= (np.int64(buf[pos]) | 32) <= 122:
+                word = word * 256 + (np.int64(buf[pos]) | 32)
                 pos += 1
             integral = False
             is_special = True
             ok = True
             if word == 0x6E616E:
-                special = np.nan
+                special = np.nan          # the sign is applied below, as numpy keeps it on "-nan"
             elif word == 0x696E66 or word == 0x696E66696E697479:
-                special = -np.inf if neg else np.inf
+                special = np.inf
             else:
                 ok = False
         if pos < n and buf[pos] != 32 and buf[pos] != 9 and buf[pos] != 13 and buf[pos] != 10:
