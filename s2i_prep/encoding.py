@@ -216,6 +216,7 @@ _PLANS: dict[tuple[int, EncodeConfig], tuple[JointSpec, _Plan]] = {}
 
 
 def _plan(spec: JointSpec, cfg: EncodeConfig) -> _Plan:
+    """The cached :class:`_Plan`: spec properties rebuild their arrays on every access."""
     key = (id(spec), cfg)
     hit = _PLANS.get(key)
     if hit is not None and hit[0] is spec:

@@ -307,6 +307,20 @@ def test_empty_and_mismatched_samples_raise():
         encode(three, UCLA, EncodeConfig())
 
 
+def test_two_dimensional_spec_gets_a_zero_third_channel(tmp_path):
+    text = Path(NTU.source).read_text(encoding="utf-8").replace("dims: [x, y, z]", "dims: [x, y]")
+    path = tmp_path / "flat25.yaml"
+    path.write_text(text, encoding="utf-8")
+    flat = load_spec(path)
+    sk = skeleton(np.random.default_rng(11), 1, 12)
+    sk2 = Skeleton(sk.name, sk.source, sk.joints[..., :2].copy(), sk.frame_index)
+    out = encode(sk2, flat, EncodeConfig(frames=12))
+    assert out.shape == (3, 3, 12, 50)
+    assert not out[:, 2].any() and out[0, :2].any()
+    with pytest.raises(ValueError, match="2-D"):
+        encode(sk2, flat, EncodeConfig(align=True))
+
+
 # --------------------------------------------------------------------------- storage forms
 
 
