@@ -19,6 +19,8 @@ from .kinematics import EL, ER, HIPL, HIPR, KL, KR, NECK, NUM_JOINTS, SB, SL, SM
 __all__ = ["Action", "ACTIONS", "actions_for", "Pose", "animate"]
 
 _DEG = np.pi / 180.0
+#: Mean number of unrelated fidgets per person and 100 frames.
+FIDGETS_PER_100_FRAMES = 1.0
 #: Hand states (Kinect HandState): open, closed, lasso.
 OPEN, CLOSED, LASSO = 2, 3, 4
 
@@ -379,19 +381,45 @@ def _idle(p: Pose, rng: np.random.Generator, t_n: int) -> None:
     p.lift[:, 0] += 0.01 * sway
 
 
+def _fidget(p: Pose, rng: np.random.Generator, t_n: int) -> None:
+    """An unrelated small movement (scratching, looking around, shifting weight) at a random time.
+
+    Real performers fidget; without it a class would be one template plus noise and raw
+    coordinates would classify too easily.
+    """
+    length = int(rng.integers(10, 41))
+    b = _bump(np.clip((np.arange(t_n) - rng.integers(-length // 2, t_n)) / length, 0.0, 1.0))
+    side = int(rng.choice([-1, 1]))
+    kind = int(rng.integers(4))
+    amp = rng.uniform(10.0, 40.0)
+    if kind == 0:
+        p.arm(side, flex=amp * 2 * b, elbow=amp * 2.5 * b, hab=-amp * b)
+    elif kind == 1:
+        p.head(nod=rng.normal(0, 1) * amp * b, turn=rng.normal(0, 1) * amp * b)
+    elif kind == 2:
+        p.spine(twist=side * amp * b, side=0.3 * side * amp * b)
+    else:
+        p.leg(side, flex=0.4 * amp * b, knee=0.6 * amp * b)
+        p.lift[:, 0] += 0.05 * side * b
+
+
 def animate(persons: int, t_n: int, segments: list[tuple[Action, int, int]],
             rng: np.random.Generator) -> list[Pose]:
     """Angle tracks of ``persons`` people over ``t_n`` frames performing ``segments`` in turn.
 
     Each segment ``(action, start, length)`` runs over frames ``[start, start + length)``, with its
-    own speed, amplitude, repetitions and acting hand; the people idle in between.
+    own speed profile, amplitude, repetitions and acting hand; the people idle and fidget
+    in between and meanwhile.
     """
     poses = [Pose(t_n) for _ in range(persons)]
     for p in poses:
         _idle(p, rng, t_n)
+        for _ in range(rng.poisson(FIDGETS_PER_100_FRAMES * t_n / 100)):
+            _fidget(p, rng, t_n)
     frames = np.arange(t_n)
     for action, start, length in segments:
         u = np.clip((frames - start) / max(length - 1, 1), 0.0, 1.0)
+        u = u ** np.exp(rng.normal(0.0, 0.25))  # uneven speed: fast start or slow finish
         params = _Params(
             amp=float(np.clip(rng.normal(1.0, 0.15), 0.6, 1.4)),
             cycles=float(rng.uniform(*action.cycles)),

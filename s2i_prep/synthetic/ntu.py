@@ -18,7 +18,7 @@ from ..kernels.fmt import format_ntu
 from .cameras import Person, View, color_pixels, depth_pixels, perform, quaternions, to_camera
 from .config import PERFORMANCE, SETUP, VIEW, SampleInfo, ThreeViewJob, Track, subject_body
 from .kinematics import LEAF_JOINTS, NUM_JOINTS, SB, SS
-from .sensor import dropouts, jitter
+from .sensor import dropouts, jitter, occlusions
 
 __all__ = ["NtuJob", "RenderedNtu", "CAMERA_AZIMUTH"]
 
@@ -88,7 +88,7 @@ class NtuJob(ThreeViewJob):
         bodies = [subject_body(cfg.seed, performer)]
         if action.persons == 2:
             bodies.append(subject_body(cfg.seed, performer % cfg.subjects + 1))  # a partner
-        facing = CAMERA_AZIMUTH[_FACES[rep]] + rng.normal(0.0, 8.0)
+        facing = CAMERA_AZIMUTH[_FACES[rep]] + rng.normal(0.0, 15.0)
         offset = np.array([rng.normal(0.0, 0.2), 0.0, rng.normal(0.0, 0.3)])
         people = perform(bodies, t_n, [(action, start, length)], facing, rng.uniform(0.75, 1.1), offset, rng)
         srng = cfg.rng(SETUP, setup)
@@ -149,8 +149,9 @@ class NtuJob(ThreeViewJob):
                rng: np.random.Generator) -> _Body:
         real = self.config.realism
         xyz, rot = to_camera(person, view)
-        xyz = jitter(xyz, real.jitter, rng)
+        xyz, hidden = occlusions(jitter(xyz, real.jitter, rng), real.occlusion, rng)
         xyz, inferred = dropouts(xyz, real.dropouts, rng)
+        inferred |= hidden
         t_n = xyz.shape[0]
         quat = quaternions(rot)
         quat[:, list(LEAF_JOINTS)] = 0.0

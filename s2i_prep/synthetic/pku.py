@@ -20,7 +20,7 @@ import numpy as np
 from ..kernels.fmt import format_rows_fixed
 from .cameras import View, perform, to_camera
 from .config import PERFORMANCE, PLAN, VIEW, SampleInfo, SynthConfig, Track, subject_body
-from .sensor import dropouts, jitter
+from .sensor import dropouts, jitter, occlusions
 
 __all__ = ["PkuJob", "RenderedPku", "VIEWS"]
 
@@ -163,7 +163,7 @@ class PkuJob:
             view = View(_VIEW_AZIMUTH[view_name] + rng.normal(0.0, 3.0), distance, height)
             for k, person in enumerate(people):
                 xyz, _ = to_camera(person, view)
-                xyz = jitter(xyz, cfg.realism.jitter, vrng)
+                xyz, _ = occlusions(jitter(xyz, cfg.realism.jitter, vrng), cfg.realism.occlusion, vrng)
                 values[:, k] = dropouts(xyz, cfg.realism.dropouts, vrng)[0]
             features = ["two_person"] if duo else []
             if vrng.random() < cfg.realism.lost_frames:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .kinematics import AL, AR, FL, FR, HL, HR, HTL, HTR, KL, KR, TL, TR, WL, WR
+from .kinematics import AL, AR, FL, FR, HEAD, HL, HR, HTL, HTR, KL, KR, NECK, SB, SM, SS, TL, TR, WL, WR
 
-__all__ = ["Realism", "jitter", "dropouts"]
+__all__ = ["Realism", "jitter", "occlusions", "dropouts"]
 
 #: Joint groups that lose tracking together (distal first), Kinect v2 indices.
 _CHAINS = (
@@ -27,6 +27,8 @@ class Realism:
 
     #: Scale of the per-joint jitter (1 = a few millimetres, more in depth).
     jitter: float = 1.0
+    #: Joints hidden behind the torso are inferred, flattened onto it and noisy (0 = never).
+    occlusion: float = 1.0
     #: Mean number of tracking dropouts per recording (joints inferred, positions jumping).
     dropouts: float = 1.5
     #: NTU: a leading run of frames without any body.
@@ -57,6 +59,33 @@ def jitter(xyz: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarra
     if scale <= 0:
         return xyz
     return xyz + rng.normal(0.0, 1.0, xyz.shape) * (scale * np.array([0.004, 0.004, 0.008]))
+
+
+#: Torso joints (never hidden by the torso) and the occluder's half-width and thickness (m).
+_TORSO = (SB, SM, SS, NECK, HEAD)
+_HALF_WIDTH, _DEPTH = 0.2, 0.1
+
+
+def occlusions(xyz: np.ndarray, strength: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Limb joints behind the torso as the camera sees it are inferred: a Kinect guesses them
+    close to the body surface. This makes side views worse than front views, as in real data.
+
+    Returns:
+        the new ``(T, V, 3)`` positions and a ``(T, V)`` bool mask of the hidden joints.
+    """
+    if strength <= 0:
+        return xyz, np.zeros(xyz.shape[:2], bool)
+    centre = xyz[:, (SB, SM, SS)].mean(axis=1, keepdims=True)
+    behind = xyz[..., 2] - centre[..., 2] > _DEPTH
+    hidden = behind & (np.abs(xyz[..., 0] - centre[..., 0]) < _HALF_WIDTH)
+    hidden[:, _TORSO] = False
+    if not hidden.any():
+        return xyz, hidden
+    xyz = xyz.copy()
+    guess = xyz[hidden]
+    guess[:, 2] = np.broadcast_to(centre[..., 2], hidden.shape)[hidden] + 0.05
+    xyz[hidden] = guess + rng.normal(0.0, 0.04 * strength, guess.shape)
+    return xyz, hidden
 
 
 def dropouts(xyz: np.ndarray, rate: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from ..kernels.fmt import format_ucla_skeletons
 from .cameras import View, perform, to_camera
 from .config import PERFORMANCE, VIEW, SampleInfo, ThreeViewJob, Track, subject_body
 from .kinematics import V1_FROM_V2
-from .sensor import dropouts, jitter
+from .sensor import dropouts, jitter, occlusions
 
 __all__ = ["UclaJob", "RenderedUcla", "UCLA_ACTION_IDS"]
 
@@ -68,7 +68,7 @@ class UclaJob(ThreeViewJob):
                 break
             vrng = cfg.rng(VIEW, index)
             xyz, _ = to_camera(person, View(_VIEW_AZIMUTH[v] + rng.normal(0.0, 3.0), distance, height))
-            xyz = jitter(xyz, cfg.realism.jitter, vrng)
+            xyz, _ = occlusions(jitter(xyz, cfg.realism.jitter, vrng), cfg.realism.occlusion, vrng)
             xyz, _ = dropouts(xyz, cfg.realism.dropouts, vrng)
             xyz = xyz[:, V1_FROM_V2].astype(np.float32)
             features = []
