@@ -14,6 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -398,8 +399,10 @@ _STATS_FIELDS = ("count", "sum", "sumsq", "min", "max")
 class _Assembler:
     """Turns the ordered event stream into whole shards plus the resume state of each.
 
-    The resume state holds only O(skips) data; the per-sample columns of committed shards come
-    back from the writer itself (``committed_columns``), so each commit costs the same.
+    Shards are written by one background thread while the next shard fills (two preallocated
+    shard buffers), so workers keep running during a write instead of stalling once the task
+    window is full. The resume state holds only O(skips) data; the per-sample columns of
+    committed shards come back from the writer itself (``committed_columns``).
     """
 
     def __init__(
@@ -412,8 +415,12 @@ class _Assembler:
         dtype: str,
     ) -> None:
         self.writer = writer
-        # One preallocated shard: samples are copied in as they arrive (no list + stack copy).
+        # Samples are copied into a preallocated shard buffer as they arrive; the second buffer
+        # is allocated when the first goes to the writer thread.
         self.batch = np.empty((writer.shard_size, *sample_shape), dtype=dtype)
+        self._spare: np.ndarray | None = None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2i-shard-writer")
+        self._writing: Future[None] | None = None
         self.on_error = on_error
         self.stats = stats
         self.keys = ("label", *spec.fields)
@@ -478,7 +485,24 @@ class _Assembler:
             "skipped": [list(s) for s in self.skipped],
             "excluded": self.excluded,
         }
-        self.writer.write_shard(batch, cols, state)
+        self.wait()  # the previous write must end before its buffer is refilled
+        self._writing = self._io.submit(self.writer.write_shard, batch, cols, state)
+        if self._spare is None:
+            self._spare = np.empty_like(self.batch)
+        self.batch, self._spare = self._spare, self.batch
+
+    def wait(self) -> None:
+        """Block until the shard being written is committed; re-raises the writer's error."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
+
+    def close(self) -> None:
+        """Let an in-flight shard commit (so a resume keeps it), then stop the writer thread."""
+        try:
+            self.wait()
+        finally:
+            self._io.shutdown(wait=True)
 
 
 def _attrs(
@@ -555,6 +579,7 @@ def convert(
             overwrite=cfg.overwrite,
             fingerprint=_fingerprint(cfg, spec, files),
         )
+        asm: _Assembler | None = None
         try:
             state = writer.resume_state
             asm = _Assembler(
@@ -586,6 +611,7 @@ def convert(
                             )
                         )
             asm.flush((len(files), 0))
+            asm.wait()
             if not asm.num_samples:
                 first_skip = (
                     f"; first: {asm.skipped[0][0]}: {asm.skipped[0][1]}" if asm.skipped else ""
@@ -598,8 +624,13 @@ def convert(
             splits = {rule.name: rule.indices(meta) for rule in spec.splits}
             out = writer.finalize(_attrs(cfg, spec, stages, asm, files, excluded_files), splits)
         except BaseException:
-            writer.close()
+            try:
+                if asm is not None:
+                    asm.close()
+            finally:
+                writer.close()
             raise
+        asm.close()
     return ConvertResult(
         output=Path(out),
         files=len(files),
