@@ -9,6 +9,7 @@ Measures, on one generated NTU corpus:
   divided by the extra time), which cancels the fixed start-up (imports, kernel cache, pool);
 - a plain reference in the same run: readline/split/float parsing, straightforward numpy
   body selection and encoding, the same shapes, ``np.save`` of the stack;
+- CPU seconds per stage (read, select, encode, the rest) of an in-process run over 4N;
 - peak memory of the converting process tree at N and 4N samples (1 worker, ``--mem-shard-size``
   so both runs span several shards), each conversion in a fresh subprocess: its own max RSS plus
   the largest worker's (``RUSAGE_CHILDREN``) times the number of workers (an upper bound of the
@@ -212,6 +213,50 @@ def run_s2i(raw: Path, out: Path, workers: int, shard_size: int = 0) -> dict[str
     return result
 
 
+def stage_cpu(raw: Path, out: Path) -> dict[str, float]:
+    """CPU seconds per stage of an in-process conversion (``thread_time`` of the stage calls):
+    unlike wall time, robust when other work shares the machine. ``other`` is everything else in
+    the process: statistics, the shard writes (zarr's threads included) and finalize."""
+    from dataclasses import replace
+
+    from s2i_prep.pipeline import ConvertConfig, Stages, convert
+
+    spent: dict[str, float] = {"read": 0.0, "select": 0.0, "encode": 0.0}
+
+    def timed(name, fn):
+        def call(*args, **kwargs):
+            t = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.thread_time() - t
+
+        return call
+
+    class TimedReader:
+        def __init__(self, reader) -> None:
+            self.reader = reader
+            self.discover = reader.discover
+            self.read = timed("read", reader.read)
+
+    base = Stages.default()
+    stages = replace(
+        base,
+        select=timed("select", base.select),
+        encode=timed("encode", base.encode),
+        get_reader=lambda name, **opts: TimedReader(base.get_reader(name, **opts)),
+    )
+    cfg = ConvertConfig(input=raw, output=out, format=SPEC, workers=0)
+    convert(replace(cfg, limit=4), stages=stages)  # imports and kernel cache out of the way
+    shutil.rmtree(out)
+    spent.update(read=0.0, select=0.0, encode=0.0)
+    c0 = time.process_time()
+    convert(cfg, stages=stages)
+    spent["total"] = time.process_time() - c0
+    spent["other"] = spent["total"] - spent["read"] - spent["select"] - spent["encode"]
+    return spent
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny corpus (smoke test)")
@@ -248,6 +293,7 @@ def main() -> None:
             for w in (1, 2)
             for size, raw in (("n", small), ("4n", large))
         }
+        stages = stage_cpu(large, tmp_path / "stages.zarr")
         mem = {
             size: run_s2i(raw, tmp_path / f"mem_{size}.zarr", 1, shard)
             for size, raw in (("n", small), ("4n", large))
@@ -284,6 +330,8 @@ def main() -> None:
     figures["speedup_vs_reference_cpu"] = round(
         figures["s2i_w1_mb_per_cpu_s_4n"] / figures["reference_mb_per_cpu_s"], 1
     )
+    for name, cpu in stages.items():
+        figures[f"cpu_{name}_mb_per_cpu_s"] = round(mb_4n / cpu, 1)
     figures["speedup_vs_reference_w1"] = round(
         figures["s2i_w1_mb_s"] / figures["reference_mb_s"], 1
     )
