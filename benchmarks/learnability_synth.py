@@ -114,15 +114,19 @@ def mlp(xtr, ytr, xte, hidden: int = 256, epochs: int = 60, seed: int = 0) -> np
     classes = np.unique(ytr)
     y = np.searchsorted(classes, ytr)
     d, k = xtr.shape[1], len(classes)
-    params = [rng.normal(0, np.sqrt(2 / d), (d, hidden)), np.zeros(hidden),
-              rng.normal(0, np.sqrt(1 / hidden), (hidden, k)), np.zeros(k)]
+    params = [
+        rng.normal(0, np.sqrt(2 / d), (d, hidden)),
+        np.zeros(hidden),
+        rng.normal(0, np.sqrt(1 / hidden), (hidden, k)),
+        np.zeros(k),
+    ]
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
     step, lr, wd = 0, 1e-3, 1e-4
     for _ in range(epochs):
         order = rng.permutation(len(xtr))
         for b in range(0, len(order), 64):
-            i = order[b:b + 64]
+            i = order[b : b + 64]
             x = xtr[i] * (rng.random(xtr[i].shape) > 0.2) / 0.8
             h = np.maximum(x @ params[0] + params[1], 0)
             z = h @ params[2] + params[3]
@@ -136,7 +140,9 @@ def mlp(xtr, ytr, xte, hidden: int = 256, epochs: int = 60, seed: int = 0) -> np
             for n, g in enumerate(grads):
                 m[n] = 0.9 * m[n] + 0.1 * g
                 v[n] = 0.999 * v[n] + 0.001 * g * g
-                params[n] -= lr * (m[n] / (1 - 0.9**step)) / (np.sqrt(v[n] / (1 - 0.999**step)) + 1e-8)
+                params[n] -= (
+                    lr * (m[n] / (1 - 0.9**step)) / (np.sqrt(v[n] / (1 - 0.999**step)) + 1e-8)
+                )
     h = np.maximum(xte @ params[0] + params[1], 0)
     return classes[(h @ params[2] + params[3]).argmax(1)]
 
@@ -163,7 +169,9 @@ def main() -> None:
     y = np.array(labels)
     cam = np.array([m["camera"] for m in meta])
     subj = np.array([m["subject"] for m in meta])
-    xsub_train = set(spec.splits[[s.name for s in spec.splits].index("ntu120-xsub")].train["subject"])
+    xsub_train = set(
+        spec.splits[[s.name for s in spec.splits].index("ntu120-xsub")].train["subject"]
+    )
     splits = {"xview": cam != 1, "xsub": np.isin(subj, list(xsub_train))}
     feats = {"raw": np.array(raw_x), "motion": np.array(mot_x)}
     models = {
@@ -178,9 +186,21 @@ def main() -> None:
             xtr, xte = standardise(feats[kind][train], feats[kind][~train])
             acc = float((fit(xtr, y[train], xte) == y[~train]).mean())
             results.setdefault(name, {})[split] = round(acc, 4)
-            print(f"{split:6s} {name:24s} {100 * acc:5.1f}%  (train {train.sum()}, test {(~train).sum()})")
-    print(json.dumps({"samples": len(y), "classes": int(len(np.unique(y))), "seed": args.seed,
-                      "seconds": round(time.perf_counter() - t0, 1), "accuracy": results}))
+            print(
+                f"{split:6s} {name:24s} {100 * acc:5.1f}%  "
+                f"(train {train.sum()}, test {(~train).sum()})"
+            )
+    print(
+        json.dumps(
+            {
+                "samples": len(y),
+                "classes": int(len(np.unique(y))),
+                "seed": args.seed,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "accuracy": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

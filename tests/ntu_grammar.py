@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})\.skeleton")
 INT = re.compile(r"-?\d+")
 UINT = re.compile(r"\d+")
-#: C# float.ToString(): at most 7 significant digits, uppercase two-digit exponent, bare integers ok.
+#: C# float.ToString(): at most 7 significant digits, uppercase 2-digit exponent, bare integers.
 FLOAT = re.compile(r"-?\d+(\.\d+)?(E[+-]\d{2})?")
 JOINTS = 25
 BODY_FIELDS = 10
@@ -117,7 +117,9 @@ def check_ntu(data: bytes) -> NtuFile:
             for j in range(JOINTS):
                 tokens = take(JOINT_FIELDS, f"joint {j}")
                 values = [number(t, "joint field") for t in tokens[:11]]
-                out.has_bare_integer_pixel |= any(UINT.fullmatch(t.lstrip("-")) for t in tokens[5:7])
+                out.has_bare_integer_pixel |= any(
+                    UINT.fullmatch(t.lstrip("-")) for t in tokens[5:7]
+                )
                 if j in LEAVES and tokens[7:11] != ["0", "0", "0", "0"]:
                     raise _fail(pos, f"leaf joint {j} must have orientation 0 0 0 0")
                 if j not in LEAVES and abs(sum(v * v for v in values[7:11]) - 1.0) > 1e-5:

@@ -28,6 +28,7 @@ NO_EXTRAS = Realism(leading_empty=0, empty=0, flicker=0, furniture=0, id_switch=
 
 # -- slow, obvious twins of the formatting kernels --------------------------------------------
 
+
 def ref_g7(x: float) -> str:
     """C#'s float.ToString(): %.7G without trailing zeros, sign-less zero."""
     text = "%.7G" % x
@@ -52,14 +53,38 @@ def ref_f6(x: float) -> str:
 def awkward_values() -> np.ndarray:
     rng = np.random.default_rng(7)
     values = rng.normal(0, 1, 3000) * 10.0 ** rng.integers(-7, 4, 3000)
-    edges = [0.0, -0.0, 1.0, -3.0, 243.0, 1e-5, -9.496876e-05, 9.9999999e-5, 1e-4, 0.5, 999999.9, 123.45]
+    edges = [
+        0.0,
+        -0.0,
+        1.0,
+        -3.0,
+        243.0,
+        1e-5,
+        -9.496876e-05,
+        9.9999999e-5,
+        1e-4,
+        0.5,
+        999999.9,
+        123.45,
+    ]
     return np.concatenate([values, edges]).astype(np.float32).astype(np.float64)
 
 
 def test_g7_kernel_matches_reference(awkward_values):
     v = awkward_values[: len(awkward_values) // 11 * 11].reshape(1, -1, 11)
-    text = format_ntu(np.array([1]), np.array([5]), np.zeros((1, 7), np.int64), np.zeros((1, 2)), v,
-                      np.full(v.shape[:2], 2, np.int64), False).tobytes().decode()
+    text = (
+        format_ntu(
+            np.array([1]),
+            np.array([5]),
+            np.zeros((1, 7), np.int64),
+            np.zeros((1, 2)),
+            v,
+            np.full(v.shape[:2], 2, np.int64),
+            False,
+        )
+        .tobytes()
+        .decode()
+    )
     lines = text.split("\n")[4:-1]
     got = [t for line in lines for t in line.split()[:11]]
     assert got == [ref_g7(x) for x in v.ravel()]
@@ -76,6 +101,7 @@ def test_fixed_and_repr_kernels_match_reference(awkward_values):
 
 # -- NTU ---------------------------------------------------------------------------------------
 
+
 def ntu_render(n: int, **realism) -> list:
     job = make_job("ntu25", n, seed=3, realism=Realism(**realism), line_endings="mixed")
     return [job.render(i) for i in range(n)]
@@ -84,8 +110,15 @@ def ntu_render(n: int, **realism) -> list:
 @pytest.fixture(scope="module")
 def ntu_corpus() -> list:
     """Every realism feature turned up so a small corpus shows each of them."""
-    return ntu_render(36, leading_empty=0.3, empty=0.1, flicker=0.3, furniture=0.3, id_switch=0.3,
-                      integer_pixels=0.01)
+    return ntu_render(
+        36,
+        leading_empty=0.3,
+        empty=0.1,
+        flicker=0.3,
+        furniture=0.3,
+        id_switch=0.3,
+        integer_pixels=0.01,
+    )
 
 
 def test_ntu_files_follow_the_real_grammar(ntu_corpus):
@@ -100,8 +133,20 @@ def test_ntu_files_follow_the_real_grammar(ntu_corpus):
         seen |= {"upper_exp"} if f.has_upper_exponent else set()
         seen |= {"bare_int"} if f.has_bare_integer_pixel else set()
         seen |= {f"state{s}" for s in f.joint_states}
-    assert {"empty", "leading_empty", "flicker", "furniture", "id_switch", "dropout", "two_person",
-            "crlf", "upper_exp", "bare_int", "state1", "state2"} <= seen
+    assert {
+        "empty",
+        "leading_empty",
+        "flicker",
+        "furniture",
+        "id_switch",
+        "dropout",
+        "two_person",
+        "crlf",
+        "upper_exp",
+        "bare_int",
+        "state1",
+        "state2",
+    } <= seen
 
 
 def test_ntu_round_trip_through_the_reader(ntu_corpus):
@@ -122,7 +167,11 @@ def test_ntu_noise_bodies_look_like_the_real_ones():
     for r in ntu_render(6, flicker=1.0, furniture=1.0, id_switch=1.0):
         lengths = sorted(len(t.frames) for t in r.tracks)
         assert lengths[0] <= 11  # the flicker
-        wide = [t for t in r.tracks if np.mean(np.ptp(t.joints[..., 0], 1) > 0.8 * np.ptp(t.joints[..., 1], 1)) > 0.9]
+        wide = [
+            t
+            for t in r.tracks
+            if np.mean(np.ptp(t.joints[..., 0], 1) > 0.8 * np.ptp(t.joints[..., 1], 1)) > 0.9
+        ]
         assert wide, "no furniture-like body"
         actors = [t for t in r.tracks if t not in wide and len(t.frames) > 11]
         first, second = sorted(actors, key=lambda t: t.frames[0])[:2]
@@ -144,13 +193,17 @@ def test_ntu_pixels_follow_a_pinhole_projection():
     raw = parse_ntu_bytes(r.data, r.info.path, load_spec("ntu25"))
     xyz = raw.joints[0].astype(np.float64)
     np.testing.assert_allclose(raw.joint_fields["depth"][0], depth_pixels(xyz), atol=1e-3)
-    np.testing.assert_allclose(raw.joint_fields["color"][0], color_pixels(xyz), atol=0.51)  # some snapped
+    np.testing.assert_allclose(
+        raw.joint_fields["color"][0], color_pixels(xyz), atol=0.51
+    )  # some snapped
     assert 1.5 < np.nanmin(xyz[..., 2]) and np.nanmax(xyz[..., 2]) < 5.0
-    assert (raw.joint_fields["depth"][0] >= 0).all() and (raw.joint_fields["depth"][0][..., 0] < 512).all()
+    assert (raw.joint_fields["depth"][0] >= 0).all() and (
+        raw.joint_fields["depth"][0][..., 0] < 512
+    ).all()
 
 
 def test_ntu_cameras_see_distinct_angles():
-    """Camera c sees the performer rotated by its azimuth: shoulder-line yaw differs by 45 degrees."""
+    """Camera c sees the performer turned by its azimuth: shoulder-line yaws differ by 45 deg."""
     job = make_job("ntu25", 3, realism=Realism.off())
     yaws = []
     for r in (job.render(i) for i in range(3)):
@@ -169,7 +222,9 @@ def test_ntu_names_labels_and_splits_behave_like_the_real_dataset():
     for p in range(300):
         setup, perf, rep, a = job.performance(p, grid)
         for cam in (1, 2, 3):
-            names.append(f"S{setup:03d}C{cam:03d}P{perf:03d}R{rep:03d}A{job.config.actions[a].ntu:03d}")
+            names.append(
+                f"S{setup:03d}C{cam:03d}P{perf:03d}R{rep:03d}A{job.config.actions[a].ntu:03d}"
+            )
             labels.append(job.config.actions[a].ntu - 1)
     assert len(set(names)) == len(names)
     metas = [spec.parse_name(n) for n in names]
@@ -191,8 +246,15 @@ PKU_NUMBER = re.compile(r"-?\d+\.\d{6}")
 @pytest.fixture(scope="module", params=[1, 2])
 def pku_dir(request, tmp_path_factory) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp(f"pku{request.param}")
-    summary = write_synthetic("pku25", out, 40, seed=5, phase=request.param, line_endings="mixed",
-                              realism=Realism(lost_frames=0.5))
+    summary = write_synthetic(
+        "pku25",
+        out,
+        40,
+        seed=5,
+        phase=request.param,
+        line_endings="mixed",
+        realism=Realism(lost_frames=0.5),
+    )
     return out, summary
 
 
@@ -213,10 +275,17 @@ def test_pku_layout_and_grammar(pku_dir):
         labels = (out / "label" / f"{video}.txt").read_bytes().split(nl)
         assert labels[-1] == b"" and all(re.fullmatch(rb"\d+,\d+,\d+,[12]", x) for x in labels[:-1])
     splits = sorted(p.name for p in (out / "split").iterdir())
-    assert splits in (["cross-subject.txt", "cross-view.txt"], ["cross_subject_v2.txt", "cross_view_v2.txt"])
+    assert splits in (
+        ["cross-subject.txt", "cross-view.txt"],
+        ["cross_subject_v2.txt", "cross_view_v2.txt"],
+    )
     for split in splits:
         lines = (out / "split" / split).read_text().split("\n")
-        assert lines[0] == "Training videos: " and lines[2] == "Validataion videos: " and lines[4] == ""
+        assert (
+            lines[0] == "Training videos: "
+            and lines[2] == "Validataion videos: "
+            and lines[4] == ""
+        )
         train, test = (set(x.split(", ")) - {""} for x in (lines[1], lines[3]))
         assert train | test == set(videos) and not train & test
     assert len(summary.samples) == 40
@@ -228,8 +297,14 @@ def test_pku_round_trip_through_the_reader(pku_dir):
     reader = get_reader(spec.reader)
     clips = {c.name: c for p in reader.discover(out) for c in reader.read(p, spec)}
     assert sorted(clips) == sorted(s.name for s in summary.samples)
-    job = make_job("pku25", 40, seed=5, phase=summary.samples[0].name[0] == "A" and 2 or 1,
-                   line_endings="mixed", realism=Realism(lost_frames=0.5))
+    job = make_job(
+        "pku25",
+        40,
+        seed=5,
+        phase=summary.samples[0].name[0] == "A" and 2 or 1,
+        line_endings="mixed",
+        realism=Realism(lost_frames=0.5),
+    )
     for rec in job.recordings():
         for view in job.render_recording(rec):
             assert (out / "skeleton" / f"{view.video}.txt").read_bytes() == view.skeleton
@@ -238,7 +313,7 @@ def test_pku_round_trip_through_the_reader(pku_dir):
                 meta = dict(info.meta)
                 assert clip.label == info.label and clip.meta["start"] == meta["start"]
                 assert spec.parse_name(info.name) is not None
-                expect = np.stack([t.joints for t in view.tracks])[:, meta["start"]:meta["end"]]
+                expect = np.stack([t.joints for t in view.tracks])[:, meta["start"] : meta["end"]]
                 expect[(expect == 0).all(axis=(-1, -2))] = np.nan  # absent or lost bodies
                 np.testing.assert_allclose(clip.joints, expect, atol=6e-7, rtol=1e-6)
 
@@ -258,11 +333,15 @@ def test_ucla_grammar_and_round_trip(tmp_path):
         path = tmp_path / info.path
         data = path.read_bytes()
         assert re.fullmatch(r"a(\d{2})_s(\d{2})_e(\d{2})_v0[123]\.json", path.name)
-        assert b"\n" not in data and data.startswith(b'{"file_name": "%s", "skeletons": [[[' % path.stem.encode())
+        assert b"\n" not in data and data.startswith(
+            b'{"file_name": "%s", "skeletons": [[[' % path.stem.encode()
+        )
         obj = json.loads(data)
         assert list(obj) == ["file_name", "skeletons", "label"]
         assert obj["label"] == UCLA_ACTION_IDS.index(int(path.name[1:3])) + 1 == info.label + 1
-        assert all(len(frame) == 20 and all(len(j) == 3 for j in frame) for frame in obj["skeletons"])
+        assert all(
+            len(frame) == 20 and all(len(j) == 3 for j in frame) for frame in obj["skeletons"]
+        )
         numbers = data.decode().split('"skeletons": ')[1].split(', "label"')[0]
         assert all(UCLA_NUMBER.fullmatch(t) for t in re.split(r"[\[\], ]+", numbers) if t)
         (raw,) = reader.read(path, spec)
@@ -271,6 +350,7 @@ def test_ucla_grammar_and_round_trip(tmp_path):
 
 
 # -- determinism, workers, CLI -----------------------------------------------------------------
+
 
 def tree_digest(root: Path) -> str:
     h = hashlib.sha256()
@@ -283,7 +363,9 @@ def tree_digest(root: Path) -> str:
 @pytest.mark.parametrize("fmt,n", [("ntu25", 14), ("pku25", 25), ("ucla20", 10)])
 def test_output_is_deterministic_and_independent_of_workers(tmp_path, fmt, n):
     digests = [
-        tree_digest(Path(write_synthetic(fmt, tmp_path / f"w{w}_{k}", n, seed=9, workers=w).out_dir))
+        tree_digest(
+            Path(write_synthetic(fmt, tmp_path / f"w{w}_{k}", n, seed=9, workers=w).out_dir)
+        )
         for w, k in ((0, 0), (2, 1), (0, 2))
     ]
     assert digests[0] == digests[1] == digests[2]
@@ -293,7 +375,9 @@ def test_output_is_deterministic_and_independent_of_workers(tmp_path, fmt, n):
 
 def test_samples_are_rendered_alone_identically():
     """A sample does not depend on how many samples the run has (prefix stability)."""
-    assert make_job("ntu25", 7, seed=4).render(5).data == make_job("ntu25", 50, seed=4).render(5).data
+    assert (
+        make_job("ntu25", 7, seed=4).render(5).data == make_job("ntu25", 50, seed=4).render(5).data
+    )
 
 
 def test_no_noise_gives_clean_files():
@@ -305,14 +389,35 @@ def test_no_noise_gives_clean_files():
 
 def test_cli_synth(tmp_path, capsys):
     out = tmp_path / "ntu"
-    assert main(["synth", "--format", "ntu25", str(out), "--samples", "4", "--frames", "10:20",
-                 "--workers", "0", "--json"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--format",
+                "ntu25",
+                str(out),
+                "--samples",
+                "4",
+                "--frames",
+                "10:20",
+                "--workers",
+                "0",
+                "--json",
+            ]
+        )
+        == 0
+    )
     info = json.loads(capsys.readouterr().out)
     assert info["samples"] == info["files"] == len(list(out.iterdir())) == 4
     assert main(["synth", "--format", "ntu25", str(out), "--samples", "4"]) == 1
     assert "not empty" in capsys.readouterr().err
-    assert main(["synth", "--format", "ucla20", str(tmp_path / "u"), "-n", "3", "--frames", "9"]) == 2
-    assert main(["synth", "--format", "ucla20", str(tmp_path / "u"), "-n", "3", "--classes", "11"]) == 2
+    assert (
+        main(["synth", "--format", "ucla20", str(tmp_path / "u"), "-n", "3", "--frames", "9"]) == 2
+    )
+    assert (
+        main(["synth", "--format", "ucla20", str(tmp_path / "u"), "-n", "3", "--classes", "11"])
+        == 2
+    )
 
 
 def test_bad_options_are_explained(tmp_path):
@@ -323,3 +428,20 @@ def test_bad_options_are_explained(tmp_path):
     (tmp_path / "x").write_text("")
     with pytest.raises(StoreError, match="not empty"):
         write_synthetic("ntu25", tmp_path, 1)
+
+
+def test_bench_synth_quick_runs():
+    """The benchmark script cannot rot: its --quick mode ends with a JSON line."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_synth.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["results"][0]["files"] == 12

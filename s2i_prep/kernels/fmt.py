@@ -15,8 +15,8 @@ buffer. Three number styles are needed, one per dataset:
 Rounding (half to even, like C) goes through one float64 scaling by an exact power of ten, which
 is within one unit of the last printed digit of the correctly rounded text: ample for synthetic
 data, and deterministic.
-Negative zero and values that round to zero are printed without a sign; NaN (never produced by
-the generator) prints as zero, because kernels never raise.
+Negative zero and values that round to zero are printed without a sign; NaN and magnitudes below
+1e-15 (never produced by the generator) print as zero, because kernels never raise.
 """
 
 from __future__ import annotations
@@ -34,13 +34,15 @@ _IPOW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 _MINUS, _DOT, _SPACE, _CR, _LF = 45, 46, 32, 13, 10
 _ZERO = 48
 _STYLE_G, _STYLE_R = 0, 1
+#: Magnitudes below this print as zero, keeping every power of ten used inside the table.
+_TINY = 1e-15
 #: Upper bound of the bytes one number takes: sign, 17 digits, point, exponent.
 _MAX_NUMBER = 32
 
 
 @jit
 def _put_digits(buf, pos, value, width):
-    """``value`` (>= 0) as exactly ``width`` decimal digits, zero-padded; returns the new position."""
+    """``value`` (>= 0) as exactly ``width`` digits, zero-padded; returns the new position."""
     v = np.uint64(value)  # unsigned: division without Python's floor-semantics fix-ups
     k = pos + width - 1
     while k > pos:  # two digits per division
@@ -93,7 +95,7 @@ def _scaled(a, k):
 def _put_general(buf, pos, value, precision, style):
     """``value`` with ``precision`` significant digits in the G or R style (see module doc)."""
     a = abs(value)
-    if a == 0.0 or a != a:
+    if not a >= _TINY:  # zero, NaN and values no sensor reports
         buf[pos] = _ZERO
         pos += 1
         if style == _STYLE_R:
@@ -101,7 +103,15 @@ def _put_general(buf, pos, value, precision, style):
             buf[pos + 1] = _ZERO
             pos += 2
         return pos
-    e = np.int64(np.floor(np.log10(a)))
+    # Decimal exponent by comparison: cheaper than log10 for the small magnitudes written here.
+    e = np.int64(0)
+    if a >= 1.0:
+        while e < 22 and a >= _POW10[e + 1]:
+            e += 1
+    else:
+        e = -1
+        while e > -22 and a * _POW10[-e] < 1.0:
+            e -= 1
     m = np.int64(np.rint(_scaled(a, precision - 1 - e)))
     if m >= _IPOW10[precision]:
         e += 1
@@ -175,7 +185,8 @@ def format_ntu(bodies_per_frame, body_ids, body_ints, lean, joint_values, joint_
 
     Args:
         bodies_per_frame: ``(T,)`` int64, bodies listed in each frame.
-        body_ids: ``(N,)`` int64, id of every body entry (N = sum of bodies_per_frame, in file order).
+        body_ids: ``(N,)`` int64, id of every body entry (N = sum of bodies_per_frame), in
+            file order.
         body_ints: ``(N, 7)`` int64: clipedEdges, handLeftConfidence, handLeftState,
             handRightConfidence, handRightState, isResticted, trackingState.
         lean: ``(N, 2)`` float64 leanX, leanY.
@@ -187,7 +198,11 @@ def format_ntu(bodies_per_frame, body_ids, body_ints, lean, joint_values, joint_
         ``uint8`` array with the file's bytes.
     """
     n, nj, nv = joint_values.shape
-    size = 32 + 8 * bodies_per_frame.shape[0] + n * (16 + 12 * _MAX_NUMBER + nj * (nv + 2) * _MAX_NUMBER)
+    size = (
+        32
+        + 8 * bodies_per_frame.shape[0]
+        + n * (16 + 12 * _MAX_NUMBER + nj * (nv + 2) * _MAX_NUMBER)
+    )
     buf = np.empty(size, np.uint8)
     pos = _put_int(buf, 0, bodies_per_frame.shape[0])
     pos = _put_newline(buf, pos, crlf)
@@ -237,7 +252,7 @@ def format_rows_fixed(values, decimals, crlf):
 
 @jit
 def format_ucla_skeletons(values):
-    """Render ``(T, V, C)`` float64 as the JSON nested list ``[[[x, y, z], ...], ...]`` (R style, 6 digits)."""
+    """Render ``(T, V, C)`` float64 as the JSON list ``[[[x, y, z], ...], ...]`` (R style)."""
     t_n, v_n, c_n = values.shape
     buf = np.empty(2 + t_n * (4 + v_n * (4 + c_n * (_MAX_NUMBER + 2))), np.uint8)
     buf[0] = 91  # "["

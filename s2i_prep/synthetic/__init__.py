@@ -56,16 +56,31 @@ class SynthSummary:
             for f in s.features:
                 features[f] = features.get(f, 0) + 1
         return {
-            "format": self.format, "out_dir": self.out_dir, "samples": len(self.samples),
-            "files": self.files, "bytes": self.bytes, "seconds": round(self.seconds, 3),
-            "classes": len(labels), "per_label": dict(sorted(labels.items())),
+            "format": self.format,
+            "out_dir": self.out_dir,
+            "samples": len(self.samples),
+            "files": self.files,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "classes": len(labels),
+            "per_label": dict(sorted(labels.items())),
             "features": dict(sorted(features.items())),
         }
 
 
-def make_job(format: str, samples: int, *, classes: int | None = None, subjects: int | None = None,
-             seed: int = 0, frames: tuple[int, int] | None = None, line_endings: str = "lf",
-             noise: bool = True, realism: Realism | None = None, phase: int = 1) -> NtuJob | PkuJob | UclaJob:
+def make_job(
+    format: str,
+    samples: int,
+    *,
+    classes: int | None = None,
+    subjects: int | None = None,
+    seed: int = 0,
+    frames: tuple[int, int] | None = None,
+    line_endings: str = "lf",
+    noise: bool = True,
+    realism: Realism | None = None,
+    phase: int = 1,
+) -> NtuJob | PkuJob | UclaJob:
     """The plan of a run, without writing anything (tests render single samples from it).
 
     Raises:
@@ -77,7 +92,9 @@ def make_job(format: str, samples: int, *, classes: int | None = None, subjects:
     if samples < 1:
         raise ValueError(f"--samples must be at least 1, found {samples}")
     if line_endings not in LINE_ENDINGS:
-        raise ValueError(f"line endings must be one of {', '.join(LINE_ENDINGS)}, found {line_endings!r}")
+        raise ValueError(
+            f"line endings must be one of {', '.join(LINE_ENDINGS)}, found {line_endings!r}"
+        )
     if phase not in (1, 2):
         raise ValueError(f"PKU-MMD phase must be 1 or 2, found {phase}")
     lo, hi = frames or default_frames
@@ -121,8 +138,15 @@ def _warm(job: Any) -> None:
         tiny.render(0)
 
 
-def write_synthetic(format: str, out_dir: str | Path, samples: int, *, workers: int = 0,
-                    overwrite: bool = False, **options: Any) -> SynthSummary:
+def write_synthetic(
+    format: str,
+    out_dir: str | Path,
+    samples: int,
+    *,
+    workers: int = 0,
+    overwrite: bool = False,
+    **options: Any,
+) -> SynthSummary:
     """Write a synthetic raw dataset in the folder layout of the real one.
 
     Args:

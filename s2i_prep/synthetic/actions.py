@@ -69,6 +69,7 @@ class Pose:
 
 # -- envelopes over the action phase u in [0, 1] ---------------------------------------------
 
+
 def _seg(u: np.ndarray, a: float, b: float) -> np.ndarray:
     """Phase re-mapped to [0, 1] over [a, b] (clipped)."""
     return np.clip((u - a) / (b - a), 0.0, 1.0)
@@ -95,16 +96,22 @@ def _osc(u: np.ndarray, cycles: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Params:
-    amp: float      # amplitude scale, ~1
-    cycles: float   # repetitions of cyclic motions
-    side: int       # acting hand/foot: +1 right, -1 left
+    amp: float  # amplitude scale, ~1
+    cycles: float  # repetitions of cyclic motions
+    side: int  # acting hand/foot: +1 right, -1 left
 
 
 # -- single-person actions -------------------------------------------------------------------
 
+
 def _wave(p: Pose, u, k: _Params) -> None:
     h = _hold(u, 0.2)
-    p.arm(k.side, flex=150 * h * k.amp, abd=(20 + 25 * _osc(u, k.cycles)) * h, elbow=(35 + 20 * _osc(u, k.cycles)) * h)
+    p.arm(
+        k.side,
+        flex=150 * h * k.amp,
+        abd=(20 + 25 * _osc(u, k.cycles)) * h,
+        elbow=(35 + 20 * _osc(u, k.cycles)) * h,
+    )
 
 
 def _kick(p: Pose, u, k: _Params) -> None:
@@ -207,8 +214,12 @@ def _drop(p: Pose, u, k: _Params) -> None:
 def _arm_circles(p: Pose, u, k: _Params) -> None:
     h = _hold(u, 0.15)
     for s in (-1, 1):
-        p.arm(s, abd=85 * h, flex=30 * _osc(u, k.cycles) * h * k.amp,
-              hab=30 * np.cos(2 * np.pi * k.cycles * u) * h * k.amp)
+        p.arm(
+            s,
+            abd=85 * h,
+            flex=30 * _osc(u, k.cycles) * h * k.amp,
+            hab=30 * np.cos(2 * np.pi * k.cycles * u) * h * k.amp,
+        )
 
 
 def _dress(p: Pose, u, k: _Params) -> None:
@@ -258,6 +269,7 @@ def _carry(p: Pose, u, k: _Params) -> None:
 
 
 # -- two-person actions (p acts, q reacts; they face each other) ----------------------------------
+
 
 def _punch(p: Pose, q: Pose, u, k: _Params) -> None:
     hit = _bump(_seg(u, 0.25, 0.7))
@@ -359,8 +371,10 @@ ACTIONS: tuple[Action, ...] = (
 )
 
 
-def actions_for(dataset: str, classes: int | None = None, max_persons: int = 2) -> tuple[Action, ...]:
-    """The classes a dataset (``ntu``, ``pku``, ``ucla``) can hold, the first ``classes`` of them."""
+def actions_for(
+    dataset: str, classes: int | None = None, max_persons: int = 2
+) -> tuple[Action, ...]:
+    """The classes a dataset (``ntu``, ``pku``, ``ucla``) holds: the first ``classes`` of them."""
     avail = tuple(a for a in ACTIONS if a.real_id(dataset) is not None and a.persons <= max_persons)
     if classes is None:
         return avail
@@ -376,7 +390,12 @@ def _idle(p: Pose, rng: np.random.Generator, t_n: int) -> None:
     p.spine(side=1.5 * sway, bend=rng.normal(3, 2))
     p.head(nod=rng.normal(0, 5), turn=rng.normal(0, 5))
     for s in (-1, 1):
-        p.arm(s, abd=rng.uniform(4, 12) + 1.0 * sway * s, flex=rng.normal(5, 4), elbow=rng.uniform(5, 20))
+        p.arm(
+            s,
+            abd=rng.uniform(4, 12) + 1.0 * sway * s,
+            flex=rng.normal(5, 4),
+            elbow=rng.uniform(5, 20),
+        )
         p.leg(s, abd=rng.uniform(2, 6), flex=rng.normal(0, 2))
     p.lift[:, 0] += 0.01 * sway
 
@@ -403,8 +422,9 @@ def _fidget(p: Pose, rng: np.random.Generator, t_n: int) -> None:
         p.lift[:, 0] += 0.05 * side * b
 
 
-def animate(persons: int, t_n: int, segments: list[tuple[Action, int, int]],
-            rng: np.random.Generator) -> list[Pose]:
+def animate(
+    persons: int, t_n: int, segments: list[tuple[Action, int, int]], rng: np.random.Generator
+) -> list[Pose]:
     """Angle tracks of ``persons`` people over ``t_n`` frames performing ``segments`` in turn.
 
     Each segment ``(action, start, length)`` runs over frames ``[start, start + length)``, with its

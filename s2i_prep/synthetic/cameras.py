@@ -29,9 +29,9 @@ _COLOR_OFFSET = (0.052, -0.085)
 class View:
     """A camera pose: azimuth and its own elevation follow from where it stands."""
 
-    azimuth: float   # degrees around the scene centre
+    azimuth: float  # degrees around the scene centre
     distance: float  # metres from the centre, horizontally
-    height: float    # metres above the floor
+    height: float  # metres above the floor
 
     def frame(self) -> tuple[np.ndarray, np.ndarray]:
         """``(R, C)`` with camera coordinates ``R @ (X - C)`` of a world point ``X``."""
@@ -58,8 +58,15 @@ def _yaw(deg: float) -> np.ndarray:
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
 
-def perform(bodies: list[Body], t_n: int, segments: list[tuple[Action, int, int]], facing: float,
-            gap: float, offset: np.ndarray, rng: np.random.Generator) -> list[Person]:
+def perform(
+    bodies: list[Body],
+    t_n: int,
+    segments: list[tuple[Action, int, int]],
+    facing: float,
+    gap: float,
+    offset: np.ndarray,
+    rng: np.random.Generator,
+) -> list[Person]:
     """Animate ``len(bodies)`` people and place them in the world.
 
     One person stands at ``offset`` facing the camera at azimuth ``facing``; two people stand
@@ -68,7 +75,7 @@ def perform(bodies: list[Body], t_n: int, segments: list[tuple[Action, int, int]
     poses = animate(len(bodies), t_n, segments, rng)
     scene = _yaw(-facing)
     people = []
-    for k, (body, pose) in enumerate(zip(bodies, poses)):
+    for k, (body, pose) in enumerate(zip(bodies, poses, strict=True)):
         joints, rots = forward_kinematics(body, pose.angles, pose.lift)
         if len(bodies) == 1:
             turn, place = np.eye(3), np.zeros(3)
@@ -90,14 +97,21 @@ def to_camera(person: Person, view: View) -> tuple[np.ndarray, np.ndarray]:
 def depth_pixels(xyz: np.ndarray) -> np.ndarray:
     """``(..., 2)`` pixel coordinates in the 512x424 depth frame (Kinect mirrors x)."""
     z = xyz[..., 2]
-    return np.stack([_DEPTH_C[0] + _DEPTH_F * xyz[..., 0] / z, _DEPTH_C[1] - _DEPTH_F * xyz[..., 1] / z], -1)
+    return np.stack(
+        [_DEPTH_C[0] + _DEPTH_F * xyz[..., 0] / z, _DEPTH_C[1] - _DEPTH_F * xyz[..., 1] / z], -1
+    )
 
 
 def color_pixels(xyz: np.ndarray) -> np.ndarray:
     """``(..., 2)`` pixel coordinates in the 1920x1080 colour frame."""
     z = xyz[..., 2]
-    return np.stack([_COLOR_C[0] + _COLOR_F * (xyz[..., 0] + _COLOR_OFFSET[0]) / z,
-                     _COLOR_C[1] - _COLOR_F * (xyz[..., 1] + _COLOR_OFFSET[1]) / z], -1)
+    return np.stack(
+        [
+            _COLOR_C[0] + _COLOR_F * (xyz[..., 0] + _COLOR_OFFSET[0]) / z,
+            _COLOR_C[1] - _COLOR_F * (xyz[..., 1] + _COLOR_OFFSET[1]) / z,
+        ],
+        -1,
+    )
 
 
 def quaternions(rot: np.ndarray) -> np.ndarray:

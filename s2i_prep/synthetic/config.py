@@ -18,7 +18,15 @@ from .actions import Action
 from .kinematics import Body, make_body
 from .sensor import Realism
 
-__all__ = ["SynthConfig", "SampleInfo", "Track", "ThreeViewJob", "LINE_ENDINGS", "subject_body", "keyed_rng"]
+__all__ = [
+    "SynthConfig",
+    "SampleInfo",
+    "Track",
+    "ThreeViewJob",
+    "LINE_ENDINGS",
+    "subject_body",
+    "keyed_rng",
+]
 
 LINE_ENDINGS = ("lf", "crlf", "mixed")
 

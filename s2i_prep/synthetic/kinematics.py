@@ -16,9 +16,38 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "NUM_JOINTS", "LEAF_JOINTS", "V1_FROM_V2", "Body", "make_body", "rotations", "forward_kinematics",
-    "SB", "SM", "NECK", "HEAD", "SL", "EL", "WL", "HL", "SR", "ER", "WR", "HR",
-    "HIPL", "KL", "AL", "FL", "HIPR", "KR", "AR", "FR", "SS", "HTL", "TL", "HTR", "TR",
+    "NUM_JOINTS",
+    "LEAF_JOINTS",
+    "V1_FROM_V2",
+    "Body",
+    "make_body",
+    "rotations",
+    "forward_kinematics",
+    "SB",
+    "SM",
+    "NECK",
+    "HEAD",
+    "SL",
+    "EL",
+    "WL",
+    "HL",
+    "SR",
+    "ER",
+    "WR",
+    "HR",
+    "HIPL",
+    "KL",
+    "AL",
+    "FL",
+    "HIPR",
+    "KR",
+    "AR",
+    "FR",
+    "SS",
+    "HTL",
+    "TL",
+    "HTR",
+    "TR",
 ]
 
 NUM_JOINTS = 25
@@ -30,15 +59,70 @@ HIPL, KL, AL, FL, HIPR, KR, AR, FR, SS, HTL, TL, HTR, TR = range(12, 25)
 LEAF_JOINTS = (HEAD, FL, FR, HTL, TL, HTR, TR)
 
 #: Kinect v1 (NW-UCLA, 20 joints) index -> Kinect v2 index: ShoulderCenter is SpineShoulder.
-V1_FROM_V2 = np.array([SB, SM, SS, HEAD, SL, EL, WL, HL, SR, ER, WR, HR,
-                       HIPL, KL, AL, FL, HIPR, KR, AR, FR], dtype=np.int64)
+V1_FROM_V2 = np.array(
+    [SB, SM, SS, HEAD, SL, EL, WL, HL, SR, ER, WR, HR, HIPL, KL, AL, FL, HIPR, KR, AR, FR],
+    dtype=np.int64,
+)
 
 #: Parent of each joint in the kinematic tree (rooted at SpineBase, unlike the specs' bone trees).
-_PARENT = np.array([-1, SB, SS, NECK, SS, SL, EL, WL, SS, SR, ER, WR,
-                    SB, HIPL, KL, AL, SB, HIPR, KR, AR, SM, HL, HL, HR, HR], dtype=np.int64)
+_PARENT = np.array(
+    [
+        -1,
+        SB,
+        SS,
+        NECK,
+        SS,
+        SL,
+        EL,
+        WL,
+        SS,
+        SR,
+        ER,
+        WR,
+        SB,
+        HIPL,
+        KL,
+        AL,
+        SB,
+        HIPR,
+        KR,
+        AR,
+        SM,
+        HL,
+        HL,
+        HR,
+        HR,
+    ],
+    dtype=np.int64,
+)
 #: Parents before children.
-_ORDER = (SB, SM, SS, NECK, HEAD, SL, EL, WL, HL, HTL, TL, SR, ER, WR, HR, HTR, TR,
-          HIPL, KL, AL, FL, HIPR, KR, AR, FR)
+_ORDER = (
+    SB,
+    SM,
+    SS,
+    NECK,
+    HEAD,
+    SL,
+    EL,
+    WL,
+    HL,
+    HTL,
+    TL,
+    SR,
+    ER,
+    WR,
+    HR,
+    HTR,
+    TR,
+    HIPL,
+    KL,
+    AL,
+    FL,
+    HIPR,
+    KR,
+    AR,
+    FR,
+)
 
 # Rest offsets (metres, person 1.75 m tall) from the parent joint, arms hanging, palms inwards.
 _REST = np.zeros((NUM_JOINTS, 3))
@@ -47,7 +131,10 @@ _REST[SS] = (0, 0.22, 0)
 _REST[NECK] = (0, 0.07, 0)
 _REST[HEAD] = (0, 0.16, 0.01)
 _REST[HIPL], _REST[HIPR] = (-0.08, -0.06, 0), (0.08, -0.06, 0)
-for _s, (_sh, _el, _wr, _ha, _tip, _th) in ((-1, (SL, EL, WL, HL, HTL, TL)), (1, (SR, ER, WR, HR, HTR, TR))):
+for _s, (_sh, _el, _wr, _ha, _tip, _th) in (
+    (-1, (SL, EL, WL, HL, HTL, TL)),
+    (1, (SR, ER, WR, HR, HTR, TR)),
+):
     _REST[_sh] = (0.17 * _s, -0.05, 0)
     _REST[_el] = (0, -0.28, 0)
     _REST[_wr] = (0, -0.25, 0)
@@ -91,7 +178,7 @@ def make_body(rng: np.random.Generator) -> Body:
 
 
 def rotations(angles: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` (pitch, roll, yaw) -> ``(..., 3, 3)`` matrices ``Ry(yaw) @ Rz(roll) @ Rx(pitch)``."""
+    """``(..., 3)`` (pitch, roll, yaw) -> ``(..., 3, 3)`` ``Ry(yaw) @ Rz(roll) @ Rx(pitch)``."""
     cp, sp = np.cos(angles[..., 0]), np.sin(angles[..., 0])
     cr, sr = np.cos(angles[..., 1]), np.sin(angles[..., 1])
     cy, sy = np.cos(angles[..., 2]), np.sin(angles[..., 2])
@@ -113,7 +200,9 @@ def rotations(angles: np.ndarray) -> np.ndarray:
     return out
 
 
-def forward_kinematics(body: Body, angles: np.ndarray, lift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def forward_kinematics(
+    body: Body, angles: np.ndarray, lift: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Joint positions and global joint rotations in the body frame.
 
     Args:
@@ -134,7 +223,9 @@ def forward_kinematics(body: Body, angles: np.ndarray, lift: np.ndarray) -> tupl
         p = _PARENT[j]
         pos[:, j] = pos[:, p] + rot[:, p] @ body.offsets[j]
         rot[:, j] = rot[:, p] @ local[:, j]
-    ground = np.minimum(pos[:, (AL, AR), 1].min(axis=1) - _ANKLE_Y, pos[:, (FL, FR), 1].min(axis=1) - _FOOT_Y)
+    ground = np.minimum(
+        pos[:, (AL, AR), 1].min(axis=1) - _ANKLE_Y, pos[:, (FL, FR), 1].min(axis=1) - _FOOT_Y
+    )
     pos[..., 1] -= ground[:, None]
     pos += lift[:, None, :]
     return pos, rot

@@ -45,11 +45,11 @@ class _Body:
     """A body entry stream before assembly: present frames, values and per-frame fields."""
 
     body_id: int
-    present: np.ndarray      # (T,) bool
-    values: np.ndarray       # (T, 25, 11) x y z depthX depthY colorX colorY W X Y Z
-    state: np.ndarray        # (T, 25) joint tracking states
-    ints: np.ndarray         # (T, 7) bodyInfo integer fields
-    lean: np.ndarray         # (T, 2)
+    present: np.ndarray  # (T,) bool
+    values: np.ndarray  # (T, 25, 11) x y z depthX depthY colorX colorY W X Y Z
+    state: np.ndarray  # (T, 25) joint tracking states
+    ints: np.ndarray  # (T, 7) bodyInfo integer fields
+    lean: np.ndarray  # (T, 2)
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,10 @@ class NtuJob(ThreeViewJob):
     def __post_init__(self) -> None:
         if self.samples > 3 * self._grid_size(_SETUPS[-1]):
             raise ValueError(
-                f"at most {3 * self._grid_size(_SETUPS[-1])} NTU samples fit {self.config.subjects} "
-                f"performers and {len(self.config.actions)} classes; raise --subjects or --classes")
+                f"at most {3 * self._grid_size(_SETUPS[-1])} NTU samples fit "
+                f"{self.config.subjects} "
+                f"performers and {len(self.config.actions)} classes; raise --subjects or --classes"
+            )
 
     def _grid_size(self, setups: int) -> int:
         return setups * self.config.subjects * 2 * len(self.config.actions)
@@ -90,7 +92,9 @@ class NtuJob(ThreeViewJob):
             bodies.append(subject_body(cfg.seed, performer % cfg.subjects + 1))  # a partner
         facing = CAMERA_AZIMUTH[_FACES[rep]] + rng.normal(0.0, 15.0)
         offset = np.array([rng.normal(0.0, 0.2), 0.0, rng.normal(0.0, 0.3)])
-        people = perform(bodies, t_n, [(action, start, length)], facing, rng.uniform(0.75, 1.1), offset, rng)
+        people = perform(
+            bodies, t_n, [(action, start, length)], facing, rng.uniform(0.75, 1.1), offset, rng
+        )
         srng = cfg.rng(SETUP, setup)
         distance, height = srng.uniform(2.6, 3.6), srng.uniform(0.6, 1.3)
         jitter_deg = srng.normal(0.0, 4.0, 3)
@@ -104,8 +108,15 @@ class NtuJob(ThreeViewJob):
             out.append(self._render_view(name, action, people, view, (start, length), index))
         return out
 
-    def _render_view(self, name: str, action, people: list[Person], view: View,
-                     window: tuple[int, int], index: int) -> RenderedNtu:
+    def _render_view(
+        self,
+        name: str,
+        action,
+        people: list[Person],
+        view: View,
+        window: tuple[int, int],
+        index: int,
+    ) -> RenderedNtu:
         cfg, real = self.config, self.config.realism
         rng = cfg.rng(VIEW, index)
         t_n = people[0].joints.shape[0]
@@ -142,11 +153,20 @@ class NtuJob(ThreeViewJob):
         if crlf:
             features.append("crlf")
         data, tracks = _assemble(streams, crlf)
-        info = SampleInfo(name, f"{name}.skeleton", action.ntu - 1, action.name, (), tuple(features))
+        info = SampleInfo(
+            name, f"{name}.skeleton", action.ntu - 1, action.name, (), tuple(features)
+        )
         return RenderedNtu(data, info, tracks)
 
-    def _actor(self, person: Person, view: View, body_id: int, hand: int, window: tuple[int, int],
-               rng: np.random.Generator) -> _Body:
+    def _actor(
+        self,
+        person: Person,
+        view: View,
+        body_id: int,
+        hand: int,
+        window: tuple[int, int],
+        rng: np.random.Generator,
+    ) -> _Body:
         real = self.config.realism
         xyz, rot = to_camera(person, view)
         xyz, hidden = occlusions(jitter(xyz, real.jitter, rng), real.occlusion, rng)
@@ -157,14 +177,16 @@ class NtuJob(ThreeViewJob):
         quat[:, list(LEAF_JOINTS)] = 0.0
         values = _joint_values(xyz, quat, real.integer_pixels, rng)
         state = np.where(inferred, _INFERRED, _TRACKED)
-        # Lean: the upper spine's tilt in the pelvis frame (x sideways, y forwards), clipped to [-1, 1].
+        # Lean: the upper spine's tilt in the pelvis frame (x sideways, y forwards), in [-1, 1].
         up = np.einsum("tji,tj->ti", rot[:, SB], rot[:, SS, :, 1])
-        lean = np.clip(np.stack([2.0 * up[:, 0], -2.0 * up[:, 2]], -1) + rng.normal(0, 0.03, (t_n, 2)), -1, 1)
+        lean = np.clip(
+            np.stack([2.0 * up[:, 0], -2.0 * up[:, 2]], -1) + rng.normal(0, 0.03, (t_n, 2)), -1, 1
+        )
         ints = np.zeros((t_n, 7), np.int64)
         start, length = window
         for col in (2, 4):
             states = np.full(t_n, rng.choice([0, 1, 2, 3], p=[0.2, 0.2, 0.4, 0.2]))
-            states[start:start + length] = hand
+            states[start : start + length] = hand
             flips = rng.random(t_n) < 0.05
             states[flips] = rng.integers(0, 5, int(flips.sum()))
             ints[:, col] = states
@@ -177,7 +199,9 @@ class NtuJob(ThreeViewJob):
         t_n = actor.present.shape[0]
         length = int(rng.integers(1, min(11, t_n) + 1))
         t0 = int(rng.integers(0, t_n - length + 1))
-        xyz = actor.values[..., :3] + np.array([rng.uniform(-1.0, 1.0), rng.normal(0, 0.1), rng.uniform(0.2, 0.8)])
+        xyz = actor.values[..., :3] + np.array(
+            [rng.uniform(-1.0, 1.0), rng.normal(0, 0.1), rng.uniform(0.2, 0.8)]
+        )
         xyz = xyz + rng.normal(0.0, 0.05, xyz.shape)
         return self._ghost(xyz, t0, length, rng)
 
@@ -197,7 +221,7 @@ class NtuJob(ThreeViewJob):
         quat /= np.linalg.norm(quat, axis=-1, keepdims=True)
         quat[:, list(LEAF_JOINTS)] = 0.0
         present = np.zeros(t_n, bool)
-        present[t0:t0 + length] = True
+        present[t0 : t0 + length] = True
         ints = np.zeros((t_n, 7), np.int64)
         ints[:, 6] = _TRACKED
         lean = np.stack([rng.uniform(-1, 1, t_n), np.full(t_n, rng.choice([-1.0, 1.0]))], -1)
@@ -206,7 +230,9 @@ class NtuJob(ThreeViewJob):
         return _Body(body_id, present, _joint_values(xyz, quat, 0.0, rng), state, ints, lean)
 
 
-def _joint_values(xyz: np.ndarray, quat: np.ndarray, integer_rate: float, rng: np.random.Generator) -> np.ndarray:
+def _joint_values(
+    xyz: np.ndarray, quat: np.ndarray, integer_rate: float, rng: np.random.Generator
+) -> np.ndarray:
     """``(T, 25, 11)`` joint line values as float32 (what a Kinect reports)."""
     color = color_pixels(xyz)
     if integer_rate > 0:
@@ -225,8 +251,8 @@ def _split(body: _Body, cut: int, new_id: int) -> _Body:
 
 def _assemble(streams: list[_Body], crlf: bool) -> tuple[bytes, tuple[Track, ...]]:
     """Interleave the bodies frame by frame (file order) and render the file."""
-    present = np.stack([s.present for s in streams])          # (S, T)
-    t_idx, s_idx = np.nonzero(present.T)                       # frame-major, body order within
+    present = np.stack([s.present for s in streams])  # (S, T)
+    t_idx, s_idx = np.nonzero(present.T)  # frame-major, body order within
     values = np.stack([s.values for s in streams])[s_idx, t_idx].astype(np.float64)
     data = format_ntu(
         present.sum(axis=0).astype(np.int64),
@@ -239,6 +265,7 @@ def _assemble(streams: list[_Body], crlf: bool) -> tuple[bytes, tuple[Track, ...
     ).tobytes()
     tracks = tuple(
         Track(str(s.body_id), np.flatnonzero(s.present), s.values[s.present, :, :3])
-        for s in streams if s.present.any()
+        for s in streams
+        if s.present.any()
     )
     return data, tracks

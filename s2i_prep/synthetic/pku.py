@@ -26,7 +26,10 @@ __all__ = ["PkuJob", "RenderedPku", "VIEWS"]
 
 VIEWS = ("L", "M", "R")
 _VIEW_AZIMUTH = {"L": -40.0, "M": 0.0, "R": 40.0}
-_SPLIT_FILES = {1: ("cross-subject.txt", "cross-view.txt"), 2: ("cross_subject_v2.txt", "cross_view_v2.txt")}
+_SPLIT_FILES = {
+    1: ("cross-subject.txt", "cross-view.txt"),
+    2: ("cross_subject_v2.txt", "cross_view_v2.txt"),
+}
 #: Phase-2 cross-subject test subjects; phase-1 test videos and the last phase-1 video number
 #: (FORMATS.md 2.4). Further phase-1 recordings get numbers after it.
 _PHASE2_TEST_SUBJECTS = (2, 3, 7)
@@ -51,7 +54,7 @@ class RenderedPku:
 class _Recording:
     index: int
     subject: int
-    video: str            # name without the view suffix
+    video: str  # name without the view suffix
     clips: tuple[int, ...]  # labelled actions per view (L, M, R); 0 = view not written
 
 
@@ -66,8 +69,14 @@ class PkuJob:
     def recordings(self) -> list[_Recording]:
         """Recordings and their clip counts until ``samples`` clips are planned (in the parent)."""
         rng = self.config.rng(PLAN)
-        numbers = iter(np.concatenate([rng.permutation(np.arange(2, _PHASE1_LAST + 1)),
-                                       np.arange(_PHASE1_LAST + 1, 10000)]))
+        numbers = iter(
+            np.concatenate(
+                [
+                    rng.permutation(np.arange(2, _PHASE1_LAST + 1)),
+                    np.arange(_PHASE1_LAST + 1, 10000),
+                ]
+            )
+        )
         out, left = [], self.samples
         while left > 0:
             r = len(out)
@@ -79,13 +88,17 @@ class PkuJob:
             if self.phase == 1:
                 number = int(next(numbers, -1))
                 if number < 0:
-                    raise ValueError("too many PKU-MMD phase-1 recordings for 4-digit names; lower --samples")
+                    raise ValueError(
+                        "too many PKU-MMD phase-1 recordings for 4-digit names; lower --samples"
+                    )
                 subject, video = self._phase1_subject(number), f"{number:04d}"
             else:
                 take, subject = divmod(r, self.config.subjects)
                 subject += 1
                 if take >= 99:
-                    raise ValueError("too many PKU-MMD phase-2 recordings; raise --subjects or lower --samples")
+                    raise ValueError(
+                        "too many PKU-MMD phase-2 recordings; raise --subjects or lower --samples"
+                    )
                 video = f"A{take + 1:02d}N{subject:02d}"
             out.append(_Recording(r, subject, video, tuple(clips)))
         return out
@@ -102,7 +115,7 @@ class PkuJob:
 
     def tasks(self, size: int = 2) -> list[list[_Recording]]:
         recs = self.recordings()
-        return [recs[a:a + size] for a in range(0, len(recs), size)]
+        return [recs[a : a + size] for a in range(0, len(recs), size)]
 
     def run(self, task: list[_Recording], out_dir: Path) -> list[SampleInfo]:
         infos = []
@@ -125,9 +138,11 @@ class PkuJob:
         else:
             xsub = [v for v in videos if _PHASE1_XSUB_TEST[0] <= int(v[:4]) <= _PHASE1_XSUB_TEST[1]]
         xview = [v for v in videos if v.endswith("-L")]
-        for fname, test in zip(_SPLIT_FILES[self.phase], (xsub, xview)):
+        for fname, test in zip(_SPLIT_FILES[self.phase], (xsub, xview), strict=True):
             train = [v for v in videos if v not in set(test)]
-            text = f"Training videos: \n{', '.join(train)}\nValidataion videos: \n{', '.join(test)}\n"
+            text = (
+                f"Training videos: \n{', '.join(train)}\nValidataion videos: \n{', '.join(test)}\n"
+            )
             (out_dir / "split" / fname).write_text(text, encoding="ascii", newline="\n")
 
     def render_recording(self, rec: _Recording) -> list[RenderedPku]:
@@ -151,11 +166,13 @@ class PkuJob:
         if duo:
             bodies.append(subject_body(cfg.seed, rec.subject % cfg.subjects + 1))
         offset = np.array([rng.normal(0.0, 0.2), 0.0, rng.normal(0.3, 0.3)])
-        people = perform(bodies, t_n, segments, rng.normal(0.0, 10.0), rng.uniform(0.75, 1.1), offset, rng)
+        people = perform(
+            bodies, t_n, segments, rng.normal(0.0, 10.0), rng.uniform(0.75, 1.1), offset, rng
+        )
         distance, height = rng.uniform(2.6, 3.4), rng.uniform(0.8, 1.4)
         confidence = np.where(rng.random(n) < 0.7, 2, 1)
         out = []
-        for v, (view_name, count) in enumerate(zip(VIEWS, rec.clips)):
+        for v, (view_name, count) in enumerate(zip(VIEWS, rec.clips, strict=True)):
             if count == 0:
                 continue
             vrng = cfg.rng(VIEW, rec.index, v)
@@ -163,13 +180,15 @@ class PkuJob:
             view = View(_VIEW_AZIMUTH[view_name] + rng.normal(0.0, 3.0), distance, height)
             for k, person in enumerate(people):
                 xyz, _ = to_camera(person, view)
-                xyz, _ = occlusions(jitter(xyz, cfg.realism.jitter, vrng), cfg.realism.occlusion, vrng)
+                xyz, _ = occlusions(
+                    jitter(xyz, cfg.realism.jitter, vrng), cfg.realism.occlusion, vrng
+                )
                 values[:, k] = dropouts(xyz, cfg.realism.dropouts, vrng)[0]
             features = ["two_person"] if duo else []
             if vrng.random() < cfg.realism.lost_frames:
                 lost = int(vrng.integers(1, 6))
                 t0 = int(vrng.integers(0, t_n - lost + 1))
-                values[t0:t0 + lost, 0] = 0.0
+                values[t0 : t0 + lost, 0] = 0.0
                 features.append("lost_frames")
             crlf = cfg.crlf(vrng)
             if crlf:
@@ -177,14 +196,31 @@ class PkuJob:
             values = values.astype(np.float32).astype(np.float64)
             video = f"{rec.video}-{view_name}"
             newline = "\r\n" if crlf else "\n"
-            lines = [f"{a.pku},{s},{s + ln},{c}" for (a, s, ln), c in zip(segments[:count], confidence)]
+            lines = [
+                f"{a.pku},{s},{s + ln},{c}"
+                for (a, s, ln), c in zip(segments[:count], confidence[:count], strict=True)
+            ]
             clips = tuple(
-                SampleInfo(f"{video}_{k:03d}", f"skeleton/{video}.txt", a.pku - 1, a.name,
-                           (("start", s), ("end", s + ln)), tuple(features))
+                SampleInfo(
+                    f"{video}_{k:03d}",
+                    f"skeleton/{video}.txt",
+                    a.pku - 1,
+                    a.name,
+                    (("start", s), ("end", s + ln)),
+                    tuple(features),
+                )
                 for k, (a, s, ln) in enumerate(segments[:count])
             )
-            tracks = tuple(Track(str(k), np.arange(t_n), values[:, k].astype(np.float32)) for k in range(2))
-            out.append(RenderedPku(
-                video, format_rows_fixed(values.reshape(t_n, 150), 6, crlf).tobytes(),
-                "".join(line + newline for line in lines).encode(), clips, tracks))
+            tracks = tuple(
+                Track(str(k), np.arange(t_n), values[:, k].astype(np.float32)) for k in range(2)
+            )
+            out.append(
+                RenderedPku(
+                    video,
+                    format_rows_fixed(values.reshape(t_n, 150), 6, crlf).tobytes(),
+                    "".join(line + newline for line in lines).encode(),
+                    clips,
+                    tracks,
+                )
+            )
         return out

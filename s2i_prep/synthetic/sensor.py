@@ -10,14 +10,40 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .kinematics import AL, AR, FL, FR, HEAD, HL, HR, HTL, HTR, KL, KR, NECK, SB, SM, SS, TL, TR, WL, WR
+from .kinematics import (
+    AL,
+    AR,
+    FL,
+    FR,
+    HEAD,
+    HL,
+    HR,
+    HTL,
+    HTR,
+    KL,
+    KR,
+    NECK,
+    SB,
+    SM,
+    SS,
+    TL,
+    TR,
+    WL,
+    WR,
+)
 
 __all__ = ["Realism", "jitter", "occlusions", "dropouts"]
 
 #: Joint groups that lose tracking together (distal first), Kinect v2 indices.
 _CHAINS = (
-    (HL, HTL, TL), (HR, HTR, TR), (WL, HL, HTL, TL), (WR, HR, HTR, TR),
-    (AL, FL), (AR, FR), (KL, AL, FL), (KR, AR, FR),
+    (HL, HTL, TL),
+    (HR, HTR, TR),
+    (WL, HL, HTL, TL),
+    (WR, HR, HTR, TR),
+    (AL, FL),
+    (AR, FR),
+    (KL, AL, FL),
+    (KR, AR, FR),
 )
 
 
@@ -66,7 +92,9 @@ _TORSO = (SB, SM, SS, NECK, HEAD)
 _HALF_WIDTH, _DEPTH = 0.2, 0.1
 
 
-def occlusions(xyz: np.ndarray, strength: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def occlusions(
+    xyz: np.ndarray, strength: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Limb joints behind the torso as the camera sees it are inferred: a Kinect guesses them
     close to the body surface. This makes side views worse than front views, as in real data.
 
@@ -88,7 +116,9 @@ def occlusions(xyz: np.ndarray, strength: float, rng: np.random.Generator) -> tu
     return xyz, hidden
 
 
-def dropouts(xyz: np.ndarray, rate: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def dropouts(
+    xyz: np.ndarray, rate: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Tracking losses: a limb end is inferred for 3-20 frames and jumps around meanwhile.
 
     Returns:

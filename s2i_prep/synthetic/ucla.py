@@ -39,8 +39,10 @@ class UclaJob(ThreeViewJob):
     def __post_init__(self) -> None:
         if self.samples > 3 * self.grid_size():
             raise ValueError(
-                f"at most {3 * self.grid_size()} NW-UCLA samples fit {self.config.subjects} subjects, "
-                f"{_EPISODES} episodes and {len(self.config.actions)} classes; raise --subjects")
+                f"at most {3 * self.grid_size()} NW-UCLA samples fit "
+                f"{self.config.subjects} subjects, "
+                f"{_EPISODES} episodes and {len(self.config.actions)} classes; raise --subjects"
+            )
 
     def grid_size(self) -> int:
         return len(self.config.actions) * self.config.subjects * _EPISODES
@@ -57,8 +59,15 @@ class UclaJob(ThreeViewJob):
         length = max(2, int(t_n * rng.uniform(0.7, 0.95)))
         start = int(rng.integers(0, t_n - length + 1))
         offset = np.array([rng.normal(0.0, 0.2), 0.0, rng.normal(0.3, 0.3)])
-        person = perform([subject_body(cfg.seed, subject)], t_n, [(action, start, length)],
-                         rng.normal(0.0, 20.0), 0.0, offset, rng)[0]
+        person = perform(
+            [subject_body(cfg.seed, subject)],
+            t_n,
+            [(action, start, length)],
+            rng.normal(0.0, 20.0),
+            0.0,
+            offset,
+            rng,
+        )[0]
         distance, height = rng.uniform(2.4, 3.2), rng.uniform(0.8, 1.5)
         label = UCLA_ACTION_IDS.index(action.ucla) + 1
         out = []
@@ -67,7 +76,9 @@ class UclaJob(ThreeViewJob):
             if index >= self.samples:
                 break
             vrng = cfg.rng(VIEW, index)
-            xyz, _ = to_camera(person, View(_VIEW_AZIMUTH[v] + rng.normal(0.0, 3.0), distance, height))
+            xyz, _ = to_camera(
+                person, View(_VIEW_AZIMUTH[v] + rng.normal(0.0, 3.0), distance, height)
+            )
             xyz, _ = occlusions(jitter(xyz, cfg.realism.jitter, vrng), cfg.realism.occlusion, vrng)
             xyz, _ = dropouts(xyz, cfg.realism.dropouts, vrng)
             xyz = xyz[:, V1_FROM_V2].astype(np.float32)
@@ -78,7 +89,11 @@ class UclaJob(ThreeViewJob):
                 features.append("zero_joints")
             name = f"a{action.ucla:02d}_s{subject:02d}_e{episode:02d}_v{v:02d}"
             body = format_ucla_skeletons(xyz.astype(np.float64)).tobytes()
-            data = b'{"file_name": "%s", "skeletons": %s, "label": %d}' % (name.encode(), body, label)
+            data = b'{"file_name": "%s", "skeletons": %s, "label": %d}' % (
+                name.encode(),
+                body,
+                label,
+            )
             info = SampleInfo(name, f"{name}.json", label - 1, action.name, (), tuple(features))
             out.append(RenderedUcla(data, info, (Track("0", np.arange(t_n), xyz),)))
         return out
