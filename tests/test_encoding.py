@@ -416,19 +416,23 @@ def test_stream_stats_match_numpy_and_merge_exactly():
 
 
 def test_stream_stats_moments_kernel_sums_lanes_in_order():
-    x = np.random.default_rng(10).normal(size=(2, 101)).astype(np.float32)
+    x = np.random.default_rng(10).normal(size=(3, 103)).astype(np.float32)
+    x[2, 50] = -0.0
     got = K._plane_moments(x)
-    for p in range(2):
+    for p in range(3):
         v = x[p].astype(np.float64)
-        lanes = [v[i::8] for i in range(8)]
-        s = s2 = 0.0
+        full = len(v) - len(v) % 4
+        lanes = [list(v[lane:full:4]) for lane in range(4)]
+        lanes[0] += list(v[full:])
+        sums = []
         for lane in lanes:
             acc = acc2 = 0.0
             for value in lane:
                 acc += value
                 acc2 += value * value
-            s += acc
-            s2 += acc2
+            sums.append((acc, acc2))
+        s = (sums[0][0] + sums[1][0]) + (sums[2][0] + sums[3][0])
+        s2 = (sums[0][1] + sums[1][1]) + (sums[2][1] + sums[3][1])
         assert got[p].tolist() == [s, s2, v.min(), v.max()]
 
 

@@ -72,37 +72,40 @@ def _pack_half(src: np.ndarray, dst: np.ndarray) -> None:
                 dst[i] = np.uint16(((bits[i] >> np.uint32(16)) & sign_mask) | h)
 
 
+#: ``2**(e - 25)`` for half exponent field ``e`` (``2**-24`` for subnormals, inf for e = 31): a
+#: half is ``(mantissa | implicit bit) * _HALF_SCALE[e]``, exactly, in float32.
+_HALF_SCALE = np.array(
+    [2.0**-24] + [2.0 ** (e - 25) for e in range(1, 31)] + [np.inf], dtype=np.float32
+)
+
+
 @jit
 def _unpack_half(src: np.ndarray, dst: np.ndarray) -> None:
     """``dst[i] = float32(src[i].view(float16))`` for 1-D uint16 ``src``, float32 ``dst`` (exact).
 
-    Branch-free for zeros, normals, infinities and NaNs; subnormal halves, if any, are redone in
-    a second pass that normalises their mantissa.
+    Branch-free float arithmetic (an integer below 2048 times a power of two is exact, subnormals
+    included), so it vectorises; NaNs, which that arithmetic turns into infinities, are redone in a
+    second pass that keeps their payload bits, as numpy does.
     """
-    out = dst.view(np.uint32)
-    magnitude = np.uint32(0x7FFF)
-    min_normal = np.uint32(0x0400)
-    infinity = np.uint32(0x7C00)
-    subnormal = False
+    nan = False
     for i in range(src.size):
         h = np.uint32(src[i])
-        a = h & magnitude
-        normal = (a << np.uint32(13)) + np.uint32(0x38000000)
-        special = (a << np.uint32(13)) | np.uint32(0x7F800000)
-        r = special if a >= infinity else normal
-        r = np.uint32(0) if a == np.uint32(0) else r
-        out[i] = ((h & np.uint32(0x8000)) << np.uint32(16)) | r
-        subnormal |= (a != np.uint32(0)) & (a < min_normal)
-    if subnormal:
+        e = (h >> np.uint32(10)) & np.uint32(0x1F)
+        m = h & np.uint32(0x3FF)
+        mant = m | np.uint32(0x400) if e != np.uint32(0) else m
+        v = np.float32(mant) * _HALF_SCALE[e]
+        dst[i] = -v if (h & np.uint32(0x8000)) != np.uint32(0) else v
+        nan |= (e == np.uint32(0x1F)) & (m != np.uint32(0))
+    if nan:
+        out = dst.view(np.uint32)
         for i in range(src.size):
-            m = np.int64(src[i]) & 0x7FFF
-            if m == 0 or m >= 0x0400:
-                continue
-            e = 113
-            while (m & 0x0400) == 0:
-                m <<= 1
-                e -= 1
-            out[i] = ((np.int64(src[i]) & 0x8000) << 16) | (e << 23) | ((m & 0x03FF) << 13)
+            h = np.uint32(src[i])
+            if (h & np.uint32(0x7C00)) == np.uint32(0x7C00) and (h & np.uint32(0x3FF)) != 0:
+                out[i] = (
+                    ((h & np.uint32(0x8000)) << np.uint32(16))
+                    | np.uint32(0x7F800000)
+                    | ((h & np.uint32(0x3FF)) << np.uint32(13))
+                )
 
 
 # --------------------------------------------------------------------------- centring, alignment
@@ -507,32 +510,34 @@ def _to_image_u8(grid: np.ndarray, height: int, width: int, out: np.ndarray) -> 
 def _plane_moments(src: np.ndarray) -> np.ndarray:
     """Per plane of (P, n) float32: ``[sum, sum of squares, min, max]`` (P, 4) float64.
 
-    Sums run over eight interleaved float64 accumulators (lane ``i % 8``) added in lane order at
-    the end, so the result is deterministic and the loop is not latency bound.
+    Four interleaved lanes (value ``i`` goes to lane ``i % 4``; a tail of ``n % 4`` values to lane
+    0) with float64 sums, combined as ``(l0 + l1) + (l2 + l3)``: deterministic, and not bound by
+    the latency of one long chain of additions or comparisons.
     """
     n_planes, n = src.shape
     out = np.empty((n_planes, 4), np.float64)
     for p in range(n_planes):
-        acc = np.zeros(8, np.float64)
-        acc2 = np.zeros(8, np.float64)
-        lo = np.inf
-        hi = -np.inf
         row = src[p]
-        for i in range(n):
-            v = np.float64(row[i])
-            acc[i & 7] += v
-            acc2[i & 7] += v * v
-            lo = min(lo, v)
-            hi = max(hi, v)
-        s = 0.0
-        s2 = 0.0
-        for lane in range(8):
-            s += acc[lane]
-            s2 += acc2[lane]
-        out[p, 0] = s
-        out[p, 1] = s2
-        out[p, 2] = lo
-        out[p, 3] = hi
+        s0 = s1 = s2 = s3 = 0.0
+        q0 = q1 = q2 = q3 = 0.0
+        lo0 = lo1 = lo2 = lo3 = row[0]
+        hi0 = hi1 = hi2 = hi3 = row[0]
+        full = n - n % 4
+        for i in range(0, full, 4):
+            v0, v1, v2, v3 = row[i], row[i + 1], row[i + 2], row[i + 3]
+            lo0, lo1, lo2, lo3 = min(lo0, v0), min(lo1, v1), min(lo2, v2), min(lo3, v3)
+            hi0, hi1, hi2, hi3 = max(hi0, v0), max(hi1, v1), max(hi2, v2), max(hi3, v3)
+            d0, d1, d2, d3 = np.float64(v0), np.float64(v1), np.float64(v2), np.float64(v3)
+            s0, s1, s2, s3 = s0 + d0, s1 + d1, s2 + d2, s3 + d3
+            q0, q1, q2, q3 = q0 + d0 * d0, q1 + d1 * d1, q2 + d2 * d2, q3 + d3 * d3
+        for i in range(full, n):
+            v = row[i]
+            d = np.float64(v)
+            lo0, hi0, s0, q0 = min(lo0, v), max(hi0, v), s0 + d, q0 + d * d
+        out[p, 0] = (s0 + s1) + (s2 + s3)
+        out[p, 1] = (q0 + q1) + (q2 + q3)
+        out[p, 2] = min(min(lo0, lo1), min(lo2, lo3))
+        out[p, 3] = max(max(hi0, hi1), max(hi2, hi3))
     return out
 
 
