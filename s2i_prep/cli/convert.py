@@ -58,8 +58,8 @@ Exit status:
   0  every input converted
   3  finished, but some inputs were skipped (listed with reasons in the
      dataset's `report` attribute and summarised on stderr)
-  1  failed: bad options or input, existing/locked output, or a bad file
-     with --on-error fail (the partial output is kept for --resume)
+  1  failed: bad options or input, existing/locked output, a bad file
+     with --on-error fail, or no sample converted at all
 \b
 Examples:
   s2i-prep convert --format ntu25 nturgb+d_skeletons/ ntu.zarr
