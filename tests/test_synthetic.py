@@ -139,7 +139,7 @@ def test_ntu_files_follow_the_real_grammar(ntu_corpus):
         "flicker",
         "furniture",
         "id_switch",
-        "dropout",
+        "inferred",
         "two_person",
         "crlf",
         "upper_exp",

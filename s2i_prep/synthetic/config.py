@@ -59,7 +59,8 @@ class SynthConfig:
 class SampleInfo:
     """One generated sample: name, file (relative to the output root), 0-based label, features.
 
-    ``features`` names the realism features present (``empty``, ``flicker``, ``crlf``, ...), so
+    ``features`` names the realism features present (``empty``, ``flicker``, ``inferred``
+    joints, ``crlf``, ...), so
     tests and users can find examples of each.
     """
 

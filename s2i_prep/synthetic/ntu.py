@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels.fmt import format_ntu
+from .actions import Action
 from .cameras import Person, View, color_pixels, depth_pixels, perform, quaternions, to_camera
 from .config import PERFORMANCE, SETUP, VIEW, SampleInfo, ThreeViewJob, Track, subject_body
 from .kinematics import LEAF_JOINTS, NUM_JOINTS, SB, SS
@@ -111,7 +112,7 @@ class NtuJob(ThreeViewJob):
     def _render_view(
         self,
         name: str,
-        action,
+        action: Action,
         people: list[Person],
         view: View,
         window: tuple[int, int],
@@ -129,7 +130,7 @@ class NtuJob(ThreeViewJob):
         if len(people) == 2:
             features.append("two_person")
         if any((s.state == _INFERRED).any() for s in streams):
-            features.append("dropout")
+            features.append("inferred")
         if rng.random() < real.id_switch and t_n >= 20:
             cut = int(rng.integers(t_n // 4, 3 * t_n // 4))
             streams.append(_split(streams[0], cut, base_id + int(rng.integers(40, 400))))
