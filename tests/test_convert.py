@@ -738,3 +738,38 @@ def test_unknown_format_names_the_known_ones(tmp_path: Path) -> None:
         "convert", "--format", "ntu52", str(tmp_path / "raw"), str(tmp_path / "o.zarr")
     )
     assert status == 1 and "ntu25" in text
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    make_ntu(tmp_path / "raw", n=3)
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    cmd = _convert_cmd(tmp_path / "raw", tmp_path / "o.zarr", "--workers", "0")
+    cmd.remove("-q")
+    proc = subprocess.run(
+        cmd, cwd=ROOT, stderr=secondary, stdout=subprocess.DEVNULL, timeout=120, check=False
+    )
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert proc.returncode == 0
+    assert b"3/3" in shown and b"file/s" in shown and b"converted 3 samples" in shown
+    # Not a terminal: the summary line only.
+    proc = subprocess.run(
+        [*cmd[:-1], "1", "--overwrite"], cwd=ROOT, capture_output=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0
+    assert b"file/s" not in proc.stderr and b"converted 3 samples" in proc.stderr

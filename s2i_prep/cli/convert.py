@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -258,24 +258,34 @@ def convert(
 
 
 class _ProgressBar:
-    """tqdm on stderr fed by :class:`~s2i_prep.pipeline.ProgressUpdate`: files/s, MB/s, skips, ETA."""
+    """tqdm on stderr fed by :class:`~s2i_prep.pipeline.ProgressUpdate`: files/s, MB/s, skips, ETA.
+
+    The bar appears with the first update, when the number of input files is known.
+    """
 
     def __init__(self) -> None:
         import time
 
-        from tqdm import tqdm
-
-        self._bar = tqdm(unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+        self._bar: Any = None  # tqdm, created on the first update
         self._t0 = time.perf_counter()
 
     def __call__(self, update: ProgressUpdate) -> None:
         import time
 
-        if self._bar.total is None:
-            self._bar.total = update.files_total
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=update.files_total,
+                unit="file",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                smoothing=0.1,
+            )
         rate = update.bytes_done / 1e6 / max(time.perf_counter() - self._t0, 1e-9)
         self._bar.set_postfix_str(f"{rate:.0f} MB/s, skipped {update.skipped}", refresh=False)
         self._bar.update(update.files_done - self._bar.n)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
