@@ -112,7 +112,7 @@ def occlusions(
     xyz = xyz.copy()
     guess = xyz[hidden]
     guess[:, 2] = np.broadcast_to(centre[..., 2], hidden.shape)[hidden] + 0.05
-    xyz[hidden] = guess + rng.normal(0.0, 0.04 * strength, guess.shape)
+    xyz[hidden] = guess + rng.normal(0.0, 0.015 * strength, guess.shape)
     return xyz, hidden
 
 
