@@ -773,3 +773,23 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0
     assert b"file/s" not in proc.stderr and b"converted 3 samples" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("folder", "fmt", "persons"), [("ntu", "ntu25", 2), ("nw_ucla", "ucla20", 1)]
+)
+def test_real_files_convert_without_skips(
+    realdata: Path, tmp_path: Path, folder: str, fmt: str, persons: int
+) -> None:
+    """The shared real recordings (read in place, never copied) all become samples."""
+    raw = realdata / folder
+    stems = sorted(p.stem for p in raw.iterdir() if p.suffix in (".skeleton", ".json"))
+    out = tmp_path / "real.zarr"
+    status, text = run_cli("convert", "--format", fmt, str(raw), str(out), "-q", "--workers", "2")
+    assert status == 0, text
+    data = read_zarr(out)
+    assert [str(s) for s in data["sample_id"]] == stems
+    assert data["s2i"].shape[1:] == (3, 3, 64, persons * (25 if fmt == "ntu25" else 20))
+    assert np.isfinite(data["s2i"]).all()
+    if fmt == "ntu25":  # A050 and A054-A058 are two-person actions
+        assert data["num_persons"].tolist() == [1, 1, 1, 2, 2, 2, 2, 2, 2]
