@@ -243,23 +243,19 @@ def test_ntu_names_labels_and_splits_behave_like_the_real_dataset():
 PKU_NUMBER = re.compile(r"-?\d+\.\d{6}")
 
 
+PKU_OPTIONS = {"seed": 8, "line_endings": "mixed", "realism": Realism(lost_frames=0.5)}
+
+
 @pytest.fixture(scope="module", params=[1, 2])
-def pku_dir(request, tmp_path_factory) -> tuple[Path, object]:
+def pku_dir(request, tmp_path_factory) -> tuple[Path, object, object]:
+    """A written PKU-MMD corpus of each phase, and its plan."""
     out = tmp_path_factory.mktemp(f"pku{request.param}")
-    summary = write_synthetic(
-        "pku25",
-        out,
-        40,
-        seed=5,
-        phase=request.param,
-        line_endings="mixed",
-        realism=Realism(lost_frames=0.5),
-    )
-    return out, summary
+    summary = write_synthetic("pku25", out, 40, phase=request.param, **PKU_OPTIONS)
+    return out, summary, make_job("pku25", 40, phase=request.param, **PKU_OPTIONS)
 
 
 def test_pku_layout_and_grammar(pku_dir):
-    out, summary = pku_dir
+    out, summary, _ = pku_dir
     assert sorted(p.name for p in out.iterdir()) == ["label", "skeleton", "split"]
     videos = sorted(p.stem for p in (out / "skeleton").iterdir())
     assert videos == sorted(p.stem for p in (out / "label").iterdir())
@@ -289,22 +285,16 @@ def test_pku_layout_and_grammar(pku_dir):
         train, test = (set(x.split(", ")) - {""} for x in (lines[1], lines[3]))
         assert train | test == set(videos) and not train & test
     assert len(summary.samples) == 40
+    features = {f for s in summary.samples for f in s.features}
+    assert {"two_person", "lost_frames", "crlf"} <= features
 
 
 def test_pku_round_trip_through_the_reader(pku_dir):
-    out, summary = pku_dir
+    out, summary, job = pku_dir
     spec = load_spec("pku25")
     reader = get_reader(spec.reader)
     clips = {c.name: c for p in reader.discover(out) for c in reader.read(p, spec)}
     assert sorted(clips) == sorted(s.name for s in summary.samples)
-    job = make_job(
-        "pku25",
-        40,
-        seed=5,
-        phase=summary.samples[0].name[0] == "A" and 2 or 1,
-        line_endings="mixed",
-        realism=Realism(lost_frames=0.5),
-    )
     for rec in job.recordings():
         for view in job.render_recording(rec):
             assert (out / "skeleton" / f"{view.video}.txt").read_bytes() == view.skeleton
