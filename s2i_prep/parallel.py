@@ -19,9 +19,12 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Self, TypeVar
 
-__all__ = ["OrderedPool", "cap_threads", "default_workers"]
+from .errors import S2IError
+
+__all__ = ["OrderedPool", "WorkerDied", "cap_threads", "default_workers"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,6 +42,17 @@ _THREAD_VARS = (
 
 #: Outstanding tasks per worker: enough to hide scheduling gaps, few enough to bound memory.
 TASKS_PER_WORKER = 3
+
+
+class WorkerDied(S2IError):
+    """A worker process ended abruptly (killed, out of memory, a crash in native code).
+
+    ``task`` is the oldest task still in flight, the one the caller was waiting for.
+    """
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+        super().__init__("a worker process died (killed, out of memory, or crashed in native code)")
 
 
 def default_workers() -> int:
@@ -111,18 +125,24 @@ class OrderedPool:
             for task in tasks:
                 yield fn(task)
             return
-        pending: deque[Future[R]] = deque()
-        it = iter(tasks)
+        pending: deque[tuple[T, Future[R]]] = deque()
         try:
-            for task in it:
-                pending.append(self._executor.submit(fn, task))
+            for task in tasks:
+                pending.append((task, self._executor.submit(fn, task)))
                 if len(pending) >= self.window:
-                    yield pending.popleft().result()
+                    yield self._result(*pending.popleft())
             while pending:
-                yield pending.popleft().result()
+                yield self._result(*pending.popleft())
         finally:
-            for fut in pending:
+            for _, fut in pending:
                 fut.cancel()
+
+    @staticmethod
+    def _result(task: T, fut: Future[R]) -> R:
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            raise WorkerDied(task) from None
 
     def close(self) -> None:
         """Stop the workers; outstanding tasks are cancelled."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import ReadError, S2IError
-from .parallel import OrderedPool, default_workers
+from .parallel import OrderedPool, WorkerDied, default_workers
 from .skeleton import RawSkeleton, Skeleton
 from .specs import JointSpec, load_spec
 
@@ -396,6 +396,20 @@ def _tasks(files: list[tuple[str, int]], start: int) -> Iterator[tuple[int, list
 _STATS_FIELDS = ("count", "sum", "sumsq", "min", "max")
 
 
+def _ordered_results(
+    pool: OrderedPool, files: list[tuple[str, int]], start: int
+) -> Iterator[list[_FileResult]]:
+    """Task results in input order; a dead worker becomes an error naming its files."""
+    try:
+        yield from pool.map(_run_task, _tasks(files, start))
+    except WorkerDied as exc:
+        _, batch = exc.task
+        raise S2IError(
+            f"{exc} while converting {batch[0][0]} .. {batch[-1][0]}; the committed shards are "
+            f"kept: rerun with --resume (with --workers 0 a crash shows where it happens)"
+        ) from None
+
+
 class _Assembler:
     """Turns the ordered event stream into whole shards plus the resume state of each.
 
@@ -592,7 +606,7 @@ def convert(
             )
             start, skip_events = int(state.get("file", 0)), int(state.get("event", 0))
             bytes_done = sum(n for _, n in files[:start])
-            for results in pool.map(_run_task, _tasks(files, start)):
+            for results in _ordered_results(pool, files, start):
                 for res in results:
                     first = skip_events if res.index == start else 0
                     for e, event in enumerate(res.events[first:], start=first):

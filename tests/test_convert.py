@@ -793,3 +793,25 @@ def test_real_files_convert_without_skips(
     assert np.isfinite(data["s2i"]).all()
     if fmt == "ntu25":  # A050 and A054-A058 are two-person actions
         assert data["num_persons"].tolist() == [1, 1, 1, 2, 2, 2, 2, 2, 2]
+
+
+def _encode_or_die(skel, spec, cfg):
+    """An encoder whose process dies (as if killed by the OOM killer) on one sample."""
+    if skel.name.endswith("A005"):
+        os._exit(9)
+    from s2i_prep.encoding import encode
+
+    return encode(skel, spec, cfg)
+
+
+def test_dead_worker_is_an_error_naming_the_files(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from s2i_prep.errors import S2IError
+    from s2i_prep.pipeline import ConvertConfig, Stages, convert
+
+    make_ntu(tmp_path / "raw", n=6)
+    cfg = ConvertConfig(input=tmp_path / "raw", output=tmp_path / "o.zarr", workers=2)
+    with pytest.raises(S2IError, match=r"worker process died .* --resume"):
+        convert(cfg, stages=replace(Stages.default(), encode=_encode_or_die))
+    assert not (tmp_path / "o.zarr.lock").exists()
