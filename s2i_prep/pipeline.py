@@ -119,6 +119,20 @@ class ConvertConfig:
             "reader_options": dict(self.reader_options),
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ConvertConfig:
+        """Inverse of :meth:`to_dict` (e.g. the ``convert`` attribute of a dataset plus paths)."""
+        from .encoding import EncodeConfig
+
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown convert options {sorted(unknown)}; expected {sorted(known)}")
+        kwargs = dict(d)
+        if "encode" in kwargs:
+            kwargs["encode"] = EncodeConfig.from_dict(kwargs["encode"])
+        return cls(**kwargs)
+
 
 @dataclass(frozen=True)
 class ProgressUpdate:

@@ -815,3 +815,25 @@ def test_dead_worker_is_an_error_naming_the_files(tmp_path: Path) -> None:
     with pytest.raises(S2IError, match=r"worker process died .* --resume"):
         convert(cfg, stages=replace(Stages.default(), encode=_encode_or_die))
     assert not (tmp_path / "o.zarr.lock").exists()
+
+
+def test_convert_config_round_trips_through_dict(tmp_path: Path) -> None:
+    from s2i_prep.encoding import EncodeConfig
+    from s2i_prep.pipeline import ConvertConfig
+
+    cfg = ConvertConfig(
+        input=tmp_path / "raw",
+        output=tmp_path / "o.h5",
+        format="pku25",
+        workers=3,
+        encode=EncodeConfig(
+            streams=("joint", "bone"), frames=32, image_size=(64, 48), dtype="uint8"
+        ),
+        reader_options={"clip_bounds": "closed"},
+        on_error="fail",
+        limit=5,
+    )
+    again = ConvertConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    with pytest.raises(ValueError, match="unknown convert options"):
+        ConvertConfig.from_dict({**cfg.to_dict(), "wokers": 2})
