@@ -124,7 +124,7 @@ class ConvertConfig:
         """Inverse of :meth:`to_dict` (e.g. the ``convert`` attribute of a dataset plus paths)."""
         from .encoding import EncodeConfig
 
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown convert options {sorted(unknown)}; expected {sorted(known)}")
