@@ -305,7 +305,8 @@ class StreamStats:
 
     Sums are float64; partial results add up, so merging shard statistics in shard order gives a
     deterministic result that equals a single pass up to float rounding. Every value counts,
-    including the zeros of absent actors: the statistics describe what the model is fed.
+    including the zeros of absent actors: the statistics describe what the model is fed. The five
+    ``(S, 3)`` arrays are updated in place (the pipeline restores them on resume).
     """
 
     def __init__(self, num_streams: int) -> None:
@@ -325,14 +326,16 @@ class StreamStats:
         per_sample = int(np.prod(batch.shape[1:]))
         step = max(1, _STATS_CHUNK_VALUES // max(per_sample, 1))
         plane = batch.shape[3] * batch.shape[4]
+        totals = (self.count, self.sum, self.sumsq, self.min, self.max)
         for i in range(0, batch.shape[0], step):
-            chunk = _as_float32(batch[i : i + step])
-            moments = _k._plane_moments(chunk.reshape(-1, plane)).reshape(chunk.shape[:3] + (4,))
-            self.count += chunk.shape[0] * plane
-            self.sum += moments[..., 0].sum(axis=0)
-            self.sumsq += moments[..., 1].sum(axis=0)
-            self.min = np.minimum(self.min, moments[..., 2].min(axis=0))
-            self.max = np.maximum(self.max, moments[..., 3].max(axis=0))
+            chunk = np.ascontiguousarray(batch[i : i + step])
+            if chunk.dtype == np.float16:
+                moments = _k._half_plane_moments(chunk.view(np.uint16).reshape(-1, plane))
+            else:
+                moments = _k._plane_moments(chunk.astype(np.float32).reshape(-1, plane))
+            _k._fold_moments(
+                moments.reshape(chunk.shape[0], -1, 4), plane, *(t.reshape(-1) for t in totals)
+            )
 
     def merge(self, other: StreamStats) -> None:
         """Fold ``other`` (e.g. one shard's statistics) into this one."""
@@ -343,8 +346,8 @@ class StreamStats:
         self.count += other.count
         self.sum += other.sum
         self.sumsq += other.sumsq
-        self.min = np.minimum(self.min, other.min)
-        self.max = np.maximum(self.max, other.max)
+        np.minimum(self.min, other.min, out=self.min)
+        np.maximum(self.max, other.max, out=self.max)
 
     def to_dict(self, streams: Sequence[str]) -> dict[str, dict[str, Any]]:
         """``{stream: {"mean": [3], "std": [3], "min": [3], "max": [3], "count": n}}`` (JSON-ready;

@@ -434,6 +434,10 @@ def test_stream_stats_moments_kernel_sums_lanes_in_order():
         s = (sums[0][0] + sums[1][0]) + (sums[2][0] + sums[3][0])
         s2 = (sums[0][1] + sums[1][1]) + (sums[2][1] + sums[3][1])
         assert got[p].tolist() == [s, s2, v.min(), v.max()]
+    halves = x.astype(np.float16)
+    np.testing.assert_array_equal(
+        K._half_plane_moments(halves.view(np.uint16)), K._plane_moments(halves.astype(np.float32))
+    )
 
 
 def test_warm_compiles_every_entry_point_the_encoder_uses():

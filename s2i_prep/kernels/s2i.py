@@ -538,6 +538,49 @@ def _plane_moments(src: np.ndarray) -> np.ndarray:
     return out
 
 
+@jit
+def _half_plane_moments(bits: np.ndarray) -> np.ndarray:
+    """:func:`_plane_moments` of (P, n) float16 bits (uint16), each plane unpacked exactly into a
+    reused buffer, so no float32 copy of the batch is made."""
+    n_planes, n = bits.shape
+    out = np.empty((n_planes, 4), np.float64)
+    buf = np.empty((1, n), np.float32)
+    for p in range(n_planes):
+        _unpack_half(bits[p], buf[0])
+        out[p] = _plane_moments(buf)[0]
+    return out
+
+
+@jit
+def _fold_moments(
+    moments: np.ndarray,
+    plane_size: int,
+    count: np.ndarray,
+    total: np.ndarray,
+    total_sq: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> None:
+    """Add a batch's per-plane moments ``(k, C, 4)`` to running per-channel totals ``(C,)``, in
+    place: plane sums are added in sample order first, then the batch sum to the total."""
+    k, n_channels = moments.shape[0], moments.shape[1]
+    for c in range(n_channels):
+        s = 0.0
+        q = 0.0
+        a = np.inf
+        b = -np.inf
+        for i in range(k):
+            s += moments[i, c, 0]
+            q += moments[i, c, 1]
+            a = min(a, moments[i, c, 2])
+            b = max(b, moments[i, c, 3])
+        count[c] += k * plane_size
+        total[c] += s
+        total_sq[c] += q
+        lo[c] = min(lo[c], a)
+        hi[c] = max(hi[c], b)
+
+
 # --------------------------------------------------------------------------- warm-up
 
 
@@ -561,4 +604,7 @@ def warm() -> None:
     _resize_bilinear(planes, 5, 5)
     _to_image(planes, 5, 5)
     _to_image_u8(planes, 5, 5, np.empty((9, 5, 5), np.uint8))
-    _plane_moments(planes.reshape(9, 16))
+    moments = _plane_moments(planes.reshape(9, 16))
+    _half_plane_moments(grid16.reshape(9, 16))
+    totals = [np.zeros(9, np.float64) for _ in range(4)]
+    _fold_moments(moments.reshape(1, 9, 4), 16, np.zeros(9, np.int64), *totals)
