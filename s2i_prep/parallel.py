@@ -68,9 +68,11 @@ def cap_threads() -> None:
 
     Also selects Numba's fork-safe ``workqueue`` threading layer (the default OpenMP layer kills
     fork-started children that run a parallel kernel after the parent did). Environment settings
-    bind only libraries loaded afterwards: the ``convert`` command calls this before importing
-    numpy-heavy modules, so forked workers inherit single-threaded libraries; each worker calls it
-    again for whatever it loads itself. Library callers of ``convert()`` keep their own settings.
+    bind only libraries loaded afterwards: the ``convert`` command calls this before Numba is
+    imported, so forked workers inherit its settings; each worker calls it again for whatever it
+    loads itself. numpy's BLAS is loaded earlier and keeps its own pool, which is harmless here
+    (conversion does no BLAS-sized linear algebra). Library callers of ``convert()`` keep their
+    own settings.
     """
     for var in _THREAD_VARS:
         os.environ[var] = "1"
