@@ -148,7 +148,11 @@ class ProgressUpdate:
 
 @dataclass(frozen=True)
 class ConvertResult:
-    """What a finished conversion did. ``skipped_list`` rows are ``(path, reason, kind)``."""
+    """What a finished conversion did. ``skipped_list`` rows are ``(path, reason, kind)``.
+
+    ``files``, ``samples`` and the skip counts describe the whole dataset; ``bytes_in`` and
+    ``seconds`` only this run (after a resume: the files read since the resume).
+    """
 
     output: Path
     files: int
@@ -619,7 +623,7 @@ def convert(
                 cfg.encode.dtype,
             )
             start, skip_events = int(state.get("file", 0)), int(state.get("event", 0))
-            bytes_done = sum(n for _, n in files[:start])
+            bytes_done = bytes_before = sum(n for _, n in files[:start])
             for results in _ordered_results(pool, files, start):
                 for res in results:
                     first = skip_events if res.index == start else 0
@@ -667,5 +671,5 @@ def convert(
         excluded=asm.excluded + excluded_files,
         skipped_list=tuple(asm.skipped),
         seconds=time.perf_counter() - t0,
-        bytes_in=bytes_total,
+        bytes_in=bytes_done - bytes_before,
     )

@@ -649,6 +649,7 @@ def test_resume_inside_a_multi_sample_file(tmp_path: Path) -> None:
     ) == (1, 2)
     res = convert(cfg("out.zarr", resume=True))
     assert (res.samples, res.skipped) == (ref.samples, ref.skipped) == (12, 1)
+    assert 0 < res.bytes_in < ref.bytes_in  # this run read only the files after the cursor
     a, b = read_zarr(tmp_path / "ref.zarr"), read_zarr(tmp_path / "out.zarr")
     for key in ("s2i", "label", "sample_id", "start", "clip"):
         assert np.array_equal(a[key], b[key]), key
