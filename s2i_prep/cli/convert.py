@@ -31,18 +31,17 @@ def _parse_size(
 ) -> tuple[int, int] | None:
     if value is None:
         return None
-    parts = value.lower().split("x")
     try:
-        size = tuple(int(p) for p in parts)
+        size = [int(p) for p in value.lower().split("x")]
     except ValueError:
-        size = ()
+        size = []
     if len(size) == 1:
-        size = (size[0], size[0])
+        size *= 2
     if len(size) != 2 or min(size) < 1:
         raise click.BadParameter(
             f"expected N or HxW with positive integers (e.g. 224, 224x448), found {value!r}"
         )
-    return size  # type: ignore[return-value]
+    return size[0], size[1]
 
 
 def _format_or_spec(fmt: str | None, spec: Path | None) -> str:
