@@ -1,6 +1,7 @@
 """Synthetic data generation throughput: files/s and MB/s written by ``write_synthetic``.
 
-    python benchmarks/bench_synth.py [--format ntu25] [--samples 10000] [--workers N] [--quick]
+    python benchmarks/bench_synth.py [--format ntu25] [--samples 10000] [--workers N ...]
+                                     [--dir /dev/shm] [--quick]
 
 Writes into a temporary folder (deleted afterwards), once per worker count given, and prints a
 table and a final JSON line. The load average is printed too: other processes on the machine
@@ -32,14 +33,21 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=10_000)
     ap.add_argument("--workers", type=int, nargs="+", default=[default_workers()])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--dir",
+        default=None,
+        help="where to write (default: the system temp dir);"
+        " /dev/shm takes the disk out of the figures",
+    )
     ap.add_argument("--quick", action="store_true", help="tiny run for the smoke test")
     args = ap.parse_args()
     if args.quick:
         args.samples, args.workers = 12, [0]
-    write_synthetic(args.format, tempfile.mkdtemp(), 1)  # compile or load the kernels once
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        write_synthetic(args.format, tmp, 1)  # compile or load the kernels once
     rows = []
     for workers in args.workers:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             s = write_synthetic(args.format, tmp, args.samples, seed=args.seed, workers=workers)
         rows.append(
             {
@@ -63,6 +71,7 @@ def main() -> None:
             {
                 "bench": "synth",
                 "format": args.format,
+                "dir": args.dir or tempfile.gettempdir(),
                 "results": rows,
                 "machine": {
                     "cpus": os.cpu_count(),
