@@ -21,8 +21,8 @@ __all__ = ["Action", "ACTIONS", "actions_for", "Pose", "animate"]
 _DEG = np.pi / 180.0
 #: Mean number of unrelated fidgets per person and 100 frames.
 FIDGETS_PER_100_FRAMES = 1.0
-#: Hand states (Kinect HandState): open, closed, lasso.
-OPEN, CLOSED, LASSO = 2, 3, 4
+#: Kinect HandState values an action sets on its hands (lasso, 4, comes only from random flips).
+OPEN, CLOSED = 2, 3
 
 
 class Pose:

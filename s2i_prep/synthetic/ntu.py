@@ -191,7 +191,9 @@ class NtuJob(ThreeViewJob):
             flips = rng.random(t_n) < 0.05
             states[flips] = rng.integers(0, 5, int(flips.sum()))
             ints[:, col] = states
-            ints[:, col - 1] = (states >= 2) & (rng.random(t_n) < 0.9)
+            # Confidence is high for most open/closed hands, and for some untracked ones too
+            # (real files have "1 1": high confidence, state NotTracked).
+            ints[:, col - 1] = rng.random(t_n) < np.where(states >= 2, 0.9, 0.4)
         ints[:, 6] = _TRACKED
         return _Body(body_id, np.ones(t_n, bool), values, state, ints, lean)
 
