@@ -323,20 +323,61 @@ def test_ucla_grammar_and_round_trip(tmp_path):
         path = tmp_path / info.path
         data = path.read_bytes()
         assert re.fullmatch(r"a(\d{2})_s(\d{2})_e(\d{2})_v0[123]\.json", path.name)
-        assert b"\n" not in data and data.startswith(
-            b'{"file_name": "%s", "skeletons": [[[' % path.stem.encode()
-        )
-        obj = json.loads(data)
-        assert list(obj) == ["file_name", "skeletons", "label"]
+        obj = ucla_grammar(data, path.stem)
         assert obj["label"] == UCLA_ACTION_IDS.index(int(path.name[1:3])) + 1 == info.label + 1
-        assert all(
-            len(frame) == 20 and all(len(j) == 3 for j in frame) for frame in obj["skeletons"]
-        )
-        numbers = data.decode().split('"skeletons": ')[1].split(', "label"')[0]
-        assert all(UCLA_NUMBER.fullmatch(t) for t in re.split(r"[\[\], ]+", numbers) if t)
         (raw,) = reader.read(path, spec)
         assert raw.label == info.label
         np.testing.assert_allclose(raw.joints[0], job.render(i).tracks[0].joints, rtol=6e-6)
+
+
+# -- against the real files (skipped when ../shared/realdata is absent) --------------------------
+
+
+def ucla_grammar(data: bytes, stem: str) -> dict:
+    """NW-UCLA all_sqe JSON as FORMATS.md 3.1 describes it; returns the parsed object."""
+    assert b"\n" not in data
+    assert data.startswith(b'{"file_name": "%s", "skeletons": [[[' % stem.encode())
+    obj = json.loads(data)
+    assert list(obj) == ["file_name", "skeletons", "label"]
+    assert all(len(f) == 20 and all(len(j) == 3 for j in f) for f in obj["skeletons"])
+    numbers = data.decode().split('"skeletons": ')[1].split(', "label"')[0]
+    assert all(UCLA_NUMBER.fullmatch(t) for t in re.split(r"[\[\], ]+", numbers) if t)
+    return obj
+
+
+@pytest.mark.realdata
+def test_grammar_checkers_accept_the_real_files(realdata):
+    """The checkers the synthetic files pass are not stricter than reality."""
+    for path in sorted((realdata / "ntu").glob("*.skeleton")):
+        check_name(path.name)
+        check_ntu(path.read_bytes())
+    for path in sorted((realdata / "nw_ucla").glob("*.json")):
+        obj = ucla_grammar(path.read_bytes(), path.stem)
+        assert obj["label"] == UCLA_ACTION_IDS.index(int(path.name[1:3])) + 1
+
+
+@pytest.mark.realdata
+def test_synthetic_bones_are_as_long_as_real_ones(realdata):
+    spec = load_spec("ntu25")
+    parent = spec.parent_array
+
+    def mean_bones(raw) -> np.ndarray:
+        j = raw.joints[0][raw.present[0]]
+        return np.linalg.norm(j - j[:, parent], axis=-1).mean(0)
+
+    real = np.mean(
+        [
+            mean_bones(parse_ntu_bytes(p.read_bytes(), str(p), spec))
+            for p in sorted((realdata / "ntu").glob("*.skeleton"))
+        ],
+        axis=0,
+    )
+    job = make_job("ntu25", 30, realism=Realism.off())
+    synth = np.mean(
+        [mean_bones(parse_ntu_bytes(job.render(i).data, "s", spec)) for i in range(30)], axis=0
+    )
+    bones = parent != np.arange(len(parent))
+    assert np.all(np.abs(synth[bones] / real[bones] - 1) < 0.25)
 
 
 # -- determinism, workers, CLI -----------------------------------------------------------------

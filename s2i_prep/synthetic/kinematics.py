@@ -124,27 +124,28 @@ _ORDER = (
     FR,
 )
 
-# Rest offsets (metres, person 1.75 m tall) from the parent joint, arms hanging, palms inwards.
+# Rest offsets (metres, person 1.75 m tall) from the parent joint, arms hanging, palms inwards;
+# bone lengths close to the mean of the real NTU sample files (as Kinect v2 places its joints).
 _REST = np.zeros((NUM_JOINTS, 3))
-_REST[SM] = (0, 0.27, 0)
+_REST[SM] = (0, 0.29, 0)
 _REST[SS] = (0, 0.22, 0)
 _REST[NECK] = (0, 0.07, 0)
-_REST[HEAD] = (0, 0.16, 0.01)
-_REST[HIPL], _REST[HIPR] = (-0.08, -0.06, 0), (0.08, -0.06, 0)
+_REST[HEAD] = (0, 0.11, 0.01)
+_REST[HIPL], _REST[HIPR] = (-0.058, -0.03, 0), (0.058, -0.03, 0)
 for _s, (_sh, _el, _wr, _ha, _tip, _th) in (
     (-1, (SL, EL, WL, HL, HTL, TL)),
     (1, (SR, ER, WR, HR, HTR, TR)),
 ):
-    _REST[_sh] = (0.17 * _s, -0.05, 0)
-    _REST[_el] = (0, -0.28, 0)
-    _REST[_wr] = (0, -0.25, 0)
+    _REST[_sh] = (0.14 * _s, -0.04, 0)
+    _REST[_el] = (0, -0.26, 0)
+    _REST[_wr] = (0, -0.24, 0)
     _REST[_ha] = (0, -0.07, 0)
-    _REST[_tip] = (0, -0.08, 0)
-    _REST[_th] = (-0.01 * _s, -0.03, -0.04)
+    _REST[_tip] = (0, -0.055, 0)
+    _REST[_th] = (-0.01 * _s, -0.025, -0.03)
 for _hip, _kn, _an, _ft in ((HIPL, KL, AL, FL), (HIPR, KR, AR, FR)):
-    _REST[_kn] = (0, -0.42, 0)
-    _REST[_an] = (0, -0.40, 0)
-    _REST[_ft] = (0, -0.05, -0.13)
+    _REST[_kn] = (0, -0.36, 0)
+    _REST[_an] = (0, -0.36, 0)
+    _REST[_ft] = (0, -0.04, -0.10)
 
 #: Segment groups whose length a subject scales together (torso, arms, legs, widths).
 _GROUPS = {
