@@ -590,7 +590,8 @@ def convert(
     workers = default_workers() if cfg.workers is None else cfg.workers
     stages = stages or Stages.default()
     spec = load_spec(cfg.format)
-    reader = stages.get_reader(spec.reader, **cfg.reader_options)
+    # Conversion needs only joint positions; readers may skip converting the other fields.
+    reader = stages.get_reader(spec.reader, **{"fields": "xyz", **cfg.reader_options})
     excluded = frozenset() if cfg.keep_missing else exclusion_names(spec)
     files, excluded_files = _plan(cfg, spec, reader, excluded)
     if not files:

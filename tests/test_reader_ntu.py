@@ -253,3 +253,31 @@ def test_discover_is_sorted_and_recursive(tmp_path):
         (tmp_path / p).write_bytes(b"0\n")
     found = [p.name for p in READER.discover(tmp_path)]
     assert found == ["S001C001P001R001A001.skeleton", "S001C001P001R001A002.skeleton"]
+
+
+@pytest.mark.realdata
+def test_xyz_fields_mode_gives_the_same_positions(realdata):
+    fast = get_reader("ntu_skeleton", fields="xyz")
+    for path in sorted((realdata / "ntu").glob("*.skeleton")):
+        a, b = READER.read(path, SPEC)[0], fast.read(path, SPEC)[0]
+        assert a.joints.tobytes() == b.joints.tobytes() and a.body_ids == b.body_ids
+        assert not b.joint_fields and not b.body_fields
+
+
+def test_xyz_fields_mode_still_checks_the_skipped_fields():
+    rng = np.random.default_rng(4)
+    text = skeleton_text(compose(2, track(rng, 2))).decode()
+    with pytest.raises(ParseError, match="expected a number for orientation_w, found 'x0.2'"):
+        parse_ntu_bytes(text.replace("-0.2059419", "x0.2", 1).encode(), "bad.skeleton", SPEC, "xyz")
+    with pytest.raises(ParseError, match="expected 12 fields on a joint line, found 11"):
+        parse_ntu_bytes(text.replace(" -0.1239193 2\n", " 2\n", 1).encode(), "bad.skeleton", SPEC,
+                        "xyz")
+
+
+def test_reader_options_are_checked():
+    from s2i_prep.errors import S2IError
+
+    with pytest.raises(S2IError, match="fields must be one of"):
+        get_reader("ntu_skeleton", fields="some")
+    with pytest.raises(S2IError, match="reader 'ucla_json' has no option 'clip_bounds'"):
+        get_reader("ucla_json", clip_bounds="closed")

@@ -49,11 +49,14 @@ BODY_INT_NAMES = ("clipped_edges", "hand_left_confidence", "hand_left_state",
 
 _POW10 = np.array([10.0 ** k for k in range(23)])
 _TWO53 = 9007199254740992
+#: Bytes a number token may contain: digits, sign, point, exponent, and the letters of nan/inf.
+_NUMBER_BYTES = np.zeros(256, np.bool_)
+_NUMBER_BYTES[np.frombuffer(b"0123456789+-.eEnNaAiIfFtTyY", np.uint8)] = True
 _U64_TENTH = np.uint64(1844674407370955161)  # (2**64 - 1) // 10: the largest 20-digit uint64 prefix
 
 
 @jit
-def parse_ntu(buf, num_joints, max_records, pow10):
+def parse_ntu(buf, num_joints, max_records, pow10, numeric, full):
     """Parse a whole ``.skeleton`` file.
 
     Args:
@@ -61,6 +64,10 @@ def parse_ntu(buf, num_joints, max_records, pow10):
         num_joints: joints per body the spec expects (25).
         max_records: capacity for body-frame records (an upper bound from the line count).
         pow10: ``_POW10``.
+        numeric: ``_NUMBER_BYTES``, the bytes a number token may hold.
+        full: convert every field. When False only x, y, z of the joint lines (and every body-info
+            field) are converted; the other joint fields are only checked to be number-like tokens
+            and are left unset. Conversion only needs x, y, z, and skipping the rest is ~1.5x faster.
 
     Returns a tuple: ``status, err_pos, err_line_kind, err_field, err_found, err_frame, err_body,
     n_frames, n_records, frame_of_record (R,) int32, body_id (R,) uint64, body_ints (R, 7) int32,
@@ -172,6 +179,16 @@ def parse_ntu(buf, num_joints, max_records, pow10):
             return (CAPACITY, pos, kind, field, 0, f, b, nframes, nrec, frame_of, ids, bints, blean,
                     jf, js, fix, nfix)
         tok = pos
+        if kind == LINE_JOINT and field >= 3 and not full:
+            # A field the caller does not need: checked to be made of number bytes, not converted.
+            while pos < n and numeric[buf[pos]]:
+                pos += 1
+            if pos == tok or (pos < n and buf[pos] != 32 and buf[pos] != 9 and buf[pos] != 13
+                              and buf[pos] != 10):
+                return (BAD_FLOAT if field < 11 else BAD_INT, tok, kind, field, j, f, b, nframes,
+                        nrec, frame_of, ids, bints, blean, jf, js, fix, nfix)
+            field += 1
+            continue
         neg = False
         c = buf[pos]
         if c == 45 or c == 43:
@@ -323,4 +340,5 @@ def parse_ntu(buf, num_joints, max_records, pow10):
 
 def warm() -> None:
     """Compile (or load from cache) the parser on a tiny file before workers fork."""
-    parse_ntu(np.frombuffer(b"1\n0\n", np.uint8), 25, 1, _POW10)
+    for full in (True, False):
+        parse_ntu(np.frombuffer(b"1\n0\n", np.uint8), 25, 1, _POW10, _NUMBER_BYTES, full)

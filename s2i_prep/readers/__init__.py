@@ -6,6 +6,7 @@ needs only a YAML file; a new grammar is one module here decorated with :func:`r
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,11 +15,25 @@ from ..errors import S2IError, UnknownFormatError
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 
-__all__ = ["Reader", "register_reader", "get_reader", "list_readers"]
+__all__ = ["FIELDS", "Reader", "check_fields", "register_reader", "get_reader", "list_readers"]
+
+#: What a reader is asked to keep: every field of the format, or only joint positions (which is all
+#: that conversion needs; a reader may then skip converting the other fields).
+FIELDS = ("all", "xyz")
+
+
+def check_fields(fields: str) -> str:
+    """Validate the ``fields`` option every reader accepts."""
+    if fields not in FIELDS:
+        raise S2IError(f"fields must be one of {FIELDS}, found {fields!r}")
+    return fields
 
 
 class Reader(Protocol):
-    """What every reader offers. Readers know nothing about images or storage."""
+    """What every reader offers. Readers know nothing about images or storage.
+
+    Constructors take keyword options only; every reader accepts ``fields`` (:data:`FIELDS`).
+    """
 
     #: Registry key, named after the file grammar (``ntu_skeleton``, ``pku_txt``, ``ucla_json``).
     name: str
@@ -56,7 +71,13 @@ def get_reader(name: str, **options: Any) -> Reader:
     """An instance of the reader registered as ``name``, built with reader-specific options."""
     if name not in _REGISTRY:
         raise UnknownFormatError("reader", name, list(_REGISTRY))
-    return _REGISTRY[name](**options)
+    cls = _REGISTRY[name]
+    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise S2IError(f"reader {name!r} has no option {unknown[0]!r}; its options: "
+                       f"{', '.join(accepted) or 'none'}")
+    return cls(**options)
 
 
 def list_readers() -> list[str]:

@@ -15,7 +15,7 @@ from ..errors import ParseError, ReadError, SourceLocation, TruncatedError
 from ..kernels import parse_ntu as K
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
-from . import register_reader
+from . import check_fields, register_reader
 
 __all__ = ["NtuSkeletonReader", "parse_ntu_bytes"]
 
@@ -81,13 +81,18 @@ def _error(path: str, data: bytes, res: tuple, num_joints: int) -> ReadError:
     return ParseError(loc, f"more body records than the file's line count allows (status {status})")
 
 
-def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec) -> RawSkeleton:
-    """Parse the bytes of one ``.skeleton`` file into a :class:`RawSkeleton` (all fields kept)."""
+def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec, fields: str = "all") -> RawSkeleton:
+    """Parse the bytes of one ``.skeleton`` file into a :class:`RawSkeleton`.
+
+    ``fields="all"`` keeps every joint and body field; ``"xyz"`` converts only the positions
+    (the other joint fields are checked, not converted) and leaves ``joint_fields`` and
+    ``body_fields`` empty.
+    """
     V = spec.num_joints
     buf = np.frombuffer(data, np.uint8)
     # A body record takes at least V joint lines of 12 one-character fields (24 bytes each).
     max_records = len(data) // (24 * V) + 1
-    res = K.parse_ntu(buf, V, max_records, K._POW10)
+    res = K.parse_ntu(buf, V, max_records, K._POW10, K._NUMBER_BYTES, fields == "all")
     if res[0] != K.OK:
         raise _error(path, data, res, V)
     nframes, nrec = int(res[7]), int(res[8])
@@ -120,6 +125,10 @@ def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec) -> RawSkeleton:
         out[body_of, frame_of] = values
         return out
 
+    body_ids = tuple(str(x) for x in uniq[order])
+    if fields == "xyz":
+        return RawSkeleton(name=Path(path).stem, source=path, joints=scatter(jf[..., :3], np.nan),
+                           body_ids=body_ids)
     # Four scatters; the per-field arrays are views into them.
     floats, ints = scatter(jf, np.nan), scatter(bints, -1)
     joint_fields = {
@@ -134,7 +143,7 @@ def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec) -> RawSkeleton:
         name=Path(path).stem,
         source=path,
         joints=floats[..., :3],
-        body_ids=tuple(str(x) for x in uniq[order]),
+        body_ids=body_ids,
         joint_fields=joint_fields,
         body_fields=body_fields,
     )
@@ -145,6 +154,9 @@ class NtuSkeletonReader:
     """Reads NTU RGB+D 60/120 ``.skeleton`` files (LF or CRLF, any exponent case)."""
 
     name = "ntu_skeleton"
+
+    def __init__(self, fields: str = "all") -> None:
+        self.fields = check_fields(fields)
 
     def discover(self, root: Path) -> list[Path]:
         """Every ``*.skeleton`` under ``root`` (recursively), sorted by file name."""
@@ -159,9 +171,4 @@ class NtuSkeletonReader:
             data = path.read_bytes()
         except OSError as exc:
             raise ReadError(SourceLocation(str(path)), f"cannot read file: {exc.strerror}") from None
-        return [parse_ntu_bytes(data, str(path), spec)]
-
-    @staticmethod
-    def warm() -> None:
-        """Compile the parser before worker processes fork."""
-        K.warm()
+        return [parse_ntu_bytes(data, str(path), spec, self.fields)]

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import EmptySampleError, ParseError, ReadError, SourceLocation
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
-from . import register_reader
+from . import check_fields, register_reader
 
 __all__ = ["UclaReader"]
 
@@ -28,7 +28,11 @@ KEYS = ("file_name", "skeletons", "label")
 
 @register_reader("ucla_json")
 class UclaReader:
-    """Reads ``aXX_sYY_eZZ_vWW.json`` files (no options)."""
+    """Reads ``aXX_sYY_eZZ_vWW.json`` files (positions are all the format holds, so ``fields``
+    changes nothing)."""
+
+    def __init__(self, fields: str = "all") -> None:
+        self.fields = check_fields(fields)
 
     def discover(self, root: Path) -> list[Path]:
         """Every ``*.json`` under ``root``, recursively."""

@@ -29,7 +29,7 @@ from ..errors import (
 from ..kernels import parse_text
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
-from . import register_reader
+from . import check_fields, register_reader
 
 __all__ = [
     "CLIP_BOUNDS",
@@ -65,9 +65,11 @@ def _clip_range(bounds: str, start: int, end: int) -> tuple[int, int]:
 
 @register_reader("pku_txt")
 class PkuReader:
-    """Reads PKU-MMD skeleton files; ``clip_bounds`` is one of :data:`CLIP_BOUNDS`."""
+    """Reads PKU-MMD skeleton files; ``clip_bounds`` is one of :data:`CLIP_BOUNDS`
+    (positions are all the format holds, so ``fields`` changes nothing)."""
 
-    def __init__(self, clip_bounds: str = DEFAULT_CLIP_BOUNDS) -> None:
+    def __init__(self, clip_bounds: str = DEFAULT_CLIP_BOUNDS, fields: str = "all") -> None:
+        self.fields = check_fields(fields)
         if clip_bounds not in CLIP_BOUNDS:
             choices = "; ".join(f"{k}: {v}" for k, v in CLIP_BOUNDS.items())
             raise S2IError(f"clip_bounds must be one of {choices}; found {clip_bounds!r}")
