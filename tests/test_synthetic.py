@@ -454,6 +454,8 @@ def test_cli_synth(tmp_path, capsys):
 def test_bad_options_are_explained(tmp_path):
     with pytest.raises(ValueError, match="--classes must be 1..10"):
         make_job("ucla20", 3, classes=11)
+    with pytest.raises(ValueError, match="--seed must be"):
+        make_job("ntu25", 3, seed=-1)
     with pytest.raises(ValueError, match="raise --subjects"):
         make_job("ucla20", 10_000, subjects=2)
     (tmp_path / "x").write_text("")

@@ -89,6 +89,8 @@ def make_job(
     if format not in _FORMATS:
         raise ValueError(f"unknown synthetic format {format!r}; choose one of {', '.join(FORMATS)}")
     dataset, default_subjects, default_frames = _FORMATS[format]
+    if seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, found {seed}")
     if samples < 1:
         raise ValueError(f"--samples must be at least 1, found {samples}")
     if line_endings not in LINE_ENDINGS:
