@@ -47,7 +47,13 @@ def _frames(
     default=None,
     help="Performers [default: 40 NTU, 20 PKU-MMD phase 1, 13 phase 2, 10 NW-UCLA].",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Same seed, same bytes.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Same seed, same bytes.",
+)
 @click.option(
     "--frames",
     callback=_frames,
