@@ -28,7 +28,9 @@ JOINT_COUNT = 5    # jointCount differs from the spec's joint count
 TRAILING = 6       # bytes after the last frame
 NEGATIVE = 7       # a negative count
 BAD_ID = 8         # body id is not an unsigned 64-bit integer
-CAPACITY = 9       # more body records than the line count allows (cannot happen on real input)
+CAPACITY = 9       # more body records than the caller's capacity (cannot happen on real input)
+DUPLICATE_BODY = 10  # one body id twice in one frame
+MORE_FIXUPS = 11   # more slow-path tokens than ``fix`` holds: call again with a larger one
 
 # Line kinds: what the parser was reading (also the context of an error).
 LINE_FRAME_COUNT = 0
@@ -56,38 +58,42 @@ _U64_TENTH = np.uint64(1844674407370955161)  # (2**64 - 1) // 10: the largest 20
 
 
 @jit
-def parse_ntu(buf, num_joints, max_records, pow10, numeric, full):
-    """Parse a whole ``.skeleton`` file.
+def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bints, blean, jf, js,
+              fix, info):
+    """Parse a whole ``.skeleton`` file into caller-owned arrays (one row per body-frame record).
 
     Args:
         buf: the file's bytes, uint8.
         num_joints: joints per body the spec expects (25).
-        max_records: capacity for body-frame records (an upper bound from the line count).
         pow10: ``_POW10``.
         numeric: ``_NUMBER_BYTES``, the bytes a number token may hold.
         full: convert every field. When False only x, y, z of the joint lines (and every body-info
             field) are converted; the other joint fields are only checked to be number-like tokens
-            and are left unset. Conversion only needs x, y, z, and skipping the rest is ~1.5x faster.
+            and are left unset. Conversion only needs x, y, z, and skipping the rest is faster.
+        frame_of: (R,) int32 out, the frame of every record; R bounds the number of records.
+        body_of: (R,) int32 out, the body of every record, numbered by first appearance.
+        ids: (R,) uint64 out, the distinct body ids in order of first appearance.
+        bints: (R, 7) int32 out, the integer body-info fields after the id (BODY_INT_NAMES).
+        blean: (R, 2) float32 out, leanX and leanY.
+        jf: (R, V, 11) float32 out, the float joint fields (JOINT_FLOAT_NAMES).
+        js: (R, V) int8 out, joint tracking states.
+        fix: (K, 4) int64 out, tokens only Python rounds exactly: (record, joint or -1 for lean,
+            field, token start).
+        info: (9,) int64 out: frames, records, bodies, fixups; on error also the line kind, the
+            field being read, a count or value the message needs, the frame and the body.
 
-    Returns a tuple: ``status, err_pos, err_line_kind, err_field, err_found, err_frame, err_body,
-    n_frames, n_records, frame_of_record (R,) int32, body_id (R,) uint64, body_ints (R, 7) int32,
-    body_lean (R, 2) float32, joint_floats (R, V, 11) float32, joint_state (R, V) int8,
-    fixups (K, 4) int64 rows (record, joint or -1 for lean, field, token start), n_fixups``.
-    On error, ``err_field`` is the 0-based field being read and ``err_found`` a count or value
-    that the message needs (fields found, joints found, the negative count).
+    Returns ``(status, byte offset)`` of the error, or ``(OK, len(buf))``.
     """
     n = buf.shape[0]
     V = num_joints
-    R = max_records
-    frame_of = np.empty(R, np.int32)
-    ids = np.empty(R, np.uint64)
-    bints = np.empty((R, 7), np.int32)
-    blean = np.empty((R, 2), np.float32)
-    jf = np.empty((R, V, 11), np.float32)
-    js = np.empty((R, V), np.int8)
-    fix = np.empty((max(16, 2 * R), 4), np.int64)
+    R = frame_of.shape[0]
+    last_frame = np.full(R, -1, np.int64)   # per distinct body: the frame it was last listed in
+    status = OK
+    epos = 0
+    efound = 0
     nfix = 0
     nrec = 0
+    nbodies = 0
     kind = LINE_FRAME_COUNT
     field = 0           # fields read on the current line
     nframes = 0
@@ -107,19 +113,15 @@ def parse_ntu(buf, num_joints, max_records, pow10, numeric, full):
             pos += 1
         if pos >= n or buf[pos] == 10:
             # ---- end of a line: check its field count, then move the state machine on ----
-            if field == 0:
-                if kind == LINE_DONE or pos >= n:
-                    if pos >= n:
-                        break
-                    pos += 1
-                    line_start = pos
-                    continue
-                return (FIELD_COUNT, pos, kind, 0, 0, f, b, nframes, nrec, frame_of, ids, bints,
-                        blean, jf, js, fix, nfix)
+            if field == 0 and (kind == LINE_DONE or pos >= n):
+                if pos >= n:
+                    break
+                pos += 1
+                line_start = pos
+                continue
             if field < LINE_FIELDS[kind]:
-                st = FIELD_COUNT
-                return (st, pos, kind, field, field, f, b, nframes, nrec, frame_of, ids, bints,
-                        blean, jf, js, fix, nfix)
+                status, epos, efound = FIELD_COUNT, pos, field
+                break
             if kind == LINE_FRAME_COUNT:
                 nframes = value
                 f = 0
@@ -136,8 +138,8 @@ def parse_ntu(buf, num_joints, max_records, pow10, numeric, full):
                 kind = LINE_JOINT_COUNT
             elif kind == LINE_JOINT_COUNT:
                 if value != V:
-                    return (JOINT_COUNT, line_start, kind, 0, value, f, b, nframes, nrec, frame_of,
-                            ids, bints, blean, jf, js, fix, nfix)
+                    status, epos, efound = JOINT_COUNT, line_start, value
+                    break
                 j = 0
                 kind = LINE_JOINT
             else:  # LINE_JOINT
@@ -160,24 +162,24 @@ def parse_ntu(buf, num_joints, max_records, pow10, numeric, full):
 
         # ---- a token ----
         if kind == LINE_DONE:
-            return (TRAILING, pos, kind, 0, 0, f, b, nframes, nrec, frame_of, ids, bints, blean,
-                    jf, js, fix, nfix)
+            status, epos = TRAILING, pos
+            break
         if field >= LINE_FIELDS[kind]:
             # Too many fields: count them all for the message.
-            found = field
+            efound = field
             while pos < n and buf[pos] != 10:
                 while pos < n and (buf[pos] == 32 or buf[pos] == 9 or buf[pos] == 13):
                     pos += 1
                 if pos < n and buf[pos] != 10:
-                    found += 1
+                    efound += 1
                     while pos < n and buf[pos] != 32 and buf[pos] != 9 and buf[pos] != 13 \
                             and buf[pos] != 10:
                         pos += 1
-            return (FIELD_COUNT, line_start, kind, field, found, f, b, nframes, nrec, frame_of, ids,
-                    bints, blean, jf, js, fix, nfix)
+            status, epos = FIELD_COUNT, line_start
+            break
         if kind == LINE_BODY_INFO and field == 0 and nrec >= R:
-            return (CAPACITY, pos, kind, field, 0, f, b, nframes, nrec, frame_of, ids, bints, blean,
-                    jf, js, fix, nfix)
+            status, epos = CAPACITY, pos
+            break
         tok = pos
         if kind == LINE_JOINT and field >= 3 and not full:
             # A field the caller does not need: checked to be made of number bytes, not converted.
@@ -185,8 +187,8 @@ def parse_ntu(buf, num_joints, max_records, pow10, numeric, full):
                 pos += 1
             if pos == tok or (pos < n and buf[pos] != 32 and buf[pos] != 9 and buf[pos] != 13
                               and buf[pos] != 10):
-                return (BAD_FLOAT if field < 11 else BAD_INT, tok, kind, field, j, f, b, nframes,
-                        nrec, frame_of, ids, bints, blean, jf, js, fix, nfix)
+                status, epos = (BAD_FLOAT if field < 11 else BAD_INT), tok
+                break
             field += 1
             continue
         neg = False
@@ -275,16 +277,15 @@ def parse_ntu(buf, num_joints, max_records, pow10, numeric, full):
         lean = kind == LINE_BODY_INFO and (field == 7 or field == 8)
         if (kind == LINE_JOINT and field < 11) or lean:
             if not ok:
-                return (BAD_FLOAT, tok, kind, field, j, f, b, nframes, nrec, frame_of, ids, bints,
-                        blean, jf, js, fix, nfix)
+                status, epos = BAD_FLOAT, tok
+                break
             v = 0.0
             if is_special:
                 v = special
             elif lost or mant > np.uint64(_TWO53) or exp10 > 22 or exp10 < -22:
                 if nfix == fix.shape[0]:
-                    grown = np.empty((2 * nfix, 4), np.int64)
-                    grown[:nfix] = fix
-                    fix = grown
+                    status, epos = MORE_FIXUPS, tok
+                    break
                 fix[nfix, 0] = nrec
                 fix[nfix, 1] = -1 if lean else j
                 fix[nfix, 2] = field - 7 if lean else field
@@ -303,42 +304,89 @@ def parse_ntu(buf, num_joints, max_records, pow10, numeric, full):
                 jf[nrec, j, field] = v
         else:
             # An integer field.
-            if not ok or not integral or lost:
-                st = BAD_ID if (kind == LINE_BODY_INFO and field == 0) else BAD_INT
-                return (st, tok, kind, field, j, f, b, nframes, nrec, frame_of, ids, bints, blean,
-                        jf, js, fix, nfix)
-            if kind == LINE_BODY_INFO and field == 0:
-                if neg:
-                    return (BAD_ID, tok, kind, field, 0, f, b, nframes, nrec, frame_of, ids, bints,
-                            blean, jf, js, fix, nfix)
-                ids[nrec] = mant
+            is_id = kind == LINE_BODY_INFO and field == 0
+            if not ok or not integral or lost or (is_id and neg):
+                status, epos = (BAD_ID if is_id else BAD_INT), tok
+                break
+            if is_id:
+                k = 0
+                while k < nbodies and ids[k] != mant:
+                    k += 1
+                if k == nbodies:
+                    ids[k] = mant
+                    nbodies += 1
+                elif last_frame[k] == f:
+                    status, epos = DUPLICATE_BODY, tok
+                    break
+                last_frame[k] = f
+                body_of[nrec] = k
             elif mant > np.uint64(2147483647):
-                return (BAD_INT, tok, kind, field, j, f, b, nframes, nrec, frame_of, ids, bints,
-                        blean, jf, js, fix, nfix)
+                status, epos = BAD_INT, tok
+                break
             else:
                 iv = np.int64(mant)
                 if neg:
                     iv = -iv
                 if kind == LINE_JOINT:
                     if iv < -128 or iv > 127:
-                        return (BAD_INT, tok, kind, field, j, f, b, nframes, nrec, frame_of, ids,
-                                bints, blean, jf, js, fix, nfix)
+                        status, epos = BAD_INT, tok
+                        break
                     js[nrec, j] = iv
                 elif kind == LINE_BODY_INFO:
                     bints[nrec, field - 1 if field < 7 else 6] = iv
+                elif iv < 0:
+                    status, epos, efound = NEGATIVE, tok, iv
+                    break
                 else:
-                    if iv < 0:
-                        return (NEGATIVE, tok, kind, field, iv, f, b, nframes, nrec, frame_of, ids,
-                                bints, blean, jf, js, fix, nfix)
                     value = iv
         field += 1
-    if kind != LINE_DONE:
-        return (EOF_EARLY, n, kind, field, field, f, b, nframes, nrec, frame_of, ids, bints, blean,
-                jf, js, fix, nfix)
-    return (OK, n, kind, 0, 0, -1, -1, nframes, nrec, frame_of, ids, bints, blean, jf, js, fix, nfix)
+    if status == OK and kind != LINE_DONE:
+        status, epos, efound = EOF_EARLY, n, field
+    elif status == OK:
+        epos = n
+    info[0] = nframes
+    info[1] = nrec
+    info[2] = nbodies
+    info[3] = nfix
+    info[4] = kind
+    info[5] = field
+    info[6] = efound
+    info[7] = f
+    info[8] = b
+    return status, epos
+
+
+class ParsedFile:
+    """The kernel's outputs for one file, allocated here so the kernel never allocates."""
+
+    def __init__(self, nbytes: int, num_joints: int, fixups: int = 0) -> None:
+        # A body record takes at least V joint lines of 12 one-byte fields (24 bytes each).
+        R = nbytes // (24 * num_joints) + 1
+        self.frame_of = np.empty(R, np.int32)
+        self.body_of = np.empty(R, np.int32)
+        self.ids = np.empty(R, np.uint64)
+        self.bints = np.empty((R, 7), np.int32)
+        self.blean = np.empty((R, 2), np.float32)
+        self.jf = np.empty((R, num_joints, 11), np.float32)
+        self.js = np.empty((R, num_joints), np.int8)
+        self.fix = np.empty((max(16, fixups), 4), np.int64)
+        self.info = np.zeros(9, np.int64)
+
+
+def parse(buf: np.ndarray, num_joints: int, full: bool) -> tuple[int, int, ParsedFile]:
+    """Run :func:`parse_ntu` on ``buf``: ``(status, byte offset, outputs)``."""
+    out = ParsedFile(buf.shape[0], num_joints, 2 * (buf.shape[0] // (24 * num_joints) + 1))
+    while True:
+        status, pos = parse_ntu(buf, num_joints, _POW10, _NUMBER_BYTES, full, out.frame_of,
+                                out.body_of, out.ids, out.bints, out.blean, out.jf, out.js,
+                                out.fix, out.info)
+        if status != MORE_FIXUPS:
+            return status, pos, out
+        # Rare: many numbers beyond the exact fast path; room for every float token of the file.
+        out = ParsedFile(buf.shape[0], num_joints, buf.shape[0] // 2 + 16)
 
 
 def warm() -> None:
     """Compile (or load from cache) the parser on a tiny file before workers fork."""
     for full in (True, False):
-        parse_ntu(np.frombuffer(b"1\n0\n", np.uint8), 25, 1, _POW10, _NUMBER_BYTES, full)
+        parse(np.frombuffer(b"1\n0\n", np.uint8), 25, full)

@@ -40,14 +40,15 @@ def _token_at(buf: bytes, pos: int) -> str:
     return buf[pos:end].decode("latin-1")
 
 
-def _error(path: str, data: bytes, res: tuple, num_joints: int) -> ReadError:
+def _error(path: str, data: bytes, status: int, pos: int, info: np.ndarray,
+           num_joints: int) -> ReadError:
     """Turn the kernel's status into an error with a location; line numbers are counted only now."""
-    status, pos, kind, field, found, frame, body, nframes = res[:8]
+    nframes, kind, field, found, frame, body = (int(info[k]) for k in (0, 4, 5, 6, 7, 8))
     line = data.count(b"\n", 0, pos) + 1
     column = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
-    frame = None if frame < 0 or kind in (K.LINE_FRAME_COUNT, K.LINE_DONE) else int(frame)
-    body = None if body < 0 or kind in (K.LINE_FRAME_COUNT, K.LINE_BODY_COUNT, K.LINE_DONE) else int(body)
-    loc = SourceLocation(path, line, column, frame, body)
+    in_frame = kind not in (K.LINE_FRAME_COUNT, K.LINE_DONE)
+    in_body = kind in (K.LINE_BODY_INFO, K.LINE_JOINT_COUNT, K.LINE_JOINT)
+    loc = SourceLocation(path, line, column, frame if in_frame else None, body if in_body else None)
     what = _LINE_NAMES[kind]
     if kind == K.LINE_BODY_INFO:
         fname = _BODY_INFO_FIELDS[min(field, 9)]
@@ -74,11 +75,13 @@ def _error(path: str, data: bytes, res: tuple, num_joints: int) -> ReadError:
         return ParseError(loc, f"expected an integer for {fname}, found {token!r}")
     if status == K.BAD_ID:
         return ParseError(loc, f"expected an unsigned 64-bit integer bodyID, found {token!r}")
+    if status == K.DUPLICATE_BODY:
+        return ParseError(loc, f"body id {token} appears twice in one frame")
     if status == K.NEGATIVE:
         return ParseError(loc, f"expected a non-negative {what}, found {found}")
     if status == K.TRAILING:
         return ParseError(loc, f"unexpected data after the last of {nframes} frames: {token!r}")
-    return ParseError(loc, f"more body records than the file's line count allows (status {status})")
+    return ParseError(loc, f"more body records than the file's size allows (status {status})")
 
 
 def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec, fields: str = "all") -> RawSkeleton:
@@ -89,17 +92,13 @@ def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec, fields: str = "all"
     ``body_fields`` empty.
     """
     V = spec.num_joints
-    buf = np.frombuffer(data, np.uint8)
-    # A body record takes at least V joint lines of 12 one-character fields (24 bytes each).
-    max_records = len(data) // (24 * V) + 1
-    res = K.parse_ntu(buf, V, max_records, K._POW10, K._NUMBER_BYTES, fields == "all")
-    if res[0] != K.OK:
-        raise _error(path, data, res, V)
-    nframes, nrec = int(res[7]), int(res[8])
-    frame_of, ids, bints, blean, jf, js, fix, nfix = res[9:]
-    frame_of, ids = frame_of[:nrec], ids[:nrec]
-    jf, js, bints, blean = jf[:nrec], js[:nrec], bints[:nrec], blean[:nrec]
-    for rec, joint, field, start in fix[:nfix]:
+    status, pos, out = K.parse(np.frombuffer(data, np.uint8), V, fields == "all")
+    if status != K.OK:
+        raise _error(path, data, status, pos, out.info, V)
+    T, nrec, B, nfix = (int(out.info[k]) for k in range(4))
+    frame_of, body_of = out.frame_of[:nrec], out.body_of[:nrec]
+    jf, js, bints, blean = out.jf[:nrec], out.js[:nrec], out.bints[:nrec], out.blean[:nrec]
+    for rec, joint, field, start in out.fix[:nfix]:
         # Rare tokens the kernel cannot round exactly: Python's float() is correctly rounded.
         value = np.float32(float(_token_at(data, int(start))))
         if joint < 0:
@@ -107,25 +106,13 @@ def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec, fields: str = "all"
         else:
             jf[rec, joint, field] = value
 
-    # Bodies in order of first appearance; ids stay uint64 (a float would merge distinct people).
-    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
-    body_of = rank[inverse]
-    B, T = len(uniq), nframes
-    flat = body_of * T + frame_of
-    if len(np.unique(flat)) != nrec:
-        dup = int(np.flatnonzero(np.bincount(flat) > 1)[0])
-        raise ParseError(SourceLocation(path, frame=dup % T),
-                         f"body id {uniq[order][dup // T]} appears twice in one frame")
-
     def scatter(values: np.ndarray, fill: float | int) -> np.ndarray:
-        out = np.full((B, T) + values.shape[1:], fill, values.dtype)
-        out[body_of, frame_of] = values
-        return out
+        grid = np.full((B, T) + values.shape[1:], fill, values.dtype)
+        grid[body_of, frame_of] = values
+        return grid
 
-    body_ids = tuple(str(x) for x in uniq[order])
+    # Ids stay uint64 until they become decimal strings: a float would merge distinct people.
+    body_ids = tuple(str(x) for x in out.ids[:B])
     if fields == "xyz":
         return RawSkeleton(name=Path(path).stem, source=path, joints=scatter(jf[..., :3], np.nan),
                            body_ids=body_ids)
