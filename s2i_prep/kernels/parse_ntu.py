@@ -196,46 +196,35 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
         if c == 45 or c == 43:
             neg = c == 45
             pos += 1
-        mant = np.uint64(0)
-        digits = 0          # significant digits in mant
-        exp10 = 0
-        seen = False
-        integral = True     # integer syntax: no point, no exponent
-        lost = False        # a significant digit did not fit
-        special = 0.0       # nan/inf value
-        is_special = False
+        # Every digit goes into an int64 mantissa; more than 18 digits (leading zeros included)
+        # could overflow it, and such rare tokens take a slow path instead of a branch per digit.
+        mant = 0
+        start = pos
         while pos < n:
             d = np.int64(buf[pos]) - 48
             if d < 0 or d > 9:
                 break
-            seen = True
-            if digits > 0 or d != 0:
-                if digits < 19 or (digits == 19 and (mant < _U64_TENTH or
-                                                     (mant == _U64_TENTH and d <= 5))):
-                    mant = mant * np.uint64(10) + np.uint64(d)
-                    digits += 1
-                else:
-                    exp10 += 1
-                    lost = True
+            mant = mant * 10 + d
             pos += 1
+        digits = pos - start
+        exp10 = 0
+        integral = True     # integer syntax: no point, no exponent
         if pos < n and buf[pos] == 46:
             integral = False
             pos += 1
+            start = pos
             while pos < n:
                 d = np.int64(buf[pos]) - 48
                 if d < 0 or d > 9:
                     break
-                seen = True
-                if digits > 0 or d != 0:
-                    if digits < 19:
-                        mant = mant * np.uint64(10) + np.uint64(d)
-                        digits += 1
-                        exp10 -= 1
-                    elif d != 0:
-                        lost = True
-                else:
-                    exp10 -= 1
+                mant = mant * 10 + d
                 pos += 1
+            exp10 = start - pos
+            digits += pos - start
+        seen = digits > 0
+        lost = digits > 18  # mant is not the token's mantissa (slow path)
+        special = 0.0       # nan/inf value
+        is_special = False
         ok = seen
         if seen and pos < n and (buf[pos] == 101 or buf[pos] == 69):
             integral = False
@@ -282,7 +271,7 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
             v = 0.0
             if is_special:
                 v = special
-            elif lost or mant > np.uint64(_TWO53) or exp10 > 22 or exp10 < -22:
+            elif lost or mant > _TWO53 or exp10 > 22 or exp10 < -22:
                 if nfix == fix.shape[0]:
                     status, epos = MORE_FIXUPS, tok
                     break
@@ -305,26 +294,35 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
         else:
             # An integer field.
             is_id = kind == LINE_BODY_INFO and field == 0
+            uid = np.uint64(0)
+            if is_id and ok and integral and not neg:
+                # Body ids are unsigned 64-bit: re-read as uint64 with an overflow check.
+                for q in range(start, start + digits):
+                    d64 = np.uint64(np.int64(buf[q]) - 48)
+                    if uid > _U64_TENTH or (uid == _U64_TENTH and d64 > np.uint64(5)):
+                        ok = False
+                    uid = uid * np.uint64(10) + d64
+                lost = False
             if not ok or not integral or lost or (is_id and neg):
                 status, epos = (BAD_ID if is_id else BAD_INT), tok
                 break
             if is_id:
                 k = 0
-                while k < nbodies and ids[k] != mant:
+                while k < nbodies and ids[k] != uid:
                     k += 1
                 if k == nbodies:
-                    ids[k] = mant
+                    ids[k] = uid
                     nbodies += 1
                 elif last_frame[k] == f:
                     status, epos = DUPLICATE_BODY, tok
                     break
                 last_frame[k] = f
                 body_of[nrec] = k
-            elif mant > np.uint64(2147483647):
+            elif mant > 2147483647:
                 status, epos = BAD_INT, tok
                 break
             else:
-                iv = np.int64(mant)
+                iv = mant
                 if neg:
                     iv = -iv
                 if kind == LINE_JOINT:
