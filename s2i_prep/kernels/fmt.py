@@ -122,10 +122,6 @@ def _put_general(buf, pos, value, precision, style):
     if m >= _IPOW10[precision]:  # rounding carried into a new digit: 9.9999999 -> 10
         e += 1
         m //= 10
-    nd = precision  # significant digits left after dropping trailing zeros
-    while nd > 1 and np.uint64(m) % np.uint64(10) == 0:
-        m = np.int64(np.uint64(m) // np.uint64(10))
-        nd -= 1
     if value < 0:
         buf[pos] = _MINUS
         pos += 1
@@ -137,18 +133,29 @@ def _put_general(buf, pos, value, precision, style):
             for _ in range(-e - 1):
                 buf[pos] = _ZERO
                 pos += 1
-            return _put_digits(buf, pos, m, nd)
-        if nd <= e + 1:
-            pos = _put_digits(buf, pos, m, nd)
-            for _ in range(e + 1 - nd):
-                buf[pos] = _ZERO
-                pos += 1
+            end = _put_digits(buf, pos, m, precision)
+            while end > pos + 1 and buf[end - 1] == _ZERO:
+                end -= 1
+            return end
+        # digits one place right of where they go, then the integer part moves left over the gap
+        end = _put_digits(buf, pos + 1, m, precision)
+        for k in range(e + 1):
+            buf[pos + k] = buf[pos + 1 + k]
+        point = pos + e + 1
+        while end > point + 1 and buf[end - 1] == _ZERO:
+            end -= 1
+        if end == point + 1:  # nothing after the point
             if style == _STYLE_R:
-                buf[pos] = _DOT
-                buf[pos + 1] = _ZERO
-                pos += 2
-            return pos
-        return _put_pointed(buf, pos, m, nd, e + 1)
+                buf[point] = _DOT
+                buf[point + 1] = _ZERO
+                return point + 2
+            return point
+        buf[point] = _DOT
+        return end
+    nd = precision
+    while nd > 1 and np.uint64(m) % np.uint64(10) == 0:
+        m = np.int64(np.uint64(m) // np.uint64(10))
+        nd -= 1
     pos = _put_pointed(buf, pos, m, nd, 1) if nd > 1 else _put_digits(buf, pos, m, 1)
     buf[pos] = 69 if style == _STYLE_G else 101  # "E" / "e"
     buf[pos + 1] = 43 if e >= 0 else _MINUS  # "+" / "-"
