@@ -101,3 +101,10 @@ def test_compiled_parser_is_cached_for_the_next_process(tmp_path):
     before = index[0].stat().st_mtime_ns
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO)
     assert index[0].stat().st_mtime_ns == before
+
+
+def test_public_api_names_resolve_and_import_lazily():
+    code = ("import sys, s2i_prep; light = 'numba' not in sys.modules; "
+            "[getattr(s2i_prep, n) for n in s2i_prep.__all__]; print(light, 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.stdout.split() == ["True", "True"], out.stderr
