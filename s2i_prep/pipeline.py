@@ -302,10 +302,11 @@ def _sample_events(ctx: _WorkerContext, raw: RawSkeleton, path: str) -> _Sample 
     for key in spec.fields:
         meta.setdefault(key, int(raw.meta.get(key, -1)))
     label = spec.label_of(meta, raw.label)
-    if label is None or not 0 <= label <= np.iinfo(np.int16).max:
+    classes = spec.num_classes or np.iinfo(np.int16).max + 1
+    if label is None or not 0 <= label < classes:
         return _Skip(
             path,
-            f"sample {raw.name}: no class label can be derived "
+            f"sample {raw.name}: no class label in 0..{classes - 1} can be derived "
             f"(metadata {meta}, reader label {raw.label})",
             KIND_LABEL,
         )
@@ -571,7 +572,8 @@ def _attrs(
                 "excluded": asm.excluded + excluded_files,
             },
         },
-        "class_count": max(labels) + 1 if labels else 0,
+        # the spec's label space; a spec without one falls back to the labels seen
+        "class_count": spec.num_classes or (max(labels) + 1 if labels else 0),
     }
 
 

@@ -838,3 +838,23 @@ def test_convert_config_round_trips_through_dict(tmp_path: Path) -> None:
     assert again == cfg
     with pytest.raises(ValueError, match="unknown convert options"):
         ConvertConfig.from_dict({**cfg.to_dict(), "wokers": 2})
+
+
+def test_class_count_is_the_spec_label_space_and_labels_beyond_it_are_skipped(tmp_path):
+    import zarr
+
+    from tests.ntu_files import compose, skeleton_text, track
+
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("S001C001P001R001A001", "S001C001P001R001A121"):
+        (raw / f"{name}.skeleton").write_bytes(skeleton_text(compose(20, track(rng, 20))))
+    out = tmp_path / "out.zarr"
+    result = CliRunner().invoke(cli, ["convert", "--format", "ntu25", "--workers", "0", "-q",
+                                      str(raw), str(out)])
+    assert result.exit_code == 3, result.output
+    g = zarr.open_group(str(out), mode="r")
+    assert g.attrs["class_count"] == 120
+    assert [s["path"].endswith("A121.skeleton") for s in g.attrs["report"]["skipped"]] == [True]
+    assert "no class label in 0..119" in g.attrs["report"]["skipped"][0]["reason"]

@@ -36,12 +36,10 @@ def preview(
     """Render one sample of DATASET (every stream, part and person boundaries marked) to a PNG."""
     if sample_id is not None and index is not None:
         raise click.UsageError("give either --sample or --index, not both")
-    import tempfile
-
     from ..encoding import EncodeConfig
     from ..errors import S2IError
     from ..previews import render_preview
-    from ..specs import load_spec
+    from ..specs import parse_spec_text
     from ..store import open_dataset
 
     with open_dataset(dataset) as ds:
@@ -60,11 +58,8 @@ def preview(
         sample = ds.sample(index)
         encoding = ds.attrs["encoding"]
         spec_text = ds.attrs["spec"]
-    # The dataset carries its own spec; load it through the normal validating loader.
-    with tempfile.TemporaryDirectory() as tmp:
-        spec_file = Path(tmp) / "spec.yaml"
-        spec_file.write_text(spec_text, encoding="utf-8")
-        spec = load_spec(spec_file)
+    # The dataset carries its own spec; validate it like any other.
+    spec = parse_spec_text(spec_text, f"{dataset} (stored spec)")
     image = render_preview(
         sample,
         spec,
