@@ -281,3 +281,16 @@ def test_reader_options_are_checked():
         get_reader("ntu_skeleton", fields="some")
     with pytest.raises(S2IError, match="reader 'ucla_json' has no option 'clip_bounds'"):
         get_reader("ucla_json", clip_bounds="closed")
+
+
+def test_bench_read_quick_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(repo / "benchmarks" / "bench_read.py"), "--quick"],
+                         capture_output=True, text=True, cwd=repo, timeout=300)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["files"] == 12 and res["reference_mb_s"] > 0 and res["s2i_parse_select_mb_s"] > 0

@@ -8,8 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def read_plain(path: str) -> dict:
-    """Plain-Python parse (readline, split, float on every field): {'num_frames', 'bodies': {...}}.
+def read_plain(path: str, fields: str = "all") -> dict:
+    """Plain-Python parse (readline, split, float): {'num_frames', 'bodies': {...}}.
+
+    ``fields="all"`` converts every field (as s2i's default); ``"xyz"`` only x, y, z.
 
     Each body: ``joints`` (n, 25, 3) float32 through float64 (numpy's str->float32 path),
     ``frames`` (original frame indices), ``valid`` (indices among non-empty frames).
@@ -25,15 +27,19 @@ def read_plain(path: str) -> dict:
             for _ in range(nb):
                 info = fh.readline().split()
                 body_id = info[0]
-                [int(t) for t in info[1:7]], float(info[7]), float(info[8]), int(info[9])
+                if fields == "all":
+                    [int(t) for t in info[1:7]], float(info[7]), float(info[8]), int(info[9])
                 nj = int(fh.readline())
                 xyz = []
                 for _ in range(nj):
                     tokens = fh.readline().split()
                     if len(tokens) != 12:
                         raise ValueError(f"{path}: joint line with {len(tokens)} fields")
-                    values = [float(t) for t in tokens[:11]]      # every field, like s2i
-                    int(tokens[11])
+                    if fields == "all":
+                        values = [float(t) for t in tokens[:11]]
+                        int(tokens[11])
+                    else:
+                        values = [float(t) for t in tokens[:3]]
                     xyz.append(values[:3])
                 body = bodies.setdefault(body_id, {"joints": [], "frames": [], "valid": []})
                 body["joints"].append(xyz)
