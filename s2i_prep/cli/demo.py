@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
@@ -28,6 +29,10 @@ def demo(ctx: click.Context, out_dir: Path, samples: int, seed: int, overwrite: 
 
     raw, dataset, png = out_dir / "raw", out_dir / "ntu.zarr", out_dir / "preview.png"
     again = ["--overwrite"] if overwrite else []
+    if overwrite and raw.is_dir():
+        # synth --overwrite replaces same-named files only; an earlier, larger demo would leave
+        # extra recordings behind, so the demo's own raw folder starts empty.
+        shutil.rmtree(raw)
     steps = [
         (synth, ["--format", "ntu25", str(raw), "--samples", str(samples), "--seed", str(seed)] + again),
         (convert, ["--format", "ntu25", str(raw), str(dataset)] + again),
