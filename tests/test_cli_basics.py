@@ -108,3 +108,11 @@ def test_public_api_names_resolve_and_import_lazily():
             "[getattr(s2i_prep, n) for n in s2i_prep.__all__]; print(light, 'numba' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.split() == ["True", "True"], out.stderr
+
+
+def test_convert_stream_names_are_the_encoders():
+    # the CLI keeps its own copy so that --help does not import the encoder (and numba)
+    from s2i_prep.cli import convert
+    from s2i_prep.encoding import STREAMS
+
+    assert convert._STREAMS == STREAMS

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .options import format_options, format_or_spec
+
 if TYPE_CHECKING:
     from ..pipeline import ProgressUpdate
 
@@ -44,14 +46,6 @@ def _parse_size(
     return size[0], size[1]
 
 
-def _format_or_spec(fmt: str | None, spec: Path | None) -> str:
-    if fmt and spec:
-        raise click.UsageError("give either --format or --spec, not both")
-    if not fmt and not spec:
-        raise click.UsageError("missing --format NAME (see `s2i-prep formats`) or --spec FILE.yaml")
-    return str(spec) if spec else str(fmt)
-
-
 _EPILOG = """\b
 Exit status:
   0  every input converted
@@ -73,17 +67,7 @@ Examples:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
 @click.argument("output", metavar="OUTPUT", type=click.Path(dir_okay=True, path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    metavar="NAME",
-    help="Built-in format: ntu25, pku25, ucla20 (`s2i-prep formats`).",
-)
-@click.option(
-    "--spec",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Your own joint spec (YAML) instead of --format.",
-)
+@format_options
 @click.option(
     "--streams",
     default=",".join(_STREAMS),
@@ -189,7 +173,7 @@ def convert(
     OUTPUT ending in .zarr is written as Zarr v3, .h5/.hdf5 as HDF5. The output is built under
     OUTPUT.partial and renamed when complete; bad input files are skipped and reported.
     """
-    source = _format_or_spec(fmt, spec)
+    source = format_or_spec(fmt, spec)
     if dtype == "uint8" and image_size is None:
         raise click.BadParameter(
             "uint8 needs --image-size (the compact grid is stored as float16)",

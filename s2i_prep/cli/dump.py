@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
+from .options import format_options, format_or_spec
+
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-f", "--format", "fmt", default=None, help="Built-in format name (see `s2i-prep formats`).")
-@click.option("--spec", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A joint spec YAML of your own instead of --format.")
+@format_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output .npz file.")
 @click.option("--stage", type=click.Choice(["raw", "selected"]), default="raw", show_default=True,
@@ -31,9 +31,7 @@ def dump(file: Path, fmt: str | None, spec: Path | None, output: Path, stage: st
     from ..readers import get_reader
     from ..specs import load_spec
 
-    if (fmt is None) == (spec is None):
-        raise click.UsageError("give exactly one of --format and --spec")
-    joint_spec = load_spec(spec if spec is not None else fmt)
+    joint_spec = load_spec(format_or_spec(fmt, spec))
     samples = get_reader(joint_spec.reader).read(file, joint_spec)
     arrays: dict[str, np.ndarray] = {}
     for raw in samples:
