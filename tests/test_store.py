@@ -461,3 +461,31 @@ def test_bench_store_quick_runs():
         ("image", "uint8"),
     }
     assert all(r["disk_bytes_per_sample"] > 0 for r in result["results"])
+
+
+@pytest.mark.parametrize("k,dtype", [(64, "float16"), (23, "float16"), (7, "uint8")])
+def test_plain_shard_is_byte_identical_to_zarr_python(tmp_path, k, dtype):
+    """The thin shard writer must produce exactly the file zarr-python writes."""
+    import zarr
+    import zarr.codecs as zc
+
+    from s2i_prep.store.zarr_store import plain_shard
+
+    rng = np.random.default_rng(k)
+    x = (rng.random((k, 3, 3, 8, 10)) * 200).astype(dtype)
+    g = zarr.open_group(str(tmp_path / "ref.zarr"), mode="w")
+    a = g.create_array("s", shape=x.shape, dtype=dtype, chunks=(1, 3, 3, 8, 10),
+                       shards=(64, 3, 3, 8, 10), compressors=[zc.Crc32cCodec()], fill_value=0,
+                       config={"write_empty_chunks": True})
+    a[:] = x
+    ref = (tmp_path / "ref.zarr" / "s" / "c" / "0" / "0" / "0" / "0" / "0").read_bytes()
+    assert plain_shard(x, 64).tobytes() == ref
+
+
+@pytest.mark.parametrize("codec,plain", [("none", True), ("zstd", False)])
+def test_uncompressed_zarr_shards_take_the_thin_writer(tmp_path, codec, plain):
+    from s2i_prep.store.zarr_store import ZarrBackend
+
+    backend = ZarrBackend(tmp_path)
+    backend.create((3, 3, 8, 10), "float16", codec, 16)
+    assert backend._plain is plain
