@@ -456,9 +456,9 @@ class _Assembler:
         self._writing: Future[None] | None = None
         self.on_error = on_error
         self.stats = stats
-        self.keys = ("label", *spec.fields)
+        self.keys = ("sample_id", "label", *spec.fields)
         self.pending: list[tuple[str, dict[str, int]]] = []  # name and columns of buffered samples
-        self.columns: dict[str, list[int]] = {k: [] for k in self.keys}
+        self.columns: dict[str, list[Any]] = {k: [] for k in self.keys}
         self.skipped: list[tuple[str, str, str]] = []
         self.excluded = 0
         self.last_id: str | None = None
@@ -536,6 +536,29 @@ class _Assembler:
             self.wait()
         finally:
             self._io.shutdown(wait=True)
+
+
+def _splits(
+    cfg: ConvertConfig, spec: JointSpec, reader: Any, columns: Mapping[str, list[Any]]
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str]]:
+    """The spec's split rules over the metadata, overridden by split files the dataset ships
+    (a reader's ``official_splits``); also where each split came from, and any disagreement."""
+    meta = {key: np.asarray(columns[key], dtype=np.int64) for key in spec.fields}
+    splits = {rule.name: rule.indices(meta) for rule in spec.splits}
+    sources = {name: "rule" for name in splits}
+    official = getattr(reader, "official_splits", None)
+    if official is None:
+        return splits, sources
+    for name, (train, test, path) in official(cfg.input, columns["sample_id"]).items():
+        source = f"file {os.path.relpath(path, cfg.input)}"
+        if name in splits:
+            rule_train, rule_test = splits[name]
+            moved = len(np.setxor1d(rule_train, train)) + len(np.setxor1d(rule_test, test))
+            source += (f" (the spec's rule puts {moved} sample(s) differently)" if moved
+                       else " (equal to the spec's rule)")
+        splits[name] = (train, test)
+        sources[name] = source
+    return splits, sources
 
 
 def _attrs(
@@ -655,9 +678,10 @@ def convert(
                     f"{cfg.input}: no sample could be converted ({len(asm.skipped)} "
                     f"skipped{first_skip})"
                 )
-            meta = {key: np.asarray(asm.columns[key], dtype=np.int64) for key in spec.fields}
-            splits = {rule.name: rule.indices(meta) for rule in spec.splits}
-            out = writer.finalize(_attrs(cfg, spec, stages, asm, files, excluded_files), splits)
+            splits, sources = _splits(cfg, spec, reader, asm.columns)
+            attrs = _attrs(cfg, spec, stages, asm, files, excluded_files)
+            attrs["split_sources"] = sources
+            out = writer.finalize(attrs, splits)
         except BaseException:
             try:
                 if asm is not None:

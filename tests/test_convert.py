@@ -858,3 +858,32 @@ def test_class_count_is_the_spec_label_space_and_labels_beyond_it_are_skipped(tm
     assert g.attrs["class_count"] == 120
     assert [s["path"].endswith("A121.skeleton") for s in g.attrs["report"]["skipped"]] == [True]
     assert "no class label in 0..119" in g.attrs["report"]["skipped"][0]["reason"]
+
+
+def test_pku_official_split_files_override_the_rules_and_say_so(tmp_path):
+    import zarr
+
+    from s2i_prep.synthetic import write_synthetic
+
+    raw = tmp_path / "raw"
+    write_synthetic("pku25", raw, 40, seed=5)
+    split = raw / "split" / "cross-view.txt"
+    text = split.read_text()
+    train_head, test_part = text.split("Validataion videos:")
+    # move one test video into the training list
+    test_videos = [v.strip() for v in test_part.split(",") if v.strip()]
+    moved = test_videos.pop(0)
+    split.write_text(f"{train_head.rstrip()}, {moved}\nValidataion videos: {', '.join(test_videos)}\n")
+    out = tmp_path / "pku.zarr"
+    result = CliRunner().invoke(cli, ["convert", "--format", "pku25", "--workers", "0", "-q",
+                                      str(raw), str(out)])
+    assert result.exit_code in (0, 3), result.output
+    g = zarr.open_group(str(out), mode="r")
+    sources = g.attrs["split_sources"]
+    assert sources["pku1-xsub"] == "file split/cross-subject.txt (equal to the spec's rule)"
+    assert sources["pku1-xview"].startswith("file split/cross-view.txt (the spec's rule puts")
+    assert sources["pku2-xsub"] == "rule"
+    ids = g["sample_id"][:].tolist()
+    train = {ids[i].rsplit("_", 1)[0] for i in g["splits/pku1-xview/train"][:]}
+    test = {ids[i].rsplit("_", 1)[0] for i in g["splits/pku1-xview/test"][:]}
+    assert moved in train and moved not in test

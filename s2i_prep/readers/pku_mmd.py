@@ -14,6 +14,7 @@ disagree, so the frame range is an option (:data:`CLIP_BOUNDS`).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,14 @@ __all__ = [
 
 SKELETON_DIRS = ("skeleton", "PKU_Skeleton_Renew")
 LABEL_DIRS = ("label", "Train_Label_PKU_final")
+SPLIT_DIRS = ("split", "Split")
+#: Official split files (lower case, "-" read as "_") -> the pku25 split they define.
+SPLIT_FILES = {
+    "cross_subject.txt": "pku1-xsub",
+    "cross_view.txt": "pku1-xview",
+    "cross_subject_v2.txt": "pku2-xsub",
+    "cross_view_v2.txt": "pku2-xview",
+}
 BODIES = 2
 LABEL_COLUMNS = ("label", "start", "end", "confidence")
 
@@ -81,6 +90,27 @@ class PkuReader:
         root = Path(root)
         dirs = [root / d for d in SKELETON_DIRS if (root / d).is_dir()] or [root]
         return sorted({p for d in dirs for p in d.rglob("*.txt") if p.is_file()})
+
+    def official_splits(
+        self, root: Path, sample_ids: Sequence[str]
+    ) -> dict[str, tuple[np.ndarray, np.ndarray, Path]]:
+        """The splits of the official split files under ``root/split`` (or ``Split``), as sample
+        indices ``(train, test, file)``: a clip belongs to its video's list. The pipeline prefers
+        them to the spec's rules of the same name."""
+        videos = np.array([name.rsplit("_", 1)[0] for name in sample_ids], dtype=str)
+        found: dict[str, tuple[np.ndarray, np.ndarray, Path]] = {}
+        for d in SPLIT_DIRS:
+            folder = Path(root) / d
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir()):
+                name = SPLIT_FILES.get(path.name.lower().replace("-", "_"))
+                if name is None or name in found:
+                    continue
+                train, test = read_pku_split_file(path)
+                found[name] = (np.flatnonzero(np.isin(videos, train)).astype(np.int64),
+                               np.flatnonzero(np.isin(videos, test)).astype(np.int64), path)
+        return found
 
     def read(self, path: Path, spec: JointSpec) -> list[RawSkeleton]:
         """All labelled clips of one video, in label-file order."""
