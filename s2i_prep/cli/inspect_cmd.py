@@ -49,7 +49,9 @@ def inspect(output: Path, as_json: bool) -> None:
         + (f", {sizes[0]}..{sizes[-1]} samples per class" if sizes else "")
     )
     for name, parts in info["splits"].items():
-        click.echo(f"split     {name}: train {parts['train']}, test {parts['test']}")
+        source = info["split_sources"].get(name, "rule")
+        origin = "" if source == "rule" else f"  [{source}]"
+        click.echo(f"split     {name}: train {parts['train']}, test {parts['test']}{origin}")
     if info["metadata_fields"]:
         click.echo(f"fields    {', '.join(info['metadata_fields'])}")
     skipped = info["skipped"]

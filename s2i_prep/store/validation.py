@@ -69,6 +69,7 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
                 }
                 for name, parts in ds.splits().items()
             },
+            "split_sources": attrs.get("split_sources") or {},
             "source": attrs.get("source"),
             "counts": report.get("counts"),
             "skipped": skipped,
