@@ -97,8 +97,8 @@ def _ctrgcn(raw: RawSkeleton, present: np.ndarray):
         place(out, written, bodies[0], 0)
         return _rows_to_actors(out, written, valid, remove_zero_rows=False)
 
-    for body in bodies:
-        body["motion"] = _motion(body["joints"])
+    # Motion (the reference computes it for every body of a multi-body file) only orders the
+    # bodies that survive the filters, so it is computed when first needed: same results.
     # 1. length filter
     kept = [body for body in bodies if len(body["joints"]) > NOISE_LEN_THRES]
     if not kept:
@@ -121,13 +121,16 @@ def _ctrgcn(raw: RawSkeleton, present: np.ndarray):
             if noisy / float(len(j)) >= NOISE_SPR_THRES2:
                 kept = [other for other in kept if other is not body]
             else:
-                body["motion"] = min(body["motion"], _motion(j[ok]))
+                body["motion"] = min(_motion(j), _motion(j[ok]))
     if len(kept) == 1:
         out = np.zeros((num_frames, V * 3), np.float32)
         written = np.zeros((1, num_frames), bool)
         place(out, written, kept[0], 0)
         return _rows_to_actors(out, written, valid, remove_zero_rows=True)
     # 3. sort by motion, descending (stable, as Python's sorted(reverse=True))
+    for body in kept:
+        if "motion" not in body:
+            body["motion"] = _motion(body["joints"])
     kept = sorted(kept, key=lambda body: body["motion"], reverse=True)
     # 4. greedy assignment into two actor slots; a 1-frame overlap counts as no overlap
     out = np.zeros((num_frames, 2 * V * 3), np.float32)
