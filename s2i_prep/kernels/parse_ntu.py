@@ -355,33 +355,44 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
 
 
 class ParsedFile:
-    """The kernel's outputs for one file, allocated here so the kernel never allocates."""
+    """The kernel's outputs for one file, allocated here so the kernel never allocates.
 
-    def __init__(self, nbytes: int, num_joints: int, fixups: int = 0) -> None:
-        # A body record takes at least V joint lines of 12 one-byte fields (24 bytes each).
-        R = nbytes // (24 * num_joints) + 1
+    Capacity for records is ``nbytes // (line_bytes * V) + 1``: a body record takes at least V
+    joint lines, and a joint line at least 24 bytes (12 one-character fields). Real lines are
+    about 90 bytes, so a first try with 48 wastes less memory; a file that needs more gets a
+    CAPACITY status and is parsed again with the safe bound. Without ``full`` only x, y, z are
+    stored, so the joint arrays hold 3 fields instead of 11.
+    """
+
+    def __init__(self, nbytes: int, num_joints: int, full: bool, line_bytes: int,
+                 fixups: int) -> None:
+        R = nbytes // (line_bytes * num_joints) + 1
         self.frame_of = np.empty(R, np.int32)
         self.body_of = np.empty(R, np.int32)
         self.ids = np.empty(R, np.uint64)
         self.bints = np.empty((R, 7), np.int32)
         self.blean = np.empty((R, 2), np.float32)
-        self.jf = np.empty((R, num_joints, 11), np.float32)
-        self.js = np.empty((R, num_joints), np.int8)
+        self.jf = np.empty((R, num_joints, 11 if full else 3), np.float32)
+        self.js = np.empty((R if full else 0, num_joints), np.int8)
         self.fix = np.empty((max(16, fixups), 4), np.int64)
         self.info = np.zeros(9, np.int64)
 
 
 def parse(buf: np.ndarray, num_joints: int, full: bool) -> tuple[int, int, ParsedFile]:
     """Run :func:`parse_ntu` on ``buf``: ``(status, byte offset, outputs)``."""
-    out = ParsedFile(buf.shape[0], num_joints, 2 * (buf.shape[0] // (24 * num_joints) + 1))
+    n = buf.shape[0]
+    line_bytes, fixups = 48, 2 * (n // (48 * num_joints) + 1)
     while True:
+        out = ParsedFile(n, num_joints, full, line_bytes, fixups)
         status, pos = parse_ntu(buf, num_joints, _POW10, _NUMBER_BYTES, full, out.frame_of,
                                 out.body_of, out.ids, out.bints, out.blean, out.jf, out.js,
                                 out.fix, out.info)
-        if status != MORE_FIXUPS:
+        if status == CAPACITY and line_bytes > 24:
+            line_bytes = 24          # unusually short lines: the bound that always holds
+        elif status == MORE_FIXUPS:
+            fixups = n // 2 + 16     # many numbers beyond the exact fast path: room for all
+        else:
             return status, pos, out
-        # Rare: many numbers beyond the exact fast path; room for every float token of the file.
-        out = ParsedFile(buf.shape[0], num_joints, buf.shape[0] // 2 + 16)
 
 
 def warm() -> None:
