@@ -175,59 +175,55 @@ class JointSpec:
         return value + int(rule.get("offset", 0))
 
 
-def _fail(src: str, key: str, problem: str) -> SpecError:
-    return SpecError(src, key, problem)
-
-
 def _joint_ref(src: str, key: str, value: Any, index: Mapping[str, int]) -> int:
     if not isinstance(value, str) or value not in index:
         close = [n for n in index if isinstance(value, str) and value.lower() in n]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise _fail(src, key, f"unknown joint name {value!r}{hint}")
+        raise SpecError(src, key, f"unknown joint name {value!r}{hint}")
     return index[value]
 
 
 def _check_condition(src: str, key: str, cond: Any, fields: Sequence[str]) -> None:
     if not isinstance(cond, Mapping) or not cond:
-        raise _fail(src, key, f"expected a mapping of field -> values, found {cond!r}")
+        raise SpecError(src, key, f"expected a mapping of field -> values, found {cond!r}")
     for fname, value in cond.items():
         if fname not in fields:
-            raise _fail(src, f"{key}.{fname}", f"unknown field {fname!r}; fields: {', '.join(fields)}")
+            raise SpecError(src, f"{key}.{fname}", f"unknown field {fname!r}; fields: {', '.join(fields)}")
         _check_value(src, f"{key}.{fname}", value)
 
 
 def _check_value(src: str, key: str, value: Any) -> None:
     if isinstance(value, str):
         if value not in ("even", "odd"):
-            raise _fail(src, key, f"expected 'even', 'odd', a list, min/max or not, found {value!r}")
+            raise SpecError(src, key, f"expected 'even', 'odd', a list, min/max or not, found {value!r}")
     elif isinstance(value, Mapping):
         if set(value) == {"not"}:
             _check_value(src, f"{key}.not", value["not"])
         elif not value or not set(value) <= {"min", "max"}:
-            raise _fail(src, key, f"expected keys min/max or not, found {sorted(value)}")
+            raise SpecError(src, key, f"expected keys min/max or not, found {sorted(value)}")
     elif not (isinstance(value, list) and all(isinstance(v, int) for v in value)):
-        raise _fail(src, key, f"expected a list of integers, found {value!r}")
+        raise SpecError(src, key, f"expected a list of integers, found {value!r}")
 
 
 def _parse(raw: Any, src: str) -> JointSpec:
     if not isinstance(raw, Mapping):
-        raise _fail(src, "<top>", f"expected a mapping, found {type(raw).__name__}")
+        raise SpecError(src, "<top>", f"expected a mapping, found {type(raw).__name__}")
     for key in _REQUIRED:
         if key not in raw:
-            raise _fail(src, key, "missing required key")
+            raise SpecError(src, key, "missing required key")
     unknown = set(raw) - _TOP_KEYS
     if unknown:
-        raise _fail(src, sorted(unknown)[0], f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS))}")
+        raise SpecError(src, sorted(unknown)[0], f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS))}")
 
     joints_raw = raw["joints"]
     if not isinstance(joints_raw, list) or not joints_raw:
-        raise _fail(src, "joints", "expected a non-empty list of {name, parent}")
+        raise SpecError(src, "joints", "expected a non-empty list of {name, parent}")
     names: list[str] = []
     for i, item in enumerate(joints_raw):
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-            raise _fail(src, f"joints[{i}]", f"expected {{name: str, parent: str|null}}, found {item!r}")
+            raise SpecError(src, f"joints[{i}]", f"expected {{name: str, parent: str|null}}, found {item!r}")
         if item["name"] in names:
-            raise _fail(src, f"joints[{i}].name", f"duplicate joint name {item['name']!r}")
+            raise SpecError(src, f"joints[{i}].name", f"duplicate joint name {item['name']!r}")
         names.append(item["name"])
     index = {n: i for i, n in enumerate(names)}
     parents = []
@@ -236,44 +232,44 @@ def _parse(raw: Any, src: str) -> JointSpec:
         parents.append(-1 if p is None else _joint_ref(src, f"joints[{i}].parent", p, index))
     roots = [i for i, p in enumerate(parents) if p < 0]
     if len(roots) != 1:
-        raise _fail(src, "joints", f"expected exactly one root (parent: null), found {len(roots)}")
+        raise SpecError(src, "joints", f"expected exactly one root (parent: null), found {len(roots)}")
     for start in range(len(names)):
         seen, j = set(), start
         while j >= 0:
             if j in seen:
-                raise _fail(src, f"joints[{start}].parent", f"cycle in parents through {names[j]!r}")
+                raise SpecError(src, f"joints[{start}].parent", f"cycle in parents through {names[j]!r}")
             seen.add(j)
             j = parents[j]
 
     parts_raw = raw["parts"]
     if not isinstance(parts_raw, Mapping) or list(parts_raw) != list(PART_NAMES):
         found = list(parts_raw) if isinstance(parts_raw, Mapping) else parts_raw
-        raise _fail(src, "parts", f"expected the parts {list(PART_NAMES)} in this order, found {found}")
+        raise SpecError(src, "parts", f"expected the parts {list(PART_NAMES)} in this order, found {found}")
     parts: list[tuple[int, ...]] = []
     owner: dict[int, str] = {}
     for pname in PART_NAMES:
         members = parts_raw[pname]
         if not isinstance(members, list) or not members:
-            raise _fail(src, f"parts.{pname}", "expected a non-empty list of joint names")
+            raise SpecError(src, f"parts.{pname}", "expected a non-empty list of joint names")
         idx = []
         for k, jn in enumerate(members):
             j = _joint_ref(src, f"parts.{pname}[{k}]", jn, index)
             if j in owner:
-                raise _fail(src, f"parts.{pname}[{k}]", f"joint {jn!r} repeats (already in {owner[j]})")
+                raise SpecError(src, f"parts.{pname}[{k}]", f"joint {jn!r} repeats (already in {owner[j]})")
             owner[j] = pname
             idx.append(j)
         parts.append(tuple(idx))
     missing = [n for i, n in enumerate(names) if i not in owner]
     if missing:
-        raise _fail(src, "parts", f"joints in no part: {', '.join(missing)}")
+        raise SpecError(src, "parts", f"joints in no part: {', '.join(missing)}")
 
     dims = raw["dims"]
     if not (isinstance(dims, list) and 2 <= len(dims) <= 3 and all(isinstance(d, str) for d in dims)):
-        raise _fail(src, "dims", f"expected 2 or 3 axis names, found {dims!r}")
+        raise SpecError(src, "dims", f"expected 2 or 3 axis names, found {dims!r}")
     centre = _joint_ref(src, "centre", raw["centre"], index)
     align = raw.get("align") or {}
     if not isinstance(align, Mapping) or not set(align) <= {"spine", "shoulders"}:
-        raise _fail(src, "align", "expected a mapping with keys spine and/or shoulders")
+        raise SpecError(src, "align", "expected a mapping with keys spine and/or shoulders")
     pairs: dict[str, tuple[int, int] | None] = {}
     for key in ("spine", "shoulders"):
         pair = align.get(key)
@@ -281,55 +277,55 @@ def _parse(raw: Any, src: str) -> JointSpec:
             pairs[key] = None
             continue
         if not (isinstance(pair, list) and len(pair) == 2):
-            raise _fail(src, f"align.{key}", f"expected [from_joint, to_joint], found {pair!r}")
+            raise SpecError(src, f"align.{key}", f"expected [from_joint, to_joint], found {pair!r}")
         pairs[key] = (
             _joint_ref(src, f"align.{key}[0]", pair[0], index),
             _joint_ref(src, f"align.{key}[1]", pair[1], index),
         )
     max_persons = raw["max_persons"]
     if not isinstance(max_persons, int) or max_persons < 1:
-        raise _fail(src, "max_persons", f"expected a positive integer, found {max_persons!r}")
+        raise SpecError(src, "max_persons", f"expected a positive integer, found {max_persons!r}")
     selection = raw.get("body_selection", "first")
     if selection not in _BODY_SELECTIONS:
-        raise _fail(src, "body_selection", f"expected one of {_BODY_SELECTIONS}, found {selection!r}")
+        raise SpecError(src, "body_selection", f"expected one of {_BODY_SELECTIONS}, found {selection!r}")
 
     sn = raw["sample_name"]
     if not isinstance(sn, Mapping) or "pattern" not in sn or "label" not in sn:
-        raise _fail(src, "sample_name", "expected keys pattern and label")
+        raise SpecError(src, "sample_name", "expected keys pattern and label")
     try:
         pattern = re.compile(sn["pattern"])
     except (re.error, TypeError) as exc:
-        raise _fail(src, "sample_name.pattern", f"invalid regular expression: {exc}") from None
+        raise SpecError(src, "sample_name.pattern", f"invalid regular expression: {exc}") from None
     fields = list(pattern.groupindex)
     reader_fields = raw.get("reader_fields") or []
     if not isinstance(reader_fields, list) or not all(isinstance(f, str) for f in reader_fields):
-        raise _fail(src, "reader_fields", f"expected a list of field names, found {reader_fields!r}")
+        raise SpecError(src, "reader_fields", f"expected a list of field names, found {reader_fields!r}")
     fields += [f for f in reader_fields if f not in fields]
     values = sn.get("values") or {}
     for key in values:
         if key not in pattern.groupindex:
-            raise _fail(src, f"sample_name.values.{key}", f"no group {key!r} in the pattern")
+            raise SpecError(src, f"sample_name.values.{key}", f"no group {key!r} in the pattern")
     label = sn["label"]
     if not isinstance(label, Mapping):
-        raise _fail(src, "sample_name.label", f"expected a mapping, found {label!r}")
+        raise SpecError(src, "sample_name.label", f"expected a mapping, found {label!r}")
     if label.get("source") != "reader":
         if label.get("field") not in fields:
-            raise _fail(src, "sample_name.label.field", f"unknown field {label.get('field')!r}")
+            raise SpecError(src, "sample_name.label.field", f"unknown field {label.get('field')!r}")
         if "map" in label and not isinstance(label["map"], Mapping):
-            raise _fail(src, "sample_name.label.map", "expected a mapping value -> label")
+            raise SpecError(src, "sample_name.label.map", "expected a mapping value -> label")
 
     splits = []
     for sname, rule in (raw.get("splits") or {}).items():
         key = f"splits.{sname}"
         if not isinstance(rule, Mapping) or set(rule) != {"train", "test"}:
-            raise _fail(src, key, "expected exactly the keys train and test")
+            raise SpecError(src, key, "expected exactly the keys train and test")
         _check_condition(src, f"{key}.train", rule["train"], fields)
         _check_condition(src, f"{key}.test", rule["test"], fields)
         splits.append(SplitRule(sname, rule["train"], rule["test"]))
 
     num_classes = raw.get("num_classes")
     if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
-        raise _fail(src, "num_classes", f"expected a positive integer, found {num_classes!r}")
+        raise SpecError(src, "num_classes", f"expected a positive integer, found {num_classes!r}")
     excl = raw.get("exclude_lists") or []
     return JointSpec(
         format=str(raw["format"]),

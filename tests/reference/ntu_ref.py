@@ -27,8 +27,8 @@ def read_plain(path: str, fields: str = "all") -> dict:
             for _ in range(nb):
                 info = fh.readline().split()
                 body_id = info[0]
-                if fields == "all":
-                    [int(t) for t in info[1:7]], float(info[7]), float(info[8]), int(info[9])
+                if fields == "all":  # converted (and dropped) like every field s2i converts
+                    _ = [int(t) for t in info[1:7]], float(info[7]), float(info[8]), int(info[9])
                 nj = int(fh.readline())
                 xyz = []
                 for _ in range(nj):
