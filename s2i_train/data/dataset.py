@@ -152,14 +152,16 @@ class S2IDataset(torch.utils.data.Dataset):
         path_list = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
         if not path_list:
             raise DatasetRequestError("S2IDataset needs at least one dataset path")
+        where = ", ".join(str(p) for p in path_list)
         if subset not in SUBSETS:
-            raise DatasetRequestError(f"subset must be one of {SUBSETS}, found {subset!r}")
+            raise DatasetRequestError(f"{where}: subset must be one of {SUBSETS}, found {subset!r}")
         if read not in READ_PATHS:
-            raise DatasetRequestError(f"read must be one of {READ_PATHS}, found {read!r}")
+            raise DatasetRequestError(f"{where}: read must be one of {READ_PATHS}, found {read!r}")
         splits = [split] * len(path_list) if split is None or isinstance(split, str) else list(split)
         if len(splits) != len(path_list):
             raise DatasetRequestError(
-                f"{len(splits)} split names for {len(path_list)} datasets; give one per dataset"
+                f"{where}: {len(splits)} split names for {len(path_list)} datasets; give one per "
+                "dataset"
             )
         wanted = None if streams is None else tuple(streams)
         opened: list[OpenedSource] = []
@@ -177,7 +179,9 @@ class S2IDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.label_fraction = label_fraction
         if label_fraction is not None:
-            self._apply_label_fraction(opened, label_fraction, seed, split is not None and subset != "train")
+            self._apply_label_fraction(
+                opened, label_fraction, seed, split is not None and subset != "train", where
+            )
         counts = [len(s.indices) for s in opened]
         self._starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         self._source_of = np.repeat(np.arange(len(opened), dtype=np.int64), counts)
@@ -220,13 +224,14 @@ class S2IDataset(torch.utils.data.Dataset):
 
     @staticmethod
     def _apply_label_fraction(
-        opened: list[OpenedSource], fraction: float, seed: int, test_subset: bool
+        opened: list[OpenedSource], fraction: float, seed: int, test_subset: bool, where: str
     ) -> None:
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-            raise DatasetRequestError(f"label_fraction must be in (0, 1], found {fraction!r}")
+            raise DatasetRequestError(f"{where}: label_fraction must be in (0, 1], found {fraction!r}")
         if test_subset:
             raise DatasetRequestError(
-                "label_fraction subsamples training labels; it cannot apply to subset='test'"
+                f"{where}: label_fraction subsamples training labels; it cannot apply to "
+                "subset='test'"
             )
         labels = np.concatenate([s.labels + s.info.label_offset for s in opened])
         rng = np.random.default_rng(seed)
