@@ -79,7 +79,7 @@ class S2ISampler(torch.utils.data.Sampler[int]):
             raise DatasetRequestError(f"window must be a positive integer, found {window!r}")
         self.window = window
         self.epoch = 0
-        self._start = 0  # where the current epoch resumes (load_state_dict)
+        self._start = 0  # where the next pass starts in this rank's epoch (load_state_dict)
         self._handed = 0  # indices of the current epoch handed out so far
 
     # ------------------------------------------------------------------ the order
@@ -117,21 +117,22 @@ class S2ISampler(torch.utils.data.Sampler[int]):
     # ------------------------------------------------------------------ Sampler protocol
 
     def __iter__(self) -> Iterator[int]:
-        indices = self.rank_indices()
-        if self._start >= len(indices) and self._handed >= len(indices):
-            self._start = 0  # the same epoch iterated again (set_epoch was not called)
-        start = self._start
-        self._handed = start
-        for i in indices[start:].tolist():
+        # not a generator itself: the count restarts when the pass is created, not at its first item
+        indices = self.rank_indices()[self._start :].tolist()
+        self._handed = self._start
+        return self._pass(indices)
+
+    def _pass(self, indices: list[int]) -> Iterator[int]:
+        for i in indices:
             self._handed += 1
             yield i
-        self._start = len(indices)
+        self._start = 0  # a finished pass: iterating again without set_epoch repeats the epoch
 
     def __len__(self) -> int:
+        """Indices the next pass yields: this rank's share of an epoch, less a resumed part."""
         n = self.num_samples_total
         total = n - n % self.num_replicas if self.drop_last else n
-        mine = len(range(self.rank, total, self.num_replicas))
-        return mine - self._start if self._start < mine else mine
+        return len(range(self.rank, total, self.num_replicas)) - self._start
 
     def set_epoch(self, epoch: int) -> None:
         """Start ``epoch`` (a no-op for the epoch a loaded state resumes)."""
