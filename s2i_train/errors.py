@@ -6,7 +6,12 @@ that fits, so callers catching ``ValueError``/``KeyError``/``OSError`` keep work
 
 from __future__ import annotations
 
-__all__ = ["S2ITrainError", "DatasetRequestError", "DatasetFormatError", "SampleReadError"]
+__all__ = [
+    "DatasetFormatError",
+    "DatasetRequestError",
+    "S2ITrainError",
+    "SampleReadError",
+]
 
 
 class S2ITrainError(Exception):

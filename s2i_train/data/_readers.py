@@ -1,7 +1,8 @@
 """Read paths: stored samples of one dataset -> a numpy batch, by stored index.
 
-Every reader fills ``out`` (n, S, 3, H, W) in the stored dtype for sorted, unique stored indices,
-checks what it reads, and opens its files lazily in the process that reads (a reader built in the
+Every reader fills ``out`` (n, S, 3, H, W) in the stored dtype for sorted, unique stored indices
+(sample ``idx[j]`` into row ``rows[j]``, so a shuffled batch is read in storage order straight
+into its place), checks what it reads, and opens its files lazily in the process that reads (a reader built in the
 main process and pickled or forked into DataLoader workers reopens there). Figures behind the
 default choice (``pick_read_path``): benchmarks/RESULTS.md, "Training loader".
 
@@ -97,7 +98,9 @@ class ShardReader:
         return {"geo": self.geo, "_files": self._files, "_index": {}, "_index_pid": -1}
 
     def shard_path(self, shard: int) -> Path:
-        return self.geo.path.joinpath("s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape))
+        return self.geo.path.joinpath(
+            "s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape)
+        )
 
     def _fd(self, shard: int) -> int:
         def opener() -> int:
@@ -128,31 +131,45 @@ class ShardReader:
         nbytes = 16 * self.geo.shard_size + 4
         where = f"{self.geo.path}: shard file {self.shard_path(shard).relative_to(self.geo.path)}"
         if size < nbytes:
-            raise SampleReadError(f"{where}: {size} bytes, too short for its {nbytes}-byte index")
+            raise SampleReadError(
+                f"{where}: {size} bytes, too short for its {nbytes}-byte index"
+            )
         raw = os.pread(fd, nbytes, size - nbytes)
         body = raw[:-4]
-        if len(raw) != nbytes or google_crc32c.value(body) != int.from_bytes(raw[-4:], "little"):
-            raise SampleReadError(f"{where}: shard index fails its crc32c check (corrupt file)")
+        if len(raw) != nbytes or google_crc32c.value(body) != int.from_bytes(
+            raw[-4:], "little"
+        ):
+            raise SampleReadError(
+                f"{where}: shard index fails its crc32c check (corrupt file)"
+            )
         index = np.frombuffer(body, np.dtype("<u8")).reshape(self.geo.shard_size, 2)
         filled = index[:, 0] != _EMPTY
         ends = index[filled, 0] + index[filled, 1]
         if ends.size and int(ends.max()) > size - nbytes:
-            raise SampleReadError(f"{where}: index points past the end of the file (truncated?)")
+            raise SampleReadError(
+                f"{where}: index points past the end of the file (truncated?)"
+            )
         self._index[shard] = index
         return index
 
-    def read(self, idx: np.ndarray, out: np.ndarray) -> None:
+    def read(
+        self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None
+    ) -> None:
         ss = self.geo.shard_size
         shards = idx // ss
         bounds = np.flatnonzero(np.diff(shards)) + 1
         starts = np.concatenate(([0], bounds))
         stops = np.concatenate((bounds, [len(idx)]))
         flat = out.reshape(len(out), -1).view(np.uint8)
+        rows = np.arange(len(idx)) if rows is None else rows
         for a, b in zip(starts.tolist(), stops.tolist()):
-            self._read_run(int(shards[a]), idx[a:b], flat[a:b])
+            self._read_run(int(shards[a]), idx[a:b], flat, rows[a:b])
 
-    def _read_run(self, shard: int, idx: np.ndarray, out: np.ndarray) -> None:
-        """Samples ``idx`` (sorted, all in ``shard``) into ``out`` (n, sample bytes) uint8."""
+    def _read_run(
+        self, shard: int, idx: np.ndarray, out: np.ndarray, rows: np.ndarray
+    ) -> None:
+        """Samples ``idx`` (sorted, all in ``shard``) into rows ``rows`` of ``out`` (n, sample
+        bytes) uint8."""
         import google_crc32c
 
         entries = self.shard_index(shard)[idx - shard * self.geo.shard_size]
@@ -177,16 +194,19 @@ class ShardReader:
         # numpy views of the read bytes: google_crc32c takes read-only buffers, not memoryviews
         if span <= _SPAN_SLACK * int(sizes.sum()):
             buf = np.frombuffer(os.pread(fd, span, lo), np.uint8)
-            chunks = [buf[o - lo : o - lo + n] for o, n in zip(offsets.tolist(), sizes.tolist())]
+            chunks = [
+                buf[o - lo : o - lo + n]
+                for o, n in zip(offsets.tolist(), sizes.tolist())
+            ]
         else:
             chunks = [
                 np.frombuffer(os.pread(fd, n, o), np.uint8)
                 for o, n in zip(offsets.tolist(), sizes.tolist())
             ]
-        for j, chunk in enumerate(chunks):
-            if len(chunk) != int(sizes[j]) or google_crc32c.value(chunk[:-4]) != int.from_bytes(
-                chunk[-4:].tobytes(), "little"
-            ):
+        for j, (chunk, row) in enumerate(zip(chunks, rows.tolist())):
+            if len(chunk) != int(sizes[j]) or google_crc32c.value(
+                chunk[:-4]
+            ) != int.from_bytes(chunk[-4:].tobytes(), "little"):
                 raise SampleReadError(
                     f"{self.geo.path}: sample {int(idx[j])} fails its crc32c check "
                     f"(shard {shard} is corrupt or truncated)"
@@ -199,7 +219,7 @@ class ShardReader:
                         f"{self.geo.path}: sample {int(idx[j])} decodes to {len(payload)} bytes, "
                         f"expected {out.shape[1]}"
                     )
-            out[j] = payload
+            out[row] = payload
 
     def _decode(self, payload: np.ndarray) -> bytes:
         if self.geo.codec == "zstd":
@@ -231,13 +251,18 @@ class Hdf5Reader:
 
         return self._files.get("file", opener)["s2i"]
 
-    def read(self, idx: np.ndarray, out: np.ndarray) -> None:
+    def read(
+        self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None
+    ) -> None:
         dset = self._dataset()
-        for j, i in enumerate(idx.tolist()):
+        rows = np.arange(len(idx)) if rows is None else rows
+        for i, j in zip(idx.tolist(), rows.tolist()):
             try:
                 dset.read_direct(out, np.s_[i], np.s_[j])
             except OSError as exc:
-                raise SampleReadError(f"{self.geo.path}: sample {i} cannot be read ({exc})") from None
+                raise SampleReadError(
+                    f"{self.geo.path}: sample {i} cannot be read ({exc})"
+                ) from None
 
     def close(self) -> None:
         self._files.close()
@@ -252,14 +277,20 @@ class ZarrReader:
         self.geo = geo
         self._files = _LazyFiles()
 
-    def read(self, idx: np.ndarray, out: np.ndarray) -> None:
+    def read(
+        self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None
+    ) -> None:
         def opener() -> Any:
             import zarr
 
             return zarr.open_array(self.geo.path / "s2i", mode="r")
 
         arr = self._files.get("array", opener)
-        out[...] = arr.get_orthogonal_selection((idx,))
+        data = arr.get_orthogonal_selection((idx,))
+        if rows is None:
+            out[...] = data
+        else:
+            out[rows] = data
 
     def close(self) -> None:
         self._files = _LazyFiles()

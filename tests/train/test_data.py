@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -14,7 +13,12 @@ import torch
 import zarr
 
 from s2i_train.data import S2IDataset, collate, make_loader
-from s2i_train.errors import DatasetFormatError, DatasetRequestError, S2ITrainError, SampleReadError
+from s2i_train.errors import (
+    DatasetFormatError,
+    DatasetRequestError,
+    S2ITrainError,
+    SampleReadError,
+)
 
 from .conftest import Datasets, copy_dataset
 
@@ -23,14 +27,27 @@ def stored(path: Path) -> dict:
     """Samples, labels, ids and splits read with plain zarr / h5py (not s2i)."""
     if path.suffix == ".zarr":
         g = zarr.open_group(path, mode="r")
-        splits = {s: {p: g[f"splits/{s}/{p}"][...] for p in ("train", "test")}
-                  for s in g["splits"].group_keys()}
-        return {"s2i": g["s2i"][...], "label": g["label"][...],
-                "sample_id": np.array(g["sample_id"][...].tolist()), "splits": splits}
+        splits = {
+            s: {p: g[f"splits/{s}/{p}"][...] for p in ("train", "test")}
+            for s in g["splits"].group_keys()
+        }
+        return {
+            "s2i": g["s2i"][...],
+            "label": g["label"][...],
+            "sample_id": np.array(g["sample_id"][...].tolist()),
+            "splits": splits,
+        }
     with h5py.File(path, "r") as f:
-        splits = {s: {p: f["splits"][s][p][()] for p in ("train", "test")} for s in f["splits"]}
-        return {"s2i": f["s2i"][()], "label": f["label"][()],
-                "sample_id": f["sample_id"].asstr()[()], "splits": splits}
+        splits = {
+            s: {p: f["splits"][s][p][()] for p in ("train", "test")}
+            for s in f["splits"]
+        }
+        return {
+            "s2i": f["s2i"][()],
+            "label": f["label"][()],
+            "sample_id": f["sample_id"].asstr()[()],
+            "splits": splits,
+        }
 
 
 @pytest.mark.parametrize("read", ["memory", "shard", "zarr", "auto"])
@@ -86,40 +103,63 @@ def test_getitems_equals_getitem_and_default_collate(datasets: Datasets) -> None
 def test_split_subset_and_streams_select_what_is_asked(datasets: Datasets) -> None:
     ref = stored(datasets.ntu)
     for subset in ("train", "test"):
-        ds = S2IDataset(datasets.ntu, split="ntu60-xsub", subset=subset, streams=["bone", "joint"])
+        ds = S2IDataset(
+            datasets.ntu, split="ntu60-xsub", subset=subset, streams=["bone", "joint"]
+        )
         want = ref["splits"]["ntu60-xsub"][subset]
         assert len(ds) == len(want) > 0
         np.testing.assert_array_equal(ds.selection()[str(datasets.ntu)], want)
         np.testing.assert_array_equal(ds.sample_ids, ref["sample_id"][want])
         np.testing.assert_array_equal(ds.labels, ref["label"][want])
         x, _ = ds[len(ds) - 1]
-        np.testing.assert_array_equal(x.numpy(), ref["s2i"][want[-1]][[2, 0]].astype(np.float32))
-        assert ds.sources[0].streams == ("bone", "joint") and ds.sources[0].shape == (2, 3, 64, 50)
+        np.testing.assert_array_equal(
+            x.numpy(), ref["s2i"][want[-1]][[2, 0]].astype(np.float32)
+        )
+        assert ds.sources[0].streams == ("bone", "joint") and ds.sources[0].shape == (
+            2,
+            3,
+            64,
+            50,
+        )
     assert len(S2IDataset(datasets.ntu, split=None, subset="test")) == 48
 
 
-def test_mixed_ntu_and_ucla_formats_concatenate_with_label_offsets(datasets: Datasets) -> None:
+def test_mixed_ntu_and_ucla_formats_concatenate_with_label_offsets(
+    datasets: Datasets,
+) -> None:
     ntu, ucla = stored(datasets.ntu), stored(datasets.ucla)
-    ds = S2IDataset([datasets.ntu, datasets.ucla], split=["ntu60-xsub", None], streams=["joint"])
+    ds = S2IDataset(
+        [datasets.ntu, datasets.ucla], split=["ntu60-xsub", None], streams=["joint"]
+    )
     n_ntu = len(ntu["splits"]["ntu60-xsub"]["train"])
     assert len(ds) == n_ntu + 24
     assert ds.num_classes == 120 + 10
     assert [s.label_offset for s in ds.sources] == [0, 120]
     assert [s.format for s in ds.sources] == ["ntu25", "ucla20"]
     assert [s.width for s in ds.sources] == [50, 20]
-    np.testing.assert_array_equal(ds.labels[n_ntu:], ucla["label"].astype(np.int64) + 120)
+    np.testing.assert_array_equal(
+        ds.labels[n_ntu:], ucla["label"].astype(np.int64) + 120
+    )
     info, local = ds.decode_label(int(ds.labels[-1]))
     assert info.path == datasets.ucla and local == int(ucla["label"][-1])
     idx = [n_ntu + 3, 0, n_ntu, 5, 1]
     x, y = collate(ds.__getitems__(idx))
-    assert isinstance(x, list) and [tuple(t.shape) for t in x] == [(2, 1, 3, 64, 20), (3, 1, 3, 64, 50)]
+    assert isinstance(x, list) and [tuple(t.shape) for t in x] == [
+        (2, 1, 3, 64, 20),
+        (3, 1, 3, 64, 50),
+    ]
     # y follows the concatenation of the groups: UCLA items (first seen) then NTU items
     items = [ds[i] for i in (n_ntu + 3, n_ntu, 0, 5, 1)]
     np.testing.assert_array_equal(y.numpy(), [int(t[1]) for t in items])
     assert torch.equal(x[0], torch.stack([t[0] for t in items[:2]]))
     assert torch.equal(x[1], torch.stack([t[0] for t in items[2:]]))
-    np.testing.assert_array_equal(x[0][0].numpy(), ucla["s2i"][3][[0]].astype(np.float32))
-    np.testing.assert_array_equal(x[1][0].numpy(), ntu["s2i"][ntu["splits"]["ntu60-xsub"]["train"][0]][[0]].astype(np.float32))
+    np.testing.assert_array_equal(
+        x[0][0].numpy(), ucla["s2i"][3][[0]].astype(np.float32)
+    )
+    np.testing.assert_array_equal(
+        x[1][0].numpy(),
+        ntu["s2i"][ntu["splits"]["ntu60-xsub"]["train"][0]][[0]].astype(np.float32),
+    )
     # the generic collate gives the same grouping
     gx, gy = collate(list(ds.__getitems__(idx)))
     assert all(torch.equal(a, b) for a, b in zip(gx, x)) and torch.equal(gy, y)
@@ -134,14 +174,24 @@ def test_label_fraction_is_balanced_seeded_and_exposed(datasets: Datasets) -> No
         got = dict(zip(*np.unique(ds.labels, return_counts=True)))
         assert got == {c: max(1, round(fraction * n)) for c, n in zip(classes, counts)}
         again = S2IDataset(datasets.ntu, label_fraction=fraction, seed=7)
-        np.testing.assert_array_equal(ds.selection()[str(datasets.ntu)], again.selection()[str(datasets.ntu)])
+        np.testing.assert_array_equal(
+            ds.selection()[str(datasets.ntu)], again.selection()[str(datasets.ntu)]
+        )
         assert set(ds.sample_ids) <= set(full.sample_ids)
-    a = S2IDataset(datasets.ntu, label_fraction=0.5, seed=1).selection()[str(datasets.ntu)]
-    b = S2IDataset(datasets.ntu, label_fraction=0.5, seed=2).selection()[str(datasets.ntu)]
+    a = S2IDataset(datasets.ntu, label_fraction=0.5, seed=1).selection()[
+        str(datasets.ntu)
+    ]
+    b = S2IDataset(datasets.ntu, label_fraction=0.5, seed=2).selection()[
+        str(datasets.ntu)
+    ]
     assert not np.array_equal(a, b)
     # over two datasets: balanced per class of the joint label space
-    mixed = S2IDataset([datasets.ntu, datasets.ucla], streams=["joint"], label_fraction=0.1)
-    assert set(np.unique(mixed.labels)) == set(np.unique(S2IDataset([datasets.ntu, datasets.ucla], streams=["joint"]).labels))
+    mixed = S2IDataset(
+        [datasets.ntu, datasets.ucla], streams=["joint"], label_fraction=0.1
+    )
+    assert set(np.unique(mixed.labels)) == set(
+        np.unique(S2IDataset([datasets.ntu, datasets.ucla], streams=["joint"]).labels)
+    )
 
 
 @pytest.mark.parametrize(
@@ -152,12 +202,17 @@ def test_label_fraction_is_balanced_seeded_and_exposed(datasets: Datasets) -> No
         ({"streams": ["joint", "velocity"]}, "stream(s) ['velocity'] not stored"),
         ({"label_fraction": 0.0}, "label_fraction must be in (0, 1]"),
         ({"label_fraction": 1.5}, "label_fraction must be in (0, 1]"),
-        ({"split": "ntu60-xsub", "subset": "test", "label_fraction": 0.1}, "cannot apply to subset='test'"),
+        (
+            {"split": "ntu60-xsub", "subset": "test", "label_fraction": 0.1},
+            "cannot apply to subset='test'",
+        ),
         ({"read": "fast"}, "read must be one of"),
         ({"read": "hdf5"}, "cannot read this zarr dataset"),
     ],
 )
-def test_bad_requests_name_the_dataset_and_the_request(datasets: Datasets, kwargs: dict, message: str) -> None:
+def test_bad_requests_name_the_dataset_and_the_request(
+    datasets: Datasets, kwargs: dict, message: str
+) -> None:
     with pytest.raises(DatasetRequestError) as err:
         S2IDataset(datasets.ntu, **kwargs)
     assert message in str(err.value)
@@ -172,7 +227,9 @@ def test_mixed_streams_need_a_choice_and_forms_must_match(datasets: Datasets) ->
         S2IDataset([datasets.ntu, datasets.ucla], split=["ntu60-xsub"])
 
 
-def test_not_a_dataset_or_another_layout_version(datasets: Datasets, tmp_path: Path) -> None:
+def test_not_a_dataset_or_another_layout_version(
+    datasets: Datasets, tmp_path: Path
+) -> None:
     with pytest.raises(DatasetFormatError, match="no such dataset"):
         S2IDataset(tmp_path / "missing.zarr")
     copy = copy_dataset(datasets.ntu, tmp_path)
@@ -191,10 +248,15 @@ def test_not_a_dataset_or_another_layout_version(datasets: Datasets, tmp_path: P
         S2IDataset(h5)
 
 
-def test_missing_shard_file_is_an_error_not_a_fill_value(datasets: Datasets, tmp_path: Path) -> None:
+def test_missing_shard_file_is_an_error_not_a_fill_value(
+    datasets: Datasets, tmp_path: Path
+) -> None:
     copy = copy_dataset(datasets.ntu, tmp_path)
     (copy / "s2i" / "c" / "1" / "0" / "0" / "0" / "0").unlink()
-    with pytest.raises(DatasetFormatError, match=r"shard file\(s\) of s2i missing \(first: shard 1, samples 32..47\)"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"shard file\(s\) of s2i missing \(first: shard 1, samples 32..47\)",
+    ):
         S2IDataset(copy, read="shard")
 
 
@@ -206,13 +268,17 @@ def _flip_byte(path: Path, offset: int) -> None:
         fh.write(bytes([byte[0] ^ 0x40]))
 
 
-def test_corrupt_zarr_sample_fails_its_checksum(datasets: Datasets, tmp_path: Path) -> None:
+def test_corrupt_zarr_sample_fails_its_checksum(
+    datasets: Datasets, tmp_path: Path
+) -> None:
     copy = copy_dataset(datasets.ntu, tmp_path)
     shard = copy / "s2i" / "c" / "0" / "0" / "0" / "0" / "0"
     per = 3 * 3 * 64 * 50 * 2 + 4
     _flip_byte(shard, 7 * per + 100)  # inside sample 7
     ds = S2IDataset(copy, read="shard")
-    np.testing.assert_array_equal(ds[6][0].numpy(), stored(datasets.ntu)["s2i"][6].astype(np.float32))
+    np.testing.assert_array_equal(
+        ds[6][0].numpy(), stored(datasets.ntu)["s2i"][6].astype(np.float32)
+    )
     with pytest.raises(SampleReadError, match="sample 7 fails its crc32c check") as err:
         ds.__getitems__([6, 7, 8])
     assert str(copy) in str(err.value) and isinstance(err.value, OSError)
@@ -224,7 +290,9 @@ def test_corrupt_zarr_sample_fails_its_checksum(datasets: Datasets, tmp_path: Pa
         S2IDataset(copy, read="shard")[0]
 
 
-def test_corrupt_compressed_image_and_hdf5_sample(datasets: Datasets, tmp_path: Path) -> None:
+def test_corrupt_compressed_image_and_hdf5_sample(
+    datasets: Datasets, tmp_path: Path
+) -> None:
     copy = copy_dataset(datasets.img8, tmp_path)
     shard = copy / "s2i" / "c" / "0" / "0" / "0" / "0" / "0"
     _flip_byte(shard, 50)
@@ -250,14 +318,18 @@ def test_truncated_shard_is_reported(datasets: Datasets, tmp_path: Path) -> None
         S2IDataset(copy, read="shard")[40]
 
 
-def worker_batches(ds: S2IDataset, workers: int, context: str | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def worker_batches(
+    ds: S2IDataset, workers: int, context: str | None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     loader = make_loader(ds, batch_size=10, workers=workers, context=context)
     return [(x.clone(), y.clone()) for x, y in loader]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("context", ["fork", "spawn"])
-def test_worker_processes_under_fork_and_spawn(datasets: Datasets, context: str) -> None:
+def test_worker_processes_under_fork_and_spawn(
+    datasets: Datasets, context: str
+) -> None:
     ref = stored(datasets.ntu)
     for read in ("shard", "memory"):
         ds = S2IDataset(datasets.ntu, read=read)
@@ -265,10 +337,14 @@ def test_worker_processes_under_fork_and_spawn(datasets: Datasets, context: str)
         got = worker_batches(ds, 2, context)
         x = torch.cat([b[0] for b in got]).numpy()
         np.testing.assert_array_equal(x, ref["s2i"].astype(np.float32))
-        np.testing.assert_array_equal(torch.cat([b[1] for b in got]).numpy(), ref["label"])
+        np.testing.assert_array_equal(
+            torch.cat([b[1] for b in got]).numpy(), ref["label"]
+        )
     if context == "spawn":
         return  # each spawned pool costs seconds of imports; HDF5 handles matter under fork
     h5 = S2IDataset(datasets.ntu_h5, read="hdf5")
     h5[0]
     got = worker_batches(h5, 2, context)
-    np.testing.assert_array_equal(torch.cat([b[0] for b in got]).numpy(), ref["s2i"].astype(np.float32))
+    np.testing.assert_array_equal(
+        torch.cat([b[0] for b in got]).numpy(), ref["s2i"].astype(np.float32)
+    )

@@ -38,12 +38,21 @@ class Sized:
 @pytest.mark.parametrize("replicas", [1, 2, 3])
 @pytest.mark.parametrize("drop_last", [False, True])
 @pytest.mark.parametrize("locality", [False, True])
-def test_ranks_are_disjoint_and_cover_every_sample_once(replicas: int, drop_last: bool, locality: bool) -> None:
+def test_ranks_are_disjoint_and_cover_every_sample_once(
+    replicas: int, drop_last: bool, locality: bool
+) -> None:
     n = 100
     for epoch in (0, 1):
         per_rank = []
         for rank in range(replicas):
-            s = S2ISampler(Sized(n, 16), replicas, rank, seed=5, drop_last=drop_last, shard_locality=locality)
+            s = S2ISampler(
+                Sized(n, 16),
+                replicas,
+                rank,
+                seed=5,
+                drop_last=drop_last,
+                shard_locality=locality,
+            )
             s.set_epoch(epoch)
             got = list(s)
             assert len(got) == len(s)
@@ -76,7 +85,14 @@ def test_shard_locality_keeps_batches_on_few_shards() -> None:
     assert local.window == 4 * shard
 
     def shards_per_batch(order: list[int]) -> float:
-        return float(np.mean([len(set(np.array(order[a:a + 64]) // shard)) for a in range(0, n, 64)]))
+        return float(
+            np.mean(
+                [
+                    len(set(np.array(order[a : a + 64]) // shard))
+                    for a in range(0, n, 64)
+                ]
+            )
+        )
 
     assert sorted(local) == list(range(n))
     assert shards_per_batch(list(local)) <= 5 < shards_per_batch(list(plain))
@@ -86,15 +102,25 @@ def test_shard_locality_keeps_batches_on_few_shards() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    n=st.integers(0, 200), replicas=st.integers(1, 4), data=st.data(),
-    seed=st.integers(0, 2**32), epoch=st.integers(0, 5), drop_last=st.booleans(),
+    n=st.integers(0, 200),
+    replicas=st.integers(1, 4),
+    data=st.data(),
+    seed=st.integers(0, 2**32),
+    epoch=st.integers(0, 5),
+    drop_last=st.booleans(),
     locality=st.booleans(),
 )
 def test_resume_mid_epoch_yields_exactly_the_unseen_samples(
-    n: int, replicas: int, data: st.DataObject, seed: int, epoch: int, drop_last: bool, locality: bool
+    n: int,
+    replicas: int,
+    data: st.DataObject,
+    seed: int,
+    epoch: int,
+    drop_last: bool,
+    locality: bool,
 ) -> None:
     rank = data.draw(st.integers(0, replicas - 1))
-    kw = dict(seed=seed, drop_last=drop_last, shard_locality=locality)
+    kw = {"seed": seed, "drop_last": drop_last, "shard_locality": locality}
     s = S2ISampler(Sized(n, 7), replicas, rank, **kw)
     s.set_epoch(epoch)
     full = list(s)
@@ -105,7 +131,9 @@ def test_resume_mid_epoch_yields_exactly_the_unseen_samples(
     resumed = S2ISampler(Sized(n, 7), replicas, rank, **kw)
     resumed.load_state_dict(state)
     resumed.set_epoch(epoch)  # the loop's usual call is a no-op for the resumed epoch
-    assert len(resumed) == len(full) - cut or cut == len(full)  # what the next pass yields
+    assert len(resumed) == len(full) - cut or cut == len(
+        full
+    )  # what the next pass yields
     rest = list(resumed)
     assert seen + rest == full
     resumed.set_epoch(epoch + 1)
@@ -127,8 +155,14 @@ def test_resume_in_a_new_process(tmp_path: Path) -> None:
         "print(json.dumps(list(s)))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", code, str(state_file)], capture_output=True, text=True,
-                         env=env, cwd=REPO, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(state_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=True,
+    )
     rest = json.loads(out.stdout)
     s2 = S2ISampler(Sized(1000), num_replicas=3, rank=2, seed=11)
     s2.set_epoch(4)
@@ -136,7 +170,9 @@ def test_resume_in_a_new_process(tmp_path: Path) -> None:
     assert not set(seen) & set(rest)
 
 
-def test_resume_through_a_dataloader_with_prefetching_workers(datasets: Datasets) -> None:
+def test_resume_through_a_dataloader_with_prefetching_workers(
+    datasets: Datasets,
+) -> None:
     ds = S2IDataset(datasets.ntu, read="shard", as_float=False)
     sampler = S2ISampler(ds, seed=3)
     loader = make_loader(ds, batch_size=5, sampler=sampler, workers=2, context="fork")
@@ -147,7 +183,9 @@ def test_resume_through_a_dataloader_with_prefetching_workers(datasets: Datasets
         if step == 3:
             state = sampler.state_dict(consumed=(step + 1) * 5)
             break
-    assert sampler.state_dict()["consumed"] > 20  # the workers drew indices ahead of the loop
+    assert (
+        sampler.state_dict()["consumed"] > 20
+    )  # the workers drew indices ahead of the loop
     fresh = S2ISampler(ds, seed=3)
     fresh.load_state_dict(state)
     fresh.set_epoch(2)

@@ -35,7 +35,9 @@ def test_loader_output_equals_the_stored_uint8_image(datasets: Datasets) -> None
     assert int(diff.max()) <= 1  # within one grey level
     assert float((diff > 0).float().mean()) < 1e-3  # and almost always identical
     # the stored image through the image path: / 255, no resize
-    from_stored = T.ToModelInput.for_dataset(images, size=224, mean=None, std=None)(stored)
+    from_stored = T.ToModelInput.for_dataset(images, size=224, mean=None, std=None)(
+        stored
+    )
     assert float((from_stored - v).abs().max()) <= 1 / 255 + 1e-6
 
 
@@ -47,7 +49,9 @@ def test_float_path_equals_the_stored_float16_image(datasets: Datasets) -> None:
     stored = batch(images, list(range(N_IMAGES)))
     # float16 tolerance: within one float16 step (ulp) of the stored value, plus float32 rounding
     # of the two interpolation orders near zero (inputs are ~1 m, float32 eps ~1e-7)
-    step = np.abs(np.spacing(stored.numpy().astype(np.float16))).astype(np.float32) + 1e-6
+    step = (
+        np.abs(np.spacing(stored.numpy().astype(np.float16))).astype(np.float32) + 1e-6
+    )
     assert bool((np.abs(resized.numpy() - stored.numpy()) <= step).all())
     assert float((resized.half() == stored.half()).float().mean()) > 0.99
 
@@ -63,11 +67,15 @@ def test_pixel_mapping_is_the_converters(datasets: Datasets) -> None:
     np.testing.assert_allclose(ours.numpy(), ref, rtol=0, atol=1e-5)
     for size in [(64, 64), (32, 100)]:
         ref = to_image(grid.numpy(), size, mapping, as_float=True)
-        np.testing.assert_allclose(T.resize(T.pixel_map(grid), size).numpy(), ref, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(
+            T.resize(T.pixel_map(grid), size).numpy(), ref, rtol=0, atol=1e-5
+        )
     with pytest.raises(DatasetRequestError, match="not implemented"):
         T.check_pixel_mapping({**mapping, "name": "zscore"})
     flat = torch.ones(1, 1, 3, 4, 5)
-    assert bool((T.pixel_map(flat) == 0).all())  # a constant plane maps to 0, as in the converter
+    assert bool(
+        (T.pixel_map(flat) == 0).all()
+    )  # a constant plane maps to 0, as in the converter
 
 
 def test_normalisation_and_output_layout(datasets: Datasets) -> None:
@@ -97,7 +105,9 @@ def test_rotation_is_rigid_and_acts_on_every_stream_alike() -> None:
     gen = torch.Generator().manual_seed(0)
     rot = T.RandomRotation3D(max_angle=0.3, generator=gen)
     m = rot.matrices(64, torch.device("cpu"))
-    torch.testing.assert_close(m @ m.transpose(1, 2), torch.eye(3).expand(64, 3, 3), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        m @ m.transpose(1, 2), torch.eye(3).expand(64, 3, 3), atol=1e-6, rtol=0
+    )
     assert bool((torch.linalg.det(m) > 0.999).all())
     # the rotated bone stream equals the bone (difference) of the rotated joints
     joints = torch.randn(2, 1, 3, 8, 6)
@@ -116,12 +126,17 @@ def test_rotation_is_rigid_and_acts_on_every_stream_alike() -> None:
     assert not torch.allclose(T.pixel_map(r), T.pixel_map(x), atol=1e-3)
 
 
-def test_temporal_crop_of_the_whole_clip_is_the_plain_resize(datasets: Datasets) -> None:
+def test_temporal_crop_of_the_whole_clip_is_the_plain_resize(
+    datasets: Datasets,
+) -> None:
     ds = S2IDataset(datasets.ntu)
     x = batch(ds, [3, 4, 5])
     full = T.ToModelInput.for_dataset(ds, size=(96, 80), mean=None, std=None)(x)
     crop_all = T.ToModelInput(
-        pixel_mapping=ds.sources[0].pixel_mapping, size=(96, 80), mean=None, std=None,
+        pixel_mapping=ds.sources[0].pixel_mapping,
+        size=(96, 80),
+        mean=None,
+        std=None,
         temporal_crop=T.TemporalCropResize(1.0, 1.0),
     )(x)
     torch.testing.assert_close(crop_all, full, atol=2e-5, rtol=0)
@@ -129,10 +144,21 @@ def test_temporal_crop_of_the_whole_clip_is_the_plain_resize(datasets: Datasets)
 
 def test_temporal_crop_takes_the_drawn_rows() -> None:
     # rows hold their own index: a crop of rows [16, 48) resized to 32 rows keeps 16..47
-    t = torch.arange(64, dtype=torch.float32).view(1, 1, 1, 64, 1).expand(2, 1, 3, 64, 4).contiguous()
-    out = T._crop_resize(t, torch.tensor([16.0, 0.0]), torch.tensor([32.0, 64.0]), (32, 4))
-    torch.testing.assert_close(out[0, 0, 0, :, 0], torch.arange(16, 48, dtype=torch.float32))
-    torch.testing.assert_close(out[1, 0, 0, :, 0], torch.arange(0, 64, 2, dtype=torch.float32) + 0.5)
+    t = (
+        torch.arange(64, dtype=torch.float32)
+        .view(1, 1, 1, 64, 1)
+        .expand(2, 1, 3, 64, 4)
+        .contiguous()
+    )
+    out = T._crop_resize(
+        t, torch.tensor([16.0, 0.0]), torch.tensor([32.0, 64.0]), (32, 4)
+    )
+    torch.testing.assert_close(
+        out[0, 0, 0, :, 0], torch.arange(16, 48, dtype=torch.float32)
+    )
+    torch.testing.assert_close(
+        out[1, 0, 0, :, 0], torch.arange(0, 64, 2, dtype=torch.float32) + 0.5
+    )
     gen = torch.Generator().manual_seed(0)
     start, length = T.TemporalCropResize(0.5, 0.8, generator=gen).windows(1000, 64)
     assert bool((length >= 32 - 1e-4).all() and (length <= 0.8 * 64 + 1e-4).all())
