@@ -130,6 +130,18 @@ def zarr_rates(path: Path, batches: int, per_sample_batches: int) -> dict[str, f
     return {"zarr_batch": ortho, "zarr_per_sample": single}
 
 
+def shm_cost(mb: int = 16, repeats: int = 10) -> float:
+    """Milliseconds per MB to allocate a shared-memory storage and write it once: the cost a
+    DataLoader worker pays for every batch it hands to the main process."""
+    nbytes = mb * 2**20
+    t = time.perf_counter()
+    for _ in range(repeats):
+        storage = torch.UntypedStorage._new_shared(nbytes)
+        torch.empty(0, dtype=torch.uint8).set_(storage).fill_(1)
+        del storage
+    return (time.perf_counter() - t) / repeats / mb * 1e3
+
+
 def transform_rate(device: str, size: int, batches: int, form_ds: S2IDataset) -> float:
     """Device transform (pixel mapping, resize, normalise, train augmentations) samples/s."""
     to_input = T.ToModelInput.for_dataset(form_ds, size=size, train=True)
@@ -169,7 +181,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.quick:
-        args.samples, args.image_samples, args.batches, args.workers = 96, 16, 2, [0, 1]
+        args.samples, args.image_samples, args.batches, args.workers = 96, 16, 2, [0]
         args.batch = 32
     BATCH = args.batch
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2i_bench_loader_"))
@@ -211,23 +223,29 @@ def main() -> None:
         load_s = time.perf_counter() - t
         name = f"{key}:{read}:{'float32' if as_float else 'stored'}"
         row = {}
-        for w in args.workers:
-            batches = args.batches if read != "zarr" else max(2, args.batches // 5)
+        # zarr-python is 10-100x slower: fewer batches, and no worker runs for the images
+        workers = args.workers if (read != "zarr" or key.startswith("compact")) else [0]
+        for w in workers:
+            batches = args.batches if read != "zarr" else 2
             row[w] = loader_rate(ds, w, batches)
         rates[name] = {"workers": {str(w): r for w, r in row.items()}, "open_s": load_s}
         label = read + ("" if as_float else " stored")
-        print(
-            f"{key:<14}{label:<14}" + "".join(f"{row[w]:>14,.0f}" for w in args.workers)
-        )
+        print(f"{key:<14}{label:<14}" + "".join(f"{row[w]:>14,.0f}" for w in workers))
         del ds
 
     for key in ("compact.zarr", "image.zarr"):
-        ref = zarr_rates(paths[key], max(2, args.batches // 5), 2 if args.quick else 4)
+        ref = zarr_rates(paths[key], 2 if key.startswith("image") else 6, 2)
         rates[f"{key}:plain-zarr"] = ref
         print(
             f"{key:<14}{'zarr-python':<14}batch {ref['zarr_batch']:,.0f}/s, per sample "
             f"{ref['zarr_per_sample']:,.0f}/s (main process)"
         )
+
+    figures["shm_ms_per_mb"] = shm_cost()
+    print(
+        f"a fresh shared-memory batch (what every worker pays per batch, as default_collate "
+        f"does): {figures['shm_ms_per_mb']:.2f} ms per MB to allocate and fill"
+    )
 
     def best_per_worker(name: str) -> float:
         w = rates[name]["workers"]

@@ -199,24 +199,21 @@ class ShardReader:
         # numpy views of the read bytes: google_crc32c takes read-only buffers, not memoryviews
         if span <= _SPAN_SLACK * int(sizes.sum()):
             buf = np.frombuffer(os.pread(fd, span, lo), np.uint8)
-            chunks = [buf[o - lo : o - lo + n] for o, n in zip(offsets.tolist(), sizes.tolist())]
+            chunks = [
+                buf[o - lo : o - lo + n]
+                for o, n in zip(offsets.tolist(), sizes.tolist())
+            ]
         else:
             chunks = [
                 np.frombuffer(os.pread(fd, n, o), np.uint8)
                 for o, n in zip(offsets.tolist(), sizes.tolist())
             ]
         for j, (chunk, row) in enumerate(zip(chunks, rows.tolist())):
-            if len(chunk) != int(sizes[j]) or google_crc32c.value(chunk[:-4]) != int.from_bytes(
-                chunk[-4:].tobytes(), "little"
-            ):
+            if len(chunk) != int(sizes[j]) or google_crc32c.value(
+                chunk[:-4]
+            ) != int.from_bytes(chunk[-4:].tobytes(), "little"):
                 self._corrupt(shard, int(idx[j]))
-            payload = np.frombuffer(self._decode(chunk[:-4]), np.uint8)
-            if len(payload) != out.shape[1]:
-                raise SampleReadError(
-                    f"{self.geo.path}: sample {int(idx[j])} decodes to {len(payload)} bytes, "
-                    f"expected {out.shape[1]}"
-                )
-            out[row] = payload
+            self._decode_into(chunk[:-4], out[row], int(idx[j]))
 
     def _read_raw(
         self,
@@ -258,17 +255,60 @@ class ShardReader:
             f"(shard {shard} is corrupt or truncated)"
         )
 
-    def _decode(self, payload: np.ndarray) -> bytes:
+    def _decode_into(self, payload: np.ndarray, dest: np.ndarray, sample: int) -> None:
+        """Decompress one chunk straight into ``dest`` after checking, from the frame header,
+        that it holds exactly ``dest.nbytes`` bytes (the decoders accept a larger buffer and
+        would leave its tail stale)."""
+        size = _content_size(self.geo.codec, payload)
+        try:
+            if size is None:  # no size in the header: decode, then compare
+                data = np.frombuffer(self._decoder().decode(payload), np.uint8)
+                size = len(data)
+                if size == dest.nbytes:
+                    dest[:] = data
+            elif size == dest.nbytes:
+                self._decoder().decode(payload, out=dest)
+        except (ValueError, RuntimeError) as exc:
+            raise SampleReadError(
+                f"{self.geo.path}: sample {sample} cannot be decompressed ({exc})"
+            ) from None
+        if size != dest.nbytes:
+            raise SampleReadError(
+                f"{self.geo.path}: sample {sample} decodes to {size} bytes, expected {dest.nbytes}"
+            )
+
+    def _decoder(self) -> Any:
         if self.geo.codec == "zstd":
             from numcodecs.zstd import Zstd
 
-            return bytes(Zstd().decode(payload))
-        from numcodecs import blosc
+            return Zstd()
+        from numcodecs.blosc import Blosc
 
-        return bytes(blosc.decompress(payload))
+        return Blosc()
 
     def close(self) -> None:
         self._files.close()
+
+
+def _content_size(codec: str, payload: np.ndarray) -> int | None:
+    """Decompressed size recorded in a zstd frame or blosc header, ``None`` if absent/unknown."""
+    head = payload[:18].tobytes()
+    if (
+        codec == "lz4"
+    ):  # blosc: version, versionlz, flags, typesize, nbytes (uint32 LE), ...
+        return int.from_bytes(head[4:8], "little") if len(head) >= 16 else None
+    if len(head) < 6 or int.from_bytes(head[:4], "little") != 0xFD2FB528:
+        return None
+    descriptor = head[4]
+    single = (descriptor >> 5) & 1
+    field = (1 if single else 0, 2, 4, 8)[descriptor >> 6]
+    if field == 0:
+        return None
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[descriptor & 3]
+    if len(head) < pos + field:
+        return None
+    value = int.from_bytes(head[pos : pos + field], "little")
+    return value + 256 if field == 2 else value
 
 
 class Hdf5Reader:
