@@ -41,7 +41,8 @@ API in one screen (the training loop's view)::
 from __future__ import annotations
 
 from ._sources import SourceInfo
-from .dataset import READ_PATHS, ItemBatch, S2IDataset, collate, make_loader
+from .dataset import READ_PATHS, ItemBatch, S2IDataset, collate
+from .loader import ThreadLoader, make_loader
 from .sampler import S2ISampler
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "S2IDataset",
     "S2ISampler",
     "SourceInfo",
+    "ThreadLoader",
     "collate",
     "make_loader",
 ]

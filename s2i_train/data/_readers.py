@@ -18,6 +18,7 @@ default choice (``pick_read_path``): benchmarks/RESULTS.md, "Training loader".
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,14 +58,21 @@ class _LazyFiles:
     def __init__(self) -> None:
         self._pid = -1
         self._handles: dict[Any, Any] = {}
+        self._lock = (
+            threading.Lock()
+        )  # reader threads (ThreadLoader) open each file once
 
     def get(self, key: Any, opener: Any) -> Any:
-        if self._pid != os.getpid():
-            self._handles = {}  # inherited across fork: never share an h5py handle or fd offset
-            self._pid = os.getpid()
-        handle = self._handles.get(key)
-        if handle is None:
-            handle = self._handles[key] = opener()
+        handle = self._handles.get(key) if self._pid == os.getpid() else None
+        if handle is not None:
+            return handle
+        with self._lock:
+            if self._pid != os.getpid():
+                self._handles = {}  # inherited across fork: never share an h5py handle
+                self._pid = os.getpid()
+            handle = self._handles.get(key)
+            if handle is None:
+                handle = self._handles[key] = opener()
         return handle
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ from ..errors import DatasetRequestError
 from ._readers import READERS
 from ._sources import SUBSETS, OpenedSource, SourceInfo, open_source
 
-__all__ = ["READ_PATHS", "S2IDataset", "collate", "make_loader"]
+__all__ = ["READ_PATHS", "S2IDataset", "collate"]
 
 #: Read paths, ``"auto"`` picks one (see :func:`S2IDataset.__init__`).
 READ_PATHS = ("auto", "memory", "shard", "hdf5", "zarr")
@@ -453,34 +453,3 @@ class S2IDataset(torch.utils.data.Dataset):
             f"S2IDataset({len(self)} samples, {self.num_classes} classes, streams "
             f"{list(self.sources[0].streams)}, read={self.read_path!r}: {names})"
         )
-
-
-def make_loader(
-    dataset: S2IDataset,
-    batch_size: int,
-    sampler: torch.utils.data.Sampler[int] | None = None,
-    *,
-    workers: int = 0,
-    drop_last: bool = False,
-    pin_memory: bool = False,
-    context: str | None = None,
-    prefetch_factor: int | None = None,
-) -> torch.utils.data.DataLoader:
-    """A ``DataLoader`` that uses the batched read path: ``__getitems__`` + :func:`collate`.
-
-    ``context`` is the worker start method (``"fork"``, ``"spawn"``, ``"forkserver"``; default
-    the platform's). Workers persist across epochs, so each opens its files once.
-    """
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        shuffle=False if sampler is not None else None,
-        num_workers=workers,
-        collate_fn=collate,
-        drop_last=drop_last,
-        pin_memory=pin_memory,
-        persistent_workers=workers > 0,
-        multiprocessing_context=context if workers > 0 else None,
-        prefetch_factor=prefetch_factor if workers > 0 else None,
-    )

@@ -348,3 +348,26 @@ def test_worker_processes_under_fork_and_spawn(
     np.testing.assert_array_equal(
         torch.cat([b[0] for b in got]).numpy(), ref["s2i"].astype(np.float32)
     )
+
+
+@pytest.mark.parametrize("read", ["shard", "memory"])
+def test_thread_loader_yields_the_same_batches_in_order(
+    datasets: Datasets, read: str
+) -> None:
+    from s2i_train.data import S2ISampler, ThreadLoader
+
+    ds = S2IDataset([datasets.ntu, datasets.ucla], streams=["joint"], read=read)
+    sampler = S2ISampler(ds, seed=4)
+    threaded = make_loader(
+        ds, batch_size=7, sampler=sampler, threads=3, prefetch_factor=2
+    )
+    assert isinstance(threaded, ThreadLoader) and len(threaded) == -(-len(ds) // 7)
+    plain = list(make_loader(ds, batch_size=7, sampler=sampler))
+    got = list(threaded)
+    assert len(got) == len(plain)
+    for (gx, gy), (px, py) in zip(got, plain, strict=True):
+        assert torch.equal(gy, py)
+        gx, px = (gx, px) if isinstance(gx, list) else ([gx], [px])
+        assert all(torch.equal(a, b) for a, b in zip(gx, px, strict=True))
+    with pytest.raises(DatasetRequestError, match="not both"):
+        make_loader(ds, 4, workers=1, threads=1)
