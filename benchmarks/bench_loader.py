@@ -38,12 +38,10 @@ from s2i_prep.synthetic import write_synthetic
 from s2i_train import transforms as T
 from s2i_train.data import S2IDataset, S2ISampler, make_loader
 
-BATCH = 256  # --batch; --quick uses 32
+BATCH = 256  # --batch; --quick uses 8
 
 
-def prepare(
-    workdir: Path, samples: int, image_samples: int, procs: int
-) -> dict[str, Path]:
+def prepare(workdir: Path, samples: int, image_samples: int, procs: int) -> dict[str, Path]:
     """Generate and convert the datasets once (reused when the folder already has them)."""
     workdir.mkdir(parents=True, exist_ok=True)
     raw = workdir / f"ntu_raw_{samples}"
@@ -59,9 +57,7 @@ def prepare(
         t = time.perf_counter()
         write_synthetic("ntu25", raw, samples, workers=procs, seed=0, overwrite=True)
         (raw / ".complete").write_text("")
-        print(
-            f"synth {samples} files: {time.perf_counter() - t:.0f} s", file=sys.stderr
-        )
+        print(f"synth {samples} files: {time.perf_counter() - t:.0f} s", file=sys.stderr)
     image = EncodeConfig(image_size=(224, 224), dtype="uint8")
     for key, path in out.items():
         if path.exists():
@@ -97,10 +93,10 @@ def cpu_seconds(pids: list[int]) -> float:
 def loader_rate(
     ds: S2IDataset, workers: int, batches: int, threads: int = 0, seed: int = 0
 ) -> dict[str, float]:
-    """Shuffled batches after three warm-up batches (worker start-up, queues filled): samples per wall second, per
-    CPU second of the loading processes (the main one included) and per CPU second of the
-    workers alone. CPU-second rates are what one dedicated core would give: the VM is shared,
-    so wall-clock rates drop whenever other jobs run."""
+    """Shuffled batches after three warm-up batches (worker start-up, queues filled): samples per
+    wall second, per CPU second of the loading processes (the main one included) and per CPU
+    second of the workers alone. CPU-second rates are what one dedicated core would give: the VM
+    is shared, so wall-clock rates drop whenever other jobs run."""
     sampler = S2ISampler(ds, seed=seed)
     loader = make_loader(
         ds,
@@ -121,9 +117,7 @@ def loader_rate(
     it = stream()
     for _ in range(3):  # start-up, and the prefetch queues filled as in a steady run
         next(it)
-    worker_pids = [
-        w.pid for w in getattr(getattr(loader, "_iterator", None), "_workers", [])
-    ]
+    worker_pids = [w.pid for w in getattr(getattr(loader, "_iterator", None), "_workers", [])]
     pids = [os.getpid(), *worker_pids]
     n = 0
     cpu0, wcpu0 = cpu_seconds(pids), cpu_seconds(worker_pids)
@@ -197,34 +191,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument(
-        "--quick", action="store_true", help="tiny datasets, few batches (smoke test)"
-    )
+    ap.add_argument("--quick", action="store_true", help="tiny datasets, few batches (smoke test)")
     ap.add_argument(
         "--workdir", type=Path, default=None, help="where the datasets are built/reused"
     )
     ap.add_argument("--samples", type=int, default=20_000, help="compact dataset size")
-    ap.add_argument(
-        "--image-samples", type=int, default=2048, help="image dataset size"
-    )
+    ap.add_argument("--image-samples", type=int, default=2048, help="image dataset size")
     ap.add_argument("--batches", type=int, default=30, help="timed batches per figure")
     ap.add_argument("--batch", type=int, default=BATCH, help="batch size")
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument(
-        "--procs", type=int, default=2, help="processes for generating the datasets"
-    )
+    ap.add_argument("--procs", type=int, default=2, help="processes for generating the datasets")
     args = ap.parse_args()
     if args.quick:
         args.samples, args.image_samples, args.batches, args.workers = 96, 16, 2, [0]
-        args.batch = 32
+        args.batch = 8
     BATCH = args.batch
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2i_bench_loader_"))
-    torch.set_num_threads(
-        1
-    )  # one core per loader process, as in a real multi-worker run
-    paths = prepare(
-        workdir, args.samples, args.image_samples, 0 if args.quick else args.procs
-    )
+    torch.set_num_threads(1)  # one core per loader process, as in a real multi-worker run
+    paths = prepare(workdir, args.samples, args.image_samples, 0 if args.quick else args.procs)
 
     figures: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared 2-core dev VM",
@@ -260,15 +244,11 @@ def main() -> None:
         row = {}
         for w, th in runs:
             label = f"{w} workers" if not th else f"{th} threads"
-            row[label] = loader_rate(
-                ds, w, args.batches if read != "zarr" else 2, threads=th
-            )
+            row[label] = loader_rate(ds, w, args.batches if read != "zarr" else 2, threads=th)
         rates[name] = {"runs": row, "open_s": open_s}
         label = read + ("" if as_float else " stored")
         cells = [
-            f"{row[c]['wall']:>10,.0f} ({row[c]['cpu']:>7,.0f})"
-            if c in row
-            else " " * 22
+            f"{row[c]['wall']:>10,.0f} ({row[c]['cpu']:>7,.0f})" if c in row else " " * 22
             for c in columns
         ]
         print(f"{key:<14}{label:<15}" + "".join(f"{c:>22}" for c in cells))
@@ -330,7 +310,8 @@ def main() -> None:
             r = transform_rate(dev, size, n, compact)
             figures["transforms"][f"{dev}:{size}"] = r
             print(
-                f"transforms on {dev}, batch {BATCH} -> {size}x{size} (train augmentations): {r:,.0f} samples/s"
+                f"transforms on {dev}, batch {BATCH} -> {size}x{size} (train augmentations): "
+                f"{r:,.0f} samples/s"
             )
     print(json.dumps(figures))
 

@@ -94,8 +94,7 @@ def _codec_of(reader: Any, backend: str, storage: dict[str, Any]) -> str:
     }
     key = meta.get("chunk_key_encoding", {})
     plain_keys = (
-        key.get("name") == "default"
-        and key.get("configuration", {}).get("separator", "/") == "/"
+        key.get("name") == "default" and key.get("configuration", {}).get("separator", "/") == "/"
     )
     endian = next((c for c in conf.get("codecs", ()) if c["name"] == "bytes"), {})
     little = endian.get("configuration", {}).get("endian", "little") == "little"
@@ -150,17 +149,14 @@ def open_source(
                 )
             part = splits[split][subset]
             if part is None:
-                raise DatasetRequestError(
-                    f"{path}: split {split!r} has no {subset!r} part"
-                )
+                raise DatasetRequestError(f"{path}: split {split!r} has no {subset!r} part")
             indices = np.asarray(part, dtype=np.int64)
             if indices.size and (
-                indices.min() < 0
-                or indices.max() >= num
-                or (np.diff(indices) <= 0).any()
+                indices.min() < 0 or indices.max() >= num or (np.diff(indices) <= 0).any()
             ):
                 raise DatasetFormatError(
-                    f"{path}: splits/{split}/{subset} is not a sorted list of indices in 0..{num - 1}"
+                    f"{path}: splits/{split}/{subset} is not a sorted list of indices in "
+                    f"0..{num - 1}"
                 )
         labels = reader.column(layout.LABEL).astype(np.int64)
         class_count = int(attrs["class_count"])

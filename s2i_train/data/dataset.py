@@ -62,9 +62,7 @@ class ItemBatch(Sequence[tuple[torch.Tensor, torch.Tensor]]):
     :func:`collate` takes the stacked tensors as they are (no per-item copy).
     """
 
-    def __init__(
-        self, groups: list[tuple[np.ndarray, torch.Tensor]], labels: torch.Tensor
-    ) -> None:
+    def __init__(self, groups: list[tuple[np.ndarray, torch.Tensor]], labels: torch.Tensor) -> None:
         self.groups = groups  # (positions in the batch, stacked x of those positions)
         self.labels = labels
         n = len(labels)
@@ -157,25 +155,17 @@ class S2IDataset(torch.utils.data.Dataset):
         as_float: bool = True,
     ) -> None:
         path_list = (
-            [Path(paths)]
-            if isinstance(paths, (str, os.PathLike))
-            else [Path(p) for p in paths]
+            [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
         )
         if not path_list:
             raise DatasetRequestError("S2IDataset needs at least one dataset path")
         where = ", ".join(str(p) for p in path_list)
         if subset not in SUBSETS:
-            raise DatasetRequestError(
-                f"{where}: subset must be one of {SUBSETS}, found {subset!r}"
-            )
+            raise DatasetRequestError(f"{where}: subset must be one of {SUBSETS}, found {subset!r}")
         if read not in READ_PATHS:
-            raise DatasetRequestError(
-                f"{where}: read must be one of {READ_PATHS}, found {read!r}"
-            )
+            raise DatasetRequestError(f"{where}: read must be one of {READ_PATHS}, found {read!r}")
         splits = (
-            [split] * len(path_list)
-            if split is None or isinstance(split, str)
-            else list(split)
+            [split] * len(path_list) if split is None or isinstance(split, str) else list(split)
         )
         if len(splits) != len(path_list):
             raise DatasetRequestError(
@@ -211,20 +201,16 @@ class S2IDataset(torch.utils.data.Dataset):
         self._indices = [s.indices for s in opened]
         self._stream_index = [s.stream_index for s in opened]
         self._geometry = [s.geometry for s in opened]
-        self.labels = np.concatenate(
-            [s.labels + s.info.label_offset for s in opened]
-        ).astype(np.int64)
+        self.labels = np.concatenate([s.labels + s.info.label_offset for s in opened]).astype(
+            np.int64
+        )
         self._labels_t = torch.from_numpy(self.labels)
         self.sample_ids = np.concatenate([s.sample_ids for s in opened])
         picked = self._pick_read_path(opened, read)
         names = [picked if picked in READERS else self._file_path(s) for s in opened]
-        self._readers = [
-            READERS[name](s.geometry) for name, s in zip(names, opened, strict=True)
-        ]
+        self._readers = [READERS[name](s.geometry) for name, s in zip(names, opened, strict=True)]
         #: The read path in use: "memory", or the file reader(s) ("shard", "hdf5", "zarr").
-        self.read_path = (
-            picked if picked == "memory" else "+".join(dict.fromkeys(names))
-        )
+        self.read_path = picked if picked == "memory" else "+".join(dict.fromkeys(names))
         self._memory: list[torch.Tensor] | None = None
         if picked == "memory":
             self._memory = [self._load(k) for k in range(len(opened))]
@@ -234,9 +220,7 @@ class S2IDataset(torch.utils.data.Dataset):
     # ------------------------------------------------------------------ construction helpers
 
     @staticmethod
-    def _check_compatible(
-        opened: list[OpenedSource], wanted: tuple[str, ...] | None
-    ) -> None:
+    def _check_compatible(opened: list[OpenedSource], wanted: tuple[str, ...] | None) -> None:
         first = opened[0].info
         for src in opened[1:]:
             info = src.info
@@ -346,9 +330,7 @@ class S2IDataset(torch.utils.data.Dataset):
         n = len(self)
         if idx.size and (idx.min() < -n or idx.max() >= n):
             bad = idx[(idx < -n) | (idx >= n)][0]
-            raise IndexError(
-                f"index {int(bad)} out of range for a dataset of {n} samples"
-            )
+            raise IndexError(f"index {int(bad)} out of range for a dataset of {n} samples")
         idx = np.where(idx < 0, idx + n, idx)
         labels = self._labels_t[torch.from_numpy(idx)]
         if len(self.sources) == 1:
@@ -384,9 +366,7 @@ class S2IDataset(torch.utils.data.Dataset):
         if self._memory is not None:
             data = self._memory[k].index_select(0, torch.from_numpy(local))
             if not self.as_float:
-                return (
-                    data if not _in_worker() else _empty(shape, out_dtype).copy_(data)
-                )
+                return data if not _in_worker() else _empty(shape, out_dtype).copy_(data)
             return _empty(shape, out_dtype).copy_(data)
         stored = self._indices[k][local]
         order = np.argsort(stored, kind="stable")
@@ -394,9 +374,7 @@ class S2IDataset(torch.utils.data.Dataset):
         unique = not (np.diff(in_order) == 0).any()
         full = streams == list(range(geo.sample_shape[0]))
         if unique and full and not self.as_float:
-            out = _empty(
-                shape, out_dtype
-            )  # read straight into the batch, each sample in place
+            out = _empty(shape, out_dtype)  # read straight into the batch, each sample in place
             self._readers[k].read(in_order, out.numpy(), rows=order)
             return out
         if unique:
@@ -446,8 +424,7 @@ class S2IDataset(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         names = ", ".join(
-            f"{i.path.name} ({i.format}, {i.form} {i.height}x{i.width})"
-            for i in self.sources
+            f"{i.path.name} ({i.format}, {i.form} {i.height}x{i.width})" for i in self.sources
         )
         return (
             f"S2IDataset({len(self)} samples, {self.num_classes} classes, streams "

@@ -43,13 +43,9 @@ class ThreadLoader:
             raise DatasetRequestError(f"threads must be >= 1, found {threads}")
         self.dataset = dataset
         self.sampler = (
-            sampler
-            if sampler is not None
-            else torch.utils.data.SequentialSampler(dataset)
+            sampler if sampler is not None else torch.utils.data.SequentialSampler(dataset)
         )
-        self.batch_sampler = torch.utils.data.BatchSampler(
-            self.sampler, batch_size, drop_last
-        )
+        self.batch_sampler = torch.utils.data.BatchSampler(self.sampler, batch_size, drop_last)
         self.threads = threads
         self.prefetch = prefetch if prefetch is not None else 2 * threads
         self.pin_memory = pin_memory
@@ -60,11 +56,7 @@ class ThreadLoader:
     def _fetch(self, indices: list[int]) -> tuple[Any, torch.Tensor]:
         x, y = collate(self.dataset.__getitems__(indices))
         if self.pin_memory:
-            x = (
-                x.pin_memory()
-                if isinstance(x, torch.Tensor)
-                else [t.pin_memory() for t in x]
-            )
+            x = x.pin_memory() if isinstance(x, torch.Tensor) else [t.pin_memory() for t in x]
             y = y.pin_memory()
         return x, y
 
