@@ -2,12 +2,14 @@
 
 Datasets are made with ``s2i_prep`` from generated NTU-format files (``write_synthetic``):
 (a) compact (3 streams, 3, 64, 50) float16, Zarr (uncompressed shards of 1024) and HDF5;
-(b) 224 x 224 uint8 images, Zarr (zstd, shards of 128) and HDF5. They are built once into
-``--workdir`` and reused. Every figure is samples per second through a ``DataLoader`` fed by
-``S2ISampler`` (shuffled) with ``S2IDataset.__getitems__`` + ``collate``, after a warm-up batch,
-with 0, 1 and 2 workers (fork). The reference, measured in the same run: plain zarr-python, once
-as ``get_orthogonal_selection`` of each batch and once one ``arr[i]`` per sample. Reads hit the
-page cache (the files were just written or read); the machine is shared, so figures are noisy.
+(b) 224 x 224 uint8 images, Zarr (zstd, shards of 128; and uncompressed) and HDF5. They are
+built once into ``--workdir`` and reused. Every figure is samples per second of shuffled batches
+(``S2ISampler``) through ``make_loader`` (``S2IDataset.__getitems__`` + ``collate``), after
+three warm-up batches, with 0, 1 and 2 worker processes (fork) and with 2 reader threads; each
+also per CPU second of the loading processes, since the shared VM's wall clock depends on
+whatever else runs. The reference, in the same run: plain zarr-python, once as
+``get_orthogonal_selection`` of each batch and once one ``arr[i]`` per sample. Reads hit the
+page cache (the files were just written or read).
 
     python benchmarks/bench_loader.py [--quick] [--workdir DIR] [--samples N] [--image-samples N]
 
@@ -50,6 +52,7 @@ def prepare(workdir: Path, samples: int, image_samples: int, procs: int) -> dict
         "compact.h5": workdir / f"compact_{samples}.h5",
         "image.zarr": workdir / f"image_{image_samples}.zarr",
         "image.h5": workdir / f"image_{image_samples}.h5",
+        "image_raw.zarr": workdir / f"image_raw_{image_samples}.zarr",
     }
     if all(p.exists() for p in out.values()):
         return out
@@ -71,6 +74,7 @@ def prepare(workdir: Path, samples: int, image_samples: int, procs: int) -> dict
             overwrite=True,
             encode=image if key.startswith("image") else EncodeConfig(),
             limit=image_samples if key.startswith("image") else None,
+            codec="none" if key == "image_raw.zarr" else "auto",
         )
         convert(cfg)
         print(f"convert {key}: {time.perf_counter() - t:.0f} s", file=sys.stderr)
@@ -231,6 +235,7 @@ def main() -> None:
         ("compact.zarr", "zarr", True),
         ("image.zarr", "shard", False),
         ("image.zarr", "shard", True),
+        ("image_raw.zarr", "shard", False),
         ("image.h5", "hdf5", False),
         ("image.zarr", "zarr", False),
     ]

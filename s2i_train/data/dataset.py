@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import DatasetRequestError
+from . import _buffers
 from ._readers import READERS
 from ._sources import SUBSETS, OpenedSource, SourceInfo, open_source
 
@@ -40,8 +41,8 @@ def _in_worker() -> bool:
 
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A batch tensor; inside a DataLoader worker in shared memory, as ``default_collate`` does,
-    so handing it to the main process costs no copy."""
+    """A batch tensor: inside a DataLoader worker in shared memory, as ``default_collate`` does,
+    so handing it to the main process costs no copy; else on a recycled buffer (``_buffers``)."""
     if _in_worker():
         numel = math.prod(shape)
         storage = torch.UntypedStorage._new_shared(
@@ -52,7 +53,7 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
             if numel
             else torch.empty(shape, dtype=dtype)
         )
-    return torch.empty(shape, dtype=dtype)
+    return _buffers.take(shape, dtype)
 
 
 class ItemBatch(Sequence[tuple[torch.Tensor, torch.Tensor]]):
@@ -364,9 +365,12 @@ class S2IDataset(torch.utils.data.Dataset):
         stored_dtype = torch.float16 if geo.dtype == "float16" else torch.uint8
         out_dtype = torch.float32 if self.as_float else stored_dtype
         if self._memory is not None:
-            data = self._memory[k].index_select(0, torch.from_numpy(local))
+            rows = torch.from_numpy(local)
             if not self.as_float:
-                return data if not _in_worker() else _empty(shape, out_dtype).copy_(data)
+                return torch.index_select(self._memory[k], 0, rows, out=_empty(shape, out_dtype))
+            data = torch.index_select(
+                self._memory[k], 0, rows, out=_buffers.take(shape, stored_dtype)
+            )
             return _empty(shape, out_dtype).copy_(data)
         stored = self._indices[k][local]
         order = np.argsort(stored, kind="stable")
@@ -378,7 +382,8 @@ class S2IDataset(torch.utils.data.Dataset):
             self._readers[k].read(in_order, out.numpy(), rows=order)
             return out
         if unique:
-            picked = np.empty((len(stored), *geo.sample_shape), geo.dtype)
+            stored_t = _buffers.take((len(stored), *geo.sample_shape), stored_dtype)
+            picked = stored_t.numpy()
             self._readers[k].read(in_order, picked, rows=order)
         else:  # a repeated index: read each sample once, then repeat it
             uniq = np.unique(in_order)

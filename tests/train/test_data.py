@@ -338,3 +338,25 @@ def test_thread_loader_yields_the_same_batches_in_order(datasets: Datasets, read
         assert all(torch.equal(a, b) for a, b in zip(gx, px, strict=True))
     with pytest.raises(DatasetRequestError, match="not both"):
         make_loader(ds, 4, workers=1, threads=1)
+
+
+def test_batch_buffers_are_reused_only_when_nothing_holds_them(datasets: Datasets) -> None:
+    from s2i_train.data import _buffers
+
+    ref = stored(datasets.ntu)["s2i"]
+    for read in ("shard", "memory"):
+        ds = S2IDataset(datasets.ntu, read=read, as_float=False)
+        _buffers.clear()  # only this test's buffers, so the first free one is the released one
+        first, _ = collate(ds.__getitems__([1, 2, 3]))
+        view = first[1:]  # a view keeps the buffer too
+        held_ptr = first.data_ptr()
+        del first
+        second, _ = collate(ds.__getitems__([4, 5, 6]))
+        assert second.data_ptr() != held_ptr  # the held buffer is not overwritten
+        np.testing.assert_array_equal(view.numpy(), ref[[2, 3]])
+        np.testing.assert_array_equal(second.numpy(), ref[[4, 5, 6]])
+        del view
+        third, _ = collate(ds.__getitems__([7, 8, 9]))
+        assert third.data_ptr() == held_ptr  # released: recycled (no fresh page faults)
+        np.testing.assert_array_equal(third.numpy(), ref[[7, 8, 9]])
+        np.testing.assert_array_equal(second.numpy(), ref[[4, 5, 6]])
