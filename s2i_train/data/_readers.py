@@ -1,0 +1,268 @@
+"""Read paths: stored samples of one dataset -> a numpy batch, by stored index.
+
+Every reader fills ``out`` (n, S, 3, H, W) in the stored dtype for sorted, unique stored indices,
+checks what it reads, and opens its files lazily in the process that reads (a reader built in the
+main process and pickled or forked into DataLoader workers reopens there). Figures behind the
+default choice (``pick_read_path``): benchmarks/RESULTS.md, "Training loader".
+
+- ``ShardReader``: Zarr v3 without zarr-python. Caches each shard's index (crc32c checked), reads
+  one byte range per run of requested samples in a shard with ``os.pread``, checks every inner
+  chunk's crc32c and decodes it (raw, zstd or blosc) straight into ``out``.
+- ``Hdf5Reader``: h5py, one ``read_direct`` per sample (chunk = 1 sample, fletcher32 checked).
+- ``ZarrReader``: plain zarr-python, the reference the benchmark compares against.
+- ``MemoryReader``: the chosen samples held in one shared-memory tensor (loaded through one of the
+  above), gathered with ``index_select``; workers get the tensor by handle, never a copy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SampleReadError
+
+#: Shard index entry of a chunk that was never written.
+_EMPTY = np.uint64(2**64 - 1)
+#: One byte range per run of samples in a shard when it wastes at most this factor of bandwidth
+#: over reading each sample separately; else one ``pread`` per sample.
+_SPAN_SLACK = 2.0
+
+
+@dataclass(frozen=True)
+class StoreGeometry:
+    """What a reader needs to know about ``s2i`` (from the dataset attributes and metadata)."""
+
+    path: Path
+    num_samples: int
+    sample_shape: tuple[int, ...]
+    dtype: str
+    shard_size: int
+    codec: str  # "none" | "zstd" | "lz4" (blosc) | anything else: not readable by ShardReader
+
+    @property
+    def sample_nbytes(self) -> int:
+        return int(np.prod(self.sample_shape)) * np.dtype(self.dtype).itemsize
+
+
+class _LazyFiles:
+    """Per-process file handles: dropped on pickling and when the process id changes (fork)."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._handles: dict[Any, Any] = {}
+
+    def get(self, key: Any, opener: Any) -> Any:
+        if self._pid != os.getpid():
+            self._handles = {}  # inherited across fork: never share an h5py handle or fd offset
+            self._pid = os.getpid()
+        handle = self._handles.get(key)
+        if handle is None:
+            handle = self._handles[key] = opener()
+        return handle
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for handle in self._handles.values():
+                if isinstance(handle, int):
+                    os.close(handle)
+                elif hasattr(handle, "close"):
+                    handle.close()
+        self._handles = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class ShardReader:
+    """Zarr v3 ``s2i`` read directly: shard index cached, inner chunks crc32c-checked and decoded."""
+
+    name = "shard"
+
+    def __init__(self, geo: StoreGeometry) -> None:
+        if geo.codec not in ("none", "zstd", "lz4"):
+            raise ValueError(f"ShardReader cannot decode codec {geo.codec!r}")
+        self.geo = geo
+        self._files = _LazyFiles()
+        self._index: dict[int, np.ndarray] = {}
+        self._index_pid = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"geo": self.geo, "_files": self._files, "_index": {}, "_index_pid": -1}
+
+    def shard_path(self, shard: int) -> Path:
+        return self.geo.path.joinpath("s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape))
+
+    def _fd(self, shard: int) -> int:
+        def opener() -> int:
+            path = self.shard_path(shard)
+            try:
+                return os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                first = shard * self.geo.shard_size
+                last = min(first + self.geo.shard_size, self.geo.num_samples) - 1
+                raise SampleReadError(
+                    f"{self.geo.path}: shard file {path.relative_to(self.geo.path)} of samples "
+                    f"{first}..{last} is missing (the dataset is incomplete; run s2i-prep verify)"
+                ) from None
+
+        return int(self._files.get(shard, opener))
+
+    def shard_index(self, shard: int) -> np.ndarray:
+        """(shard_size, 2) uint64 (offset, nbytes) of every inner chunk, crc32c checked, cached."""
+        if self._index_pid != os.getpid():
+            self._index, self._index_pid = {}, os.getpid()
+        index = self._index.get(shard)
+        if index is not None:
+            return index
+        import google_crc32c
+
+        fd = self._fd(shard)
+        size = os.fstat(fd).st_size
+        nbytes = 16 * self.geo.shard_size + 4
+        where = f"{self.geo.path}: shard file {self.shard_path(shard).relative_to(self.geo.path)}"
+        if size < nbytes:
+            raise SampleReadError(f"{where}: {size} bytes, too short for its {nbytes}-byte index")
+        raw = os.pread(fd, nbytes, size - nbytes)
+        body = raw[:-4]
+        if len(raw) != nbytes or google_crc32c.value(body) != int.from_bytes(raw[-4:], "little"):
+            raise SampleReadError(f"{where}: shard index fails its crc32c check (corrupt file)")
+        index = np.frombuffer(body, np.dtype("<u8")).reshape(self.geo.shard_size, 2)
+        filled = index[:, 0] != _EMPTY
+        ends = index[filled, 0] + index[filled, 1]
+        if ends.size and int(ends.max()) > size - nbytes:
+            raise SampleReadError(f"{where}: index points past the end of the file (truncated?)")
+        self._index[shard] = index
+        return index
+
+    def read(self, idx: np.ndarray, out: np.ndarray) -> None:
+        ss = self.geo.shard_size
+        shards = idx // ss
+        bounds = np.flatnonzero(np.diff(shards)) + 1
+        starts = np.concatenate(([0], bounds))
+        stops = np.concatenate((bounds, [len(idx)]))
+        flat = out.reshape(len(out), -1).view(np.uint8)
+        for a, b in zip(starts.tolist(), stops.tolist()):
+            self._read_run(int(shards[a]), idx[a:b], flat[a:b])
+
+    def _read_run(self, shard: int, idx: np.ndarray, out: np.ndarray) -> None:
+        """Samples ``idx`` (sorted, all in ``shard``) into ``out`` (n, sample bytes) uint8."""
+        import google_crc32c
+
+        entries = self.shard_index(shard)[idx - shard * self.geo.shard_size]
+        offsets, sizes = entries[:, 0], entries[:, 1]
+        if (offsets == _EMPTY).any():
+            missing = idx[offsets == _EMPTY].tolist()
+            raise SampleReadError(
+                f"{self.geo.path}: samples {missing[:8]} were never written (empty chunks in "
+                f"shard {shard}; the dataset is incomplete)"
+            )
+        raw = self.geo.codec == "none"
+        expect = self.geo.sample_nbytes + 4
+        if raw and (sizes != expect).any():
+            bad = int(idx[np.flatnonzero(sizes != expect)[0]])
+            raise SampleReadError(
+                f"{self.geo.path}: sample {bad} has a {int(sizes[sizes != expect][0])}-byte chunk, "
+                f"expected {expect} (uncompressed sample + crc32c)"
+            )
+        fd = self._fd(shard)
+        lo = int(offsets.min())
+        span = int((offsets + sizes).max()) - lo
+        # numpy views of the read bytes: google_crc32c takes read-only buffers, not memoryviews
+        if span <= _SPAN_SLACK * int(sizes.sum()):
+            buf = np.frombuffer(os.pread(fd, span, lo), np.uint8)
+            chunks = [buf[o - lo : o - lo + n] for o, n in zip(offsets.tolist(), sizes.tolist())]
+        else:
+            chunks = [
+                np.frombuffer(os.pread(fd, n, o), np.uint8)
+                for o, n in zip(offsets.tolist(), sizes.tolist())
+            ]
+        for j, chunk in enumerate(chunks):
+            if len(chunk) != int(sizes[j]) or google_crc32c.value(chunk[:-4]) != int.from_bytes(
+                chunk[-4:].tobytes(), "little"
+            ):
+                raise SampleReadError(
+                    f"{self.geo.path}: sample {int(idx[j])} fails its crc32c check "
+                    f"(shard {shard} is corrupt or truncated)"
+                )
+            payload = chunk[:-4]
+            if not raw:
+                payload = np.frombuffer(self._decode(payload), np.uint8)
+                if len(payload) != out.shape[1]:
+                    raise SampleReadError(
+                        f"{self.geo.path}: sample {int(idx[j])} decodes to {len(payload)} bytes, "
+                        f"expected {out.shape[1]}"
+                    )
+            out[j] = payload
+
+    def _decode(self, payload: np.ndarray) -> bytes:
+        if self.geo.codec == "zstd":
+            from numcodecs.zstd import Zstd
+
+            return bytes(Zstd().decode(payload))
+        from numcodecs import blosc
+
+        return bytes(blosc.decompress(payload))
+
+    def close(self) -> None:
+        self._files.close()
+
+
+class Hdf5Reader:
+    """h5py: one ``read_direct`` per sample (HDF5 checks fletcher32 and raises on corruption)."""
+
+    name = "hdf5"
+
+    def __init__(self, geo: StoreGeometry) -> None:
+        self.geo = geo
+        self._files = _LazyFiles()
+
+    def _dataset(self) -> Any:
+        def opener() -> Any:
+            import h5py
+
+            return h5py.File(self.geo.path, "r")
+
+        return self._files.get("file", opener)["s2i"]
+
+    def read(self, idx: np.ndarray, out: np.ndarray) -> None:
+        dset = self._dataset()
+        for j, i in enumerate(idx.tolist()):
+            try:
+                dset.read_direct(out, np.s_[i], np.s_[j])
+            except OSError as exc:
+                raise SampleReadError(f"{self.geo.path}: sample {i} cannot be read ({exc})") from None
+
+    def close(self) -> None:
+        self._files.close()
+
+
+class ZarrReader:
+    """Plain zarr-python ``get_orthogonal_selection``: the reference read path."""
+
+    name = "zarr"
+
+    def __init__(self, geo: StoreGeometry) -> None:
+        self.geo = geo
+        self._files = _LazyFiles()
+
+    def read(self, idx: np.ndarray, out: np.ndarray) -> None:
+        def opener() -> Any:
+            import zarr
+
+            return zarr.open_array(self.geo.path / "s2i", mode="r")
+
+        arr = self._files.get("array", opener)
+        out[...] = arr.get_orthogonal_selection((idx,))
+
+    def close(self) -> None:
+        self._files = _LazyFiles()
+
+
+READERS = {"shard": ShardReader, "hdf5": Hdf5Reader, "zarr": ZarrReader}
