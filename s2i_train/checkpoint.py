@@ -27,7 +27,7 @@ from timm.layers import resample_abs_pos_embed, resample_patch_embed
 from s2i_train.errors import CheckpointMismatchError, S2ITrainError
 from s2i_train.models.vit import is_decoder_key
 
-__all__ = ["InitReport", "check_exact", "load_checkpoint", "load_init", "read_state_dict", "save_checkpoint"]
+__all__ = ["InitReport", "check_exact", "load_checkpoint", "load_init", "load_weights", "read_state_dict", "save_checkpoint"]
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -138,14 +138,20 @@ def _grid_of(tokens: int) -> tuple[int, int]:
 
 
 def load_init(model: nn.Module, path: str | Path, use_decoder: bool | None = None) -> InitReport:
-    """Load image-pretrained weights from ``path`` into ``model`` (encoder, and decoder when
-    ``use_decoder``: by default when the model has ``decoder_*`` parameters of the same shapes).
+    """Load image-pretrained weights from the file ``path`` into ``model``; see :func:`load_weights`."""
+    return load_weights(model, read_state_dict(path), str(path), use_decoder)
+
+
+def load_weights(
+    model: nn.Module, sd: dict[str, torch.Tensor], source: str, use_decoder: bool | None = None
+) -> InitReport:
+    """Load the state dict ``sd`` (MAE-repository / timm keys) into ``model``: the encoder, and the
+    decoder when ``use_decoder`` (by default when the model has ``decoder_*`` parameters).
 
     Position embeddings (``pos_embed``, ``decoder_pos_embed``) are interpolated bicubically to the
     model's grid, the patch embedding kernel resampled to its patch size; tensors of other shapes are
     reported as unexpected, never silently cropped.
     """
-    sd = read_state_dict(path)
     own = model.state_dict()
     report = InitReport()
     has_decoder = any(is_decoder_key(k) for k in own)
@@ -182,7 +188,7 @@ def load_init(model: nn.Module, path: str | Path, use_decoder: bool | None = Non
     report.missing = [k for k in own if k not in new_sd and (use_decoder or not is_decoder_key(k))]
     if not any(k.startswith("blocks.") for k in new_sd):
         raise CheckpointMismatchError(
-            f"{path}: no encoder block of the model was loaded; is it a ViT of this size? ({report.summary()})"
+            f"{source}: no encoder block of the model was loaded; is it a ViT of this size? ({report.summary()})"
         )
     model.load_state_dict(new_sd, strict=False)
     return report
