@@ -143,7 +143,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, dist: Any) -> dict[str,
         "checkpoint": str(run.checkpoint),
     }
     run.save_result(result)
-    return result
+    return result if dist.main else {}  # rank 0 alone reports
 
 
 def _saved_config(cfg: PretrainConfig) -> dict[str, Any]:
