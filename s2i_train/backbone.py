@@ -30,12 +30,24 @@ class Geometry:
 
 
 def resolve_geometry(
-    checkpoint: str | None, init: str | None, random_init: bool, model: str | None,
-    input_size: int | None, patch_size: int | None,
+    checkpoint: str | None,
+    init: str | None,
+    random_init: bool,
+    model: str | None,
+    input_size: int | None,
+    patch_size: int | None,
 ) -> Geometry:
     """Check the weight options (exactly one source) and settle size and geometry, before any data
     is read or any training starts."""
-    given = [name for name, v in (("--checkpoint", checkpoint), ("--init", init), ("--random-init", random_init)) if v]
+    given = [
+        name
+        for name, v in (
+            ("--checkpoint", checkpoint),
+            ("--init", init),
+            ("--random-init", random_init),
+        )
+        if v
+    ]
     if len(given) != 1:
         raise S2ITrainError(
             "give exactly one of --checkpoint RUN/checkpoint.pt, --init FILE or --random-init"
@@ -49,17 +61,30 @@ def resolve_geometry(
         saved = cfg.get("model")
         if model is not None and model != saved:
             raise CheckpointMismatchError(
-                f"{checkpoint}: the checkpoint holds a {saved} encoder but --model {model} was asked for; "
+                f"{checkpoint}: the checkpoint holds a {saved} encoder but --model {model} "
+                "was asked for; "
                 "drop --model (evaluation reads it from the checkpoint)"
             )
         geo = Geometry(
-            saved, input_size or cfg["input_size"], patch_size or cfg["patch_size"], "checkpoint",
-            str(_checkpoint_file(checkpoint)), cfg,
+            saved,
+            input_size or cfg["input_size"],
+            patch_size or cfg["patch_size"],
+            "checkpoint",
+            str(_checkpoint_file(checkpoint)),
+            cfg,
         )
     else:
-        geo = Geometry(model or "vit_base", input_size or 224, patch_size or 16, "init" if init else "random", init)
+        geo = Geometry(
+            model or "vit_base",
+            input_size or 224,
+            patch_size or 16,
+            "init" if init else "random",
+            init,
+        )
     if geo.input_size % geo.patch_size:
-        raise S2ITrainError(f"--input-size {geo.input_size} is not a multiple of --patch-size {geo.patch_size}")
+        raise S2ITrainError(
+            f"--input-size {geo.input_size} is not a multiple of --patch-size {geo.patch_size}"
+        )
     return geo
 
 
@@ -74,8 +99,12 @@ def build_encoder(
     """A timm ViT with a ``num_classes`` head, loaded from ``geo``'s weights (decoder dropped,
     position embeddings interpolated when the geometry differs)."""
     encoder = create_encoder(
-        geo.model, img_size=geo.input_size, patch_size=geo.patch_size, num_classes=num_classes,
-        global_pool=global_pool, drop_path_rate=drop_path_rate,
+        geo.model,
+        img_size=geo.input_size,
+        patch_size=geo.patch_size,
+        num_classes=num_classes,
+        global_pool=global_pool,
+        drop_path_rate=drop_path_rate,
     )
     if geo.source == "random":
         return encoder, None

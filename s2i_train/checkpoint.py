@@ -1,13 +1,15 @@
 """Checkpoints: atomic save and exact resume of runs, and ``--init`` from image-pretrained files.
 
-A run checkpoint (``RUN/checkpoint.pt``) is a dict with ``model`` (the full state dict, MAE-repository
+A run checkpoint (``RUN/checkpoint.pt``) is a dict with ``model`` (the full state dict,
+MAE-repository
 key names), ``optimizer``, ``epoch`` (the last finished epoch), ``config`` (the run's options) and
 ``kind`` (``pretrain``, ``linprobe`` or ``finetune``). It is written to a temporary file in the same
 folder, flushed and renamed over the old one, so a crash never leaves a half-written checkpoint.
 
 ``--init FILE`` accepts the MAE repository's files (``{"model": state_dict}``, with or without the
 ``decoder_*`` keys) and timm's (a bare state dict, ``.pth``/``.bin`` or ``.safetensors``, possibly
-under ``state_dict``/``module.``). Position embeddings are interpolated to the model's patch grid and
+under ``state_dict``/``module.``). Position embeddings are interpolated to the model's patch grid
+and
 patch-embedding kernels resampled to its patch size; what did not load is reported.
 """
 
@@ -27,7 +29,15 @@ from timm.layers import resample_abs_pos_embed, resample_patch_embed
 from s2i_train.errors import CheckpointMismatchError, S2ITrainError
 from s2i_train.models.vit import is_decoder_key
 
-__all__ = ["InitReport", "check_exact", "load_checkpoint", "load_init", "load_weights", "read_state_dict", "save_checkpoint"]
+__all__ = [
+    "InitReport",
+    "check_exact",
+    "load_checkpoint",
+    "load_init",
+    "load_weights",
+    "read_state_dict",
+    "save_checkpoint",
+]
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -53,7 +63,9 @@ def _torch_load(path: Path) -> Any:
     except FileNotFoundError:
         raise S2ITrainError(f"{path}: no such file") from None
     except Exception as exc:  # corrupt, truncated or not a torch file
-        raise S2ITrainError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise S2ITrainError(
+            f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -63,7 +75,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         path = path / "checkpoint.pt"
     state = _torch_load(path)
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise S2ITrainError(f"{path}: not an s2i-train run checkpoint (no 'model'/'config' entries)")
+        raise S2ITrainError(
+            f"{path}: not an s2i-train run checkpoint (no 'model'/'config' entries)"
+        )
     return state
 
 
@@ -74,7 +88,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             from safetensors.torch import load_file
         except ImportError:
-            raise S2ITrainError(f"{path}: reading .safetensors needs the 'safetensors' package") from None
+            raise S2ITrainError(
+                f"{path}: reading .safetensors needs the 'safetensors' package"
+            ) from None
         try:
             sd: Any = load_file(str(path))
         except Exception as exc:
@@ -85,8 +101,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
             break
-    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise S2ITrainError(f"{path}: no state dict of tensors found (looked at the top level, 'model', 'state_dict')")
+    if (
+        not isinstance(sd, dict)
+        or not sd
+        or not all(isinstance(v, torch.Tensor) for v in sd.values())
+    ):
+        raise S2ITrainError(
+            f"{path}: no state dict of tensors found "
+            "(looked at the top level, 'model', 'state_dict')"
+        )
     if all(k.startswith("module.") for k in sd):
         sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
@@ -94,8 +117,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 @dataclass
 class InitReport:
-    """What ``--init`` did: keys loaded, resized on the way, ignored (decoder keys on a model without
-    that decoder, or a classifier head), left at their initial values (missing) or not understood."""
+    """What ``--init`` did: keys loaded, resized on the way, ignored (decoder keys on a model
+    without
+    that decoder, or a classifier head), left at their initial values (missing) or not
+    understood."""
 
     loaded: list[str] = field(default_factory=list)
     resized: list[str] = field(default_factory=list)
@@ -132,13 +157,15 @@ def _grid_of(tokens: int) -> tuple[int, int]:
     side = int(round(tokens**0.5))
     if side * side != tokens:
         raise CheckpointMismatchError(
-            f"position embedding with {tokens} patch tokens is not a square grid; cannot interpolate it"
+            f"position embedding with {tokens} patch tokens is not a square grid; "
+            "cannot interpolate it"
         )
     return side, side
 
 
 def load_init(model: nn.Module, path: str | Path, use_decoder: bool | None = None) -> InitReport:
-    """Load image-pretrained weights from the file ``path`` into ``model``; see :func:`load_weights`."""
+    """Load image-pretrained weights from the file ``path`` into ``model``; see
+    :func:`load_weights`."""
     return load_weights(model, read_state_dict(path), str(path), use_decoder)
 
 
@@ -149,14 +176,15 @@ def load_weights(
     decoder when ``use_decoder`` (by default when the model has ``decoder_*`` parameters).
 
     Position embeddings (``pos_embed``, ``decoder_pos_embed``) are interpolated bicubically to the
-    model's grid, the patch embedding kernel resampled to its patch size; tensors of other shapes are
+    model's grid, the patch embedding kernel resampled to its patch size; tensors of other shapes
+    are
     reported as unexpected, never silently cropped.
     """
     own = model.state_dict()
     report = InitReport()
     has_decoder = any(is_decoder_key(k) for k in own)
     use_decoder = has_decoder if use_decoder is None else use_decoder
-    grid = tuple(getattr(model, "patch_embed").grid_size)
+    grid = tuple(model.patch_embed.grid_size)
     new_sd: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
         if is_decoder_key(key) and not use_decoder:
@@ -171,37 +199,54 @@ def load_weights(
         target = own[key]
         if key in ("pos_embed", "decoder_pos_embed") and value.shape != target.shape:
             if value.shape[-1] != target.shape[-1]:
-                report.unexpected.append(f"{key} (width {value.shape[-1]}, model {target.shape[-1]})")
+                report.unexpected.append(
+                    f"{key} (width {value.shape[-1]}, model {target.shape[-1]})"
+                )
                 continue
             old = _grid_of(value.shape[1] - 1)
-            value = resample_abs_pos_embed(value.float(), new_size=list(grid), old_size=list(old), num_prefix_tokens=1)
+            value = resample_abs_pos_embed(
+                value.float(), new_size=list(grid), old_size=list(old), num_prefix_tokens=1
+            )
             report.resized.append(f"{key} {old[0]}x{old[1]} -> {grid[0]}x{grid[1]}")
-        elif key == "patch_embed.proj.weight" and value.shape != target.shape and value.shape[:2] == target.shape[:2]:
+        elif (
+            key == "patch_embed.proj.weight"
+            and value.shape != target.shape
+            and value.shape[:2] == target.shape[:2]
+        ):
             old_p = tuple(value.shape[-2:])
             value = resample_patch_embed(value.float(), list(target.shape[-2:]))
             report.resized.append(f"{key} patch {old_p[0]} -> {target.shape[-1]}")
         if value.shape != target.shape:
-            report.unexpected.append(f"{key} (shape {tuple(value.shape)}, model {tuple(target.shape)})")
+            report.unexpected.append(
+                f"{key} (shape {tuple(value.shape)}, model {tuple(target.shape)})"
+            )
             continue
         new_sd[key] = value.to(target.dtype)
         report.loaded.append(key)
     report.missing = [k for k in own if k not in new_sd and (use_decoder or not is_decoder_key(k))]
     if not any(k.startswith("blocks.") for k in new_sd):
         raise CheckpointMismatchError(
-            f"{source}: no encoder block of the model was loaded; is it a ViT of this size? ({report.summary()})"
+            f"{source}: no encoder block of the model was loaded; is it a ViT of this size? "
+            f"({report.summary()})"
         )
     model.load_state_dict(new_sd, strict=False)
     return report
 
 
 def check_exact(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Load ``state_dict`` requiring the same keys and shapes, or raise a mismatch naming ``source``."""
+    """Load ``state_dict`` requiring the same keys and shapes, or raise a mismatch naming
+    ``source``."""
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
-    shapes = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if k in state_dict and state_dict[k].shape != v.shape]
+    shapes = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
         raise CheckpointMismatchError(
-            f"{source} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}, shapes {shapes[:5]}"
+            f"{source} does not fit the model: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}, shapes {shapes[:5]}"
         )
     model.load_state_dict(state_dict, strict=True)

@@ -25,34 +25,85 @@ def _common(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
     def add(fn: Callable[..., Any]) -> Callable[..., Any]:
         opts = [
-            click.option("--data", "data", multiple=True, required=True, type=click.Path(),
-                         help="Converted s2i dataset (.zarr/.h5); repeat to train on several."),
-            click.option("--split", "split", multiple=True, default=("none",) if kind == "pretrain" else None,
-                         required=kind != "pretrain", show_default=kind == "pretrain",
-                         help="Split name (e.g. ntu60-xsub), one for all --data or one per --data; "
-                         "'none' = every sample (pretraining only)."),
-            click.option("--stream", default="joint", show_default=True, help="joint, motion or bone."),
+            click.option(
+                "--data",
+                "data",
+                multiple=True,
+                required=True,
+                type=click.Path(),
+                help="Converted s2i dataset (.zarr/.h5); repeat to train on several.",
+            ),
+            click.option(
+                "--split",
+                "split",
+                multiple=True,
+                default=("none",) if kind == "pretrain" else None,
+                required=kind != "pretrain",
+                show_default=kind == "pretrain",
+                help="Split name (e.g. ntu60-xsub), one for all --data or one per --data; "
+                "'none' = every sample (pretraining only).",
+            ),
+            click.option(
+                "--stream", default="joint", show_default=True, help="joint, motion or bone."
+            ),
             click.option("--out", required=True, type=click.Path(), help="Run folder."),
-            click.option("--epochs", type=click.IntRange(min=0), default=None, help="Epochs [command default]."),
-            click.option("--batch-size", type=click.IntRange(min=1), default=None,
-                         help="Batch per process [command default]."),
-            click.option("--input-size", type=click.IntRange(min=8), default=None,
-                         help="Model input (square) [224; evaluation: the checkpoint's]."),
-            click.option("--patch-size", type=click.IntRange(min=1), default=None,
-                         help="ViT patch [16; evaluation: the checkpoint's]."),
-            click.option("--blr", type=float, default=None, help="Base lr; lr = blr * batch * processes / 256."),
-            click.option("--min-lr", type=float, default=None, help="Final lr of the cosine schedule."),
+            click.option(
+                "--epochs",
+                type=click.IntRange(min=0),
+                default=None,
+                help="Epochs [command default].",
+            ),
+            click.option(
+                "--batch-size",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Batch per process [command default].",
+            ),
+            click.option(
+                "--input-size",
+                type=click.IntRange(min=8),
+                default=None,
+                help="Model input (square) [224; evaluation: the checkpoint's].",
+            ),
+            click.option(
+                "--patch-size",
+                type=click.IntRange(min=1),
+                default=None,
+                help="ViT patch [16; evaluation: the checkpoint's].",
+            ),
+            click.option(
+                "--blr",
+                type=float,
+                default=None,
+                help="Base lr; lr = blr * batch * processes / 256.",
+            ),
+            click.option(
+                "--min-lr", type=float, default=None, help="Final lr of the cosine schedule."
+            ),
             click.option("--warmup-epochs", type=float, default=None, help="Linear warmup epochs."),
             click.option("--weight-decay", type=float, default=None),
             click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
-            click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N."),
-            click.option("--workers", type=click.IntRange(min=0), default=None,
-                         help="DataLoader workers [4 on CUDA, 0 on CPU]."),
-            click.option("--augment/--no-augment", default=None,
-                         help="Temporal crop + 3-D rotation [on; linprobe: off, features cached]."),
-            click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
+            click.option(
+                "--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N."
+            ),
+            click.option(
+                "--workers",
+                type=click.IntRange(min=0),
+                default=None,
+                help="DataLoader workers [4 on CUDA, 0 on CPU].",
+            ),
+            click.option(
+                "--augment/--no-augment",
+                default=None,
+                help="Temporal crop + 3-D rotation [on; linprobe: off, features cached].",
+            ),
+            click.option(
+                "--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."
+            ),
             click.option("--overwrite", is_flag=True, help="Replace the run in --out."),
-            click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes on stderr."),
+            click.option(
+                "-q", "--quiet", is_flag=True, help="No progress bars or notes on stderr."
+            ),
         ]
         for opt in reversed(opts):
             fn = opt(fn)
@@ -63,17 +114,39 @@ def _common(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 def _eval_source(fn: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        click.option("--checkpoint", type=click.Path(), default=None,
-                     help="Pretraining run (RUN or RUN/checkpoint.pt); model size and geometry come from it."),
-        click.option("--init", type=click.Path(), default=None,
-                     help="Image-pretrained weights (MAE repository or timm file) instead."),
+        click.option(
+            "--checkpoint",
+            type=click.Path(),
+            default=None,
+            help="Pretraining run (RUN or RUN/checkpoint.pt); "
+            "model size and geometry come from it.",
+        ),
+        click.option(
+            "--init",
+            type=click.Path(),
+            default=None,
+            help="Image-pretrained weights (MAE repository or timm file) instead.",
+        ),
         click.option("--random-init", is_flag=True, help="Untrained encoder: the baseline."),
-        click.option("--model", type=click.Choice(SIZES), default=None,
-                     help="Encoder size with --init/--random-init [vit_base]."),
-        click.option("--label-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
-                     help="Keep this class-balanced fraction of training labels (0.01, 0.1)."),
-        click.option("--eval-every", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Also test every N epochs (logged to metrics.jsonl)."),
+        click.option(
+            "--model",
+            type=click.Choice(SIZES),
+            default=None,
+            help="Encoder size with --init/--random-init [vit_base].",
+        ),
+        click.option(
+            "--label-fraction",
+            type=click.FloatRange(min=0, max=1, min_open=True),
+            default=None,
+            help="Keep this class-balanced fraction of training labels (0.01, 0.1).",
+        ),
+        click.option(
+            "--eval-every",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Also test every N epochs (logged to metrics.jsonl).",
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -107,19 +180,39 @@ def _guard(fn: Callable[[], dict[str, Any]]) -> None:
 
 @click.group(epilog=EPILOG)
 def main() -> None:
-    """Pretrain (MAE, DiffMAE) and evaluate (linear probe, fine-tune, k-NN, fusion) ViTs on s2i datasets."""
+    """Pretrain (MAE, DiffMAE) and evaluate (linear probe, fine-tune, k-NN, fusion) ViTs on s2i
+    datasets."""
 
 
 @main.command(epilog=EPILOG)
 @_common("pretrain")
 @click.option("--method", type=click.Choice(["mae", "diffmae"]), default="mae", show_default=True)
 @click.option("--model", type=click.Choice(SIZES), default="vit_base", show_default=True)
-@click.option("--init", type=click.Path(), default=None, help="Start from image-pretrained weights (MAE or timm file).")
-@click.option("--mask", type=click.Choice(["random", "block", "joint", "temporal"]), default="random", show_default=True,
-              help="joint = whole patch columns, temporal = whole patch rows.")
-@click.option("--mask-ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.75, show_default=True)
-@click.option("--norm-pix-loss/--no-norm-pix-loss", default=True, show_default=True,
-              help="Per-patch normalised targets.")
+@click.option(
+    "--init",
+    type=click.Path(),
+    default=None,
+    help="Start from image-pretrained weights (MAE or timm file).",
+)
+@click.option(
+    "--mask",
+    type=click.Choice(["random", "block", "joint", "temporal"]),
+    default="random",
+    show_default=True,
+    help="joint = whole patch columns, temporal = whole patch rows.",
+)
+@click.option(
+    "--mask-ratio",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.75,
+    show_default=True,
+)
+@click.option(
+    "--norm-pix-loss/--no-norm-pix-loss",
+    default=True,
+    show_default=True,
+    help="Per-patch normalised targets.",
+)
 @click.option("--decoder-dim", type=click.IntRange(min=8), default=512, show_default=True)
 @click.option("--decoder-depth", type=click.IntRange(min=1), default=8, show_default=True)
 def pretrain(**opts: Any) -> None:
@@ -168,8 +261,13 @@ def knn(**opts: Any) -> None:
 
 @main.command(epilog=EPILOG)
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("--mode", type=click.Choice(["softmax", "logits"]), default="softmax", show_default=True,
-              help="Sum softmax probabilities or raw logits.")
+@click.option(
+    "--mode",
+    type=click.Choice(["softmax", "logits"]),
+    default="softmax",
+    show_default=True,
+    help="Sum softmax probabilities or raw logits.",
+)
 @click.option("--weights", default=None, help="Comma-separated weight per run [all 1].")
 def fuse(runs: tuple[str, ...], mode: str, weights: str | None) -> None:
     """Fuse the saved test scores of evaluation runs (e.g. joint, motion, bone: 3s-S2I)."""
@@ -180,7 +278,9 @@ def fuse(runs: tuple[str, ...], mode: str, weights: str | None) -> None:
         try:
             w = [float(v) for v in weights.split(",")]
         except ValueError:
-            raise click.BadParameter(f"{weights!r} is not a comma-separated list of numbers", param_hint="--weights")
+            raise click.BadParameter(
+                f"{weights!r} is not a comma-separated list of numbers", param_hint="--weights"
+            ) from None
     _guard(lambda: fuse_scores(list(runs), mode, w))
 
 

@@ -76,7 +76,9 @@ def device_of(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise S2ITrainError(f"--device {name!r}: not a device name (cpu, cuda, cuda:1, auto)") from None
+        raise S2ITrainError(
+            f"--device {name!r}: not a device name (cpu, cuda, cuda:1, auto)"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise S2ITrainError(f"--device {name}: CUDA is not available on this machine")
     return device

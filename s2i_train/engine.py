@@ -15,12 +15,20 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from s2i_train.errors import NonFiniteLossError
-from s2i_train.lr_sched import adjust_learning_rate
 from s2i_train.masking import sample_seeds
 
-__all__ = ["LrSchedule", "autocast", "evaluate", "extract_features", "pretrain_one_epoch", "train_one_epoch"]
+__all__ = [
+    "LrSchedule",
+    "autocast",
+    "evaluate",
+    "extract_features",
+    "pretrain_one_epoch",
+    "train_one_epoch",
+]
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # imgs (B, 3, H, W), labels (B,), indices (B,)
+Batch = tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor
+]  # imgs (B, 3, H, W), labels (B,), indices (B,)
 LrSchedule = Callable[[torch.optim.Optimizer, float], float]
 
 
@@ -33,12 +41,21 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
 
 def _bar(batches: Iterable[Batch], total: int, desc: str, show: bool) -> Iterable[Batch]:
     # tqdm(disable=None) turns itself off when stderr is not a terminal
-    return tqdm(batches, total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None if show else True)
+    return tqdm(
+        batches,
+        total=total,
+        desc=desc,
+        leave=False,
+        dynamic_ncols=True,
+        disable=None if show else True,
+    )
 
 
 def _check_finite(loss: torch.Tensor, epoch: int, step: int) -> None:
     if not math.isfinite(loss.item()):
-        raise NonFiniteLossError(f"loss is {loss.item()} at epoch {epoch}, step {step}; lower --blr or check the data")
+        raise NonFiniteLossError(
+            f"loss is {loss.item()} at epoch {epoch}, step {step}; lower --blr or check the data"
+        )
 
 
 def pretrain_one_epoch(
@@ -68,7 +85,12 @@ def pretrain_one_epoch(
         n += len(imgs)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
-    return {"loss": total / max(n, 1), "lr": lr, "images": n, "seconds": time.perf_counter() - start}
+    return {
+        "loss": total / max(n, 1),
+        "lr": lr,
+        "images": n,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def train_one_epoch(

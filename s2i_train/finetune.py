@@ -40,20 +40,33 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     try:
         setup = prepare(cfg, "finetune", dist)
         torch.manual_seed(cfg.seed)
-        model, report = build_encoder(setup.geo, setup.train_ds.num_classes, global_pool="avg",
-                                      drop_path_rate=cfg.drop_path)
+        model, report = build_encoder(
+            setup.geo, setup.train_ds.num_classes, global_pool="avg", drop_path_rate=cfg.drop_path
+        )
         print_init(report, setup.geo.path, dist)
         nn.init.trunc_normal_(model.head.weight, std=2e-5)
         nn.init.zeros_(model.head.bias)
         model.to(setup.device)
-        groups = param_groups_layer_decay(model, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay,
-                                          no_weight_decay_list=model.no_weight_decay())
+        groups = param_groups_layer_decay(
+            model,
+            weight_decay=cfg.weight_decay,
+            layer_decay=cfg.layer_decay,
+            no_weight_decay_list=model.no_weight_decay(),
+        )
         lr = cfg.lr(dist.world)
         optimizer = torch.optim.AdamW(groups, lr=lr)
-        net = DistributedDataParallel(model, device_ids=[setup.device.index] if setup.device.type == "cuda" else None) if dist.enabled else model
+        net = (
+            DistributedDataParallel(
+                model, device_ids=[setup.device.index] if setup.device.type == "cuda" else None
+            )
+            if dist.enabled
+            else model
+        )
         train = setup.batches(setup.train_ds, train=True, augment=cfg.augment)
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         extra = {"init": report.to_dict() if report else None}
-        return train_and_test(setup, model, net, optimizer, criterion, train.epoch, len(train), None, lr, extra)
+        return train_and_test(
+            setup, model, net, optimizer, criterion, train.epoch, len(train), None, lr, extra
+        )
     finally:
         dist.close()

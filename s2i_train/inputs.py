@@ -35,10 +35,19 @@ def open_dataset(
     """``S2IDataset`` of one stream; ``splits`` is one name for every dataset or one per dataset
     (``none``/``all``: every sample of that dataset)."""
     if len(splits) not in (1, len(paths)):
-        raise DatasetRequestError(f"{len(splits)} --split values for {len(paths)} --data; give one, or one per --data")
+        raise DatasetRequestError(
+            f"{len(splits)} --split values for {len(paths)} --data; give one, or one per --data"
+        )
     names = list(splits) * len(paths) if len(splits) == 1 else list(splits)
     chosen = [None if s.lower() in NO_SPLIT else s for s in names]
-    return S2IDataset(list(paths), split=chosen, subset=subset, streams=[stream], label_fraction=label_fraction, seed=seed)
+    return S2IDataset(
+        list(paths),
+        split=chosen,
+        subset=subset,
+        streams=[stream],
+        label_fraction=label_fraction,
+        seed=seed,
+    )
 
 
 class _Indexed(torch.utils.data.Dataset):
@@ -85,7 +94,9 @@ class Batches:
     ) -> None:
         self.ds, self.device, self.seed, self.dist = ds, device, seed, dist
         world, rank = (dist.world, dist.rank) if train else (1, 0)
-        self.sampler = S2ISampler(ds, num_replicas=world, rank=rank, shuffle=train, seed=seed, drop_last=train)
+        self.sampler = S2ISampler(
+            ds, num_replicas=world, rank=rank, shuffle=train, seed=seed, drop_last=train
+        )
         per_rank = len(self.sampler)
         if per_rank == 0:
             raise DatasetRequestError(f"no samples to read ({ds!r})")

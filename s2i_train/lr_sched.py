@@ -23,7 +23,12 @@ def lr_at(epoch: float, lr: float, min_lr: float, warmup_epochs: float, epochs: 
 
 
 def adjust_learning_rate(
-    optimizer: torch.optim.Optimizer, epoch: float, lr: float, min_lr: float, warmup_epochs: float, epochs: float
+    optimizer: torch.optim.Optimizer,
+    epoch: float,
+    lr: float,
+    min_lr: float,
+    warmup_epochs: float,
+    epochs: float,
 ) -> float:
     """Set every group's rate for fractional ``epoch``; returns the unscaled rate."""
     value = lr_at(epoch, lr, min_lr, warmup_epochs, epochs)

@@ -1,12 +1,17 @@
 """Patch masks for masked pretraining, as pure tensor functions of per-sample seeds.
 
-A mask is drawn from a per-sample integer seed (see :func:`sample_seeds`) by a counter-based hash, not
-from torch's global generator. The same sample in the same epoch therefore gets the same mask whatever
-the batch it lands in, the rank that reads it or the device it runs on: DDP with K ranks reproduces a
+A mask is drawn from a per-sample integer seed (see :func:`sample_seeds`) by a counter-based hash,
+not
+from torch's global generator. The same sample in the same epoch therefore gets the same mask
+whatever
+the batch it lands in, the rank that reads it or the device it runs on: DDP with K ranks reproduces
+a
 one-process run of the same global batch, and ``--resume`` reproduces an uninterrupted run.
 
-Every strategy returns per-patch *scores* of shape (B, L) over the patch grid (rows = time, columns =
-joints, row-major like timm's patch embedding); the patches with the lowest scores stay visible, so all
+Every strategy returns per-patch *scores* of shape (B, L) over the patch grid (rows = time, columns
+=
+joints, row-major like timm's patch embedding); the patches with the lowest scores stay visible, so
+all
 strategies share :func:`make_mask` and keep exactly the same number of patches in every sample.
 
 - ``random``: uniform scores (MAE).
@@ -18,7 +23,8 @@ strategies share :func:`make_mask` and keep exactly the same number of patches i
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -28,7 +34,8 @@ _M32 = 0xFFFFFFFF
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """An avalanching 32-bit integer hash (lowbias32) on int64 tensors; products stay below 2**63."""
+    """An avalanching 32-bit integer hash (lowbias32) on int64 tensors; products stay below
+    2**63."""
     x = x & _M32
     x = ((x ^ (x >> 16)) * 0x7FEB352D) & _M32
     x = ((x ^ (x >> 15)) * 0x846CA68B) & _M32
@@ -42,7 +49,8 @@ def sample_seeds(seed: int, epoch: int, index: torch.Tensor) -> torch.Tensor:
 
 
 def hash_uniform(seeds: torch.Tensor, n: int, stream: int = 0) -> torch.Tensor:
-    """(B, n) float32 uniforms in [0, 1) from (B,) int64 seeds; ``stream`` gives independent draws."""
+    """(B, n) float32 uniforms in [0, 1) from (B,) int64 seeds; ``stream`` gives independent
+    draws."""
     pos = torch.arange(n, device=seeds.device, dtype=torch.int64)
     x = _mix32(seeds[:, None] * 0x01000193 + _mix32(pos + stream * 0x5BD1E995 + 1)[None, :])
     return (_mix32(x ^ 0x27D4EB2D) >> 8).to(torch.float32) / 16777216.0  # 24 bits: exact in float32

@@ -53,9 +53,13 @@ def _check(cfg: PretrainConfig) -> PretrainConfig:
         raise S2ITrainError(f"--model {cfg.model!r}: choose from {', '.join(ENCODER_SIZES)}")
     if cfg.mask not in MASKINGS:
         raise S2ITrainError(f"--mask {cfg.mask!r}: choose from {', '.join(MASKINGS)}")
-    cfg = dataclasses.replace(cfg, input_size=cfg.input_size or 224, patch_size=cfg.patch_size or 16)
+    cfg = dataclasses.replace(
+        cfg, input_size=cfg.input_size or 224, patch_size=cfg.patch_size or 16
+    )
     if cfg.input_size % cfg.patch_size:  # type: ignore[operator]
-        raise S2ITrainError(f"--input-size {cfg.input_size} is not a multiple of --patch-size {cfg.patch_size}")
+        raise S2ITrainError(
+            f"--input-size {cfg.input_size} is not a multiple of --patch-size {cfg.patch_size}"
+        )
     return cfg
 
 
@@ -80,20 +84,31 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, dist: Any) -> dict[str,
     run = RunDir(cfg.out, "pretrain", resume=cfg.resume, overwrite=cfg.overwrite, write=dist.main)
     torch.manual_seed(cfg.seed)
     model = create_model(
-        f"{cfg.method}_{cfg.model}", img_size=cfg.input_size, patch_size=cfg.patch_size,
-        decoder_dim=cfg.decoder_dim, decoder_depth=cfg.decoder_depth, mask_ratio=cfg.mask_ratio,
-        masking=cfg.mask, norm_pix_loss=cfg.norm_pix_loss,
+        f"{cfg.method}_{cfg.model}",
+        img_size=cfg.input_size,
+        patch_size=cfg.patch_size,
+        decoder_dim=cfg.decoder_dim,
+        decoder_depth=cfg.decoder_depth,
+        mask_ratio=cfg.mask_ratio,
+        masking=cfg.mask,
+        norm_pix_loss=cfg.norm_pix_loss,
     )
     lr = cfg.lr(dist.world)
-    optimizer = torch.optim.AdamW(param_groups_weight_decay(model, cfg.weight_decay), lr=lr, betas=(0.9, 0.95))
+    optimizer = torch.optim.AdamW(
+        param_groups_weight_decay(model, cfg.weight_decay), lr=lr, betas=(0.9, 0.95)
+    )
     start, init_report = 0, None
     if run.resuming:
         state = load_checkpoint(run.checkpoint)
         if state.get("kind") != "pretrain":
-            raise S2ITrainError(f"{run.checkpoint}: a {state.get('kind')} checkpoint, not a pretraining run")
+            raise S2ITrainError(
+                f"{run.checkpoint}: a {state.get('kind')} checkpoint, not a pretraining run"
+            )
         differ = resume_mismatch(state["config"], _saved_config(cfg))
         if differ:
-            raise S2ITrainError(f"{run.checkpoint}: --resume with different options: {'; '.join(differ)}")
+            raise S2ITrainError(
+                f"{run.checkpoint}: --resume with different options: {'; '.join(differ)}"
+            )
         check_exact(model, state["model"], str(run.checkpoint))
         optimizer.load_state_dict(state["optimizer"])
         start = state["epoch"] + 1
@@ -104,15 +119,31 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, dist: Any) -> dict[str,
             print(f"--init {cfg.init}: {init_report.summary()}", file=sys.stderr)
     model.to(device)
     _optimizer_to(optimizer, device)
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if dist.enabled else model
+    net = (
+        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if dist.enabled
+        else model
+    )
     batches = Batches(
-        ds, cfg.batch_size, cfg.input_size, device, dist, train=True, augment=cfg.augment,  # type: ignore[arg-type]
-        seed=cfg.seed, workers=_default_workers(cfg, device),
+        ds,
+        cfg.batch_size,
+        cfg.input_size,
+        device,
+        dist,
+        train=True,
+        augment=cfg.augment,  # type: ignore[arg-type]
+        seed=cfg.seed,
+        workers=_default_workers(cfg, device),
     )
     run.save_config({**_saved_config(cfg), "dataset": repr(ds), "processes": dist.world, "lr": lr})
     if run.resuming is False:
-        run.log(event="start", samples=len(ds), steps_per_epoch=len(batches), lr=lr,
-                init=init_report.to_dict() if init_report else None)
+        run.log(
+            event="start",
+            samples=len(ds),
+            steps_per_epoch=len(batches),
+            lr=lr,
+            init=init_report.to_dict() if init_report else None,
+        )
 
     def schedule(opt: torch.optim.Optimizer, epoch: float) -> float:
         return adjust_learning_rate(opt, epoch, lr, cfg.min_lr, cfg.warmup_epochs, cfg.epochs)
@@ -121,25 +152,49 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, dist: Any) -> dict[str,
     times: list[float] = []
     for epoch in range(start, cfg.epochs):
         stats = pretrain_one_epoch(
-            net, batches.epoch(epoch), len(batches), optimizer, schedule, epoch, cfg.seed, device,
+            net,
+            batches.epoch(epoch),
+            len(batches),
+            optimizer,
+            schedule,
+            epoch,
+            cfg.seed,
+            device,
             show_progress=cfg.show_progress and dist.main,
         )
         loss = dist.mean(stats["loss"], device)
         images = dist.sum(stats["images"], device)
         times.append(stats["seconds"])
         if dist.main:
-            save_checkpoint(run.checkpoint, {
-                "kind": "pretrain", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "epoch": epoch, "config": _saved_config(cfg),
-            })
-            run.log(epoch=epoch, loss=loss, lr=stats["lr"], seconds=stats["seconds"],
-                    images_per_s=images / max(stats["seconds"], 1e-9))
+            save_checkpoint(
+                run.checkpoint,
+                {
+                    "kind": "pretrain",
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch,
+                    "config": _saved_config(cfg),
+                },
+            )
+            run.log(
+                epoch=epoch,
+                loss=loss,
+                lr=stats["lr"],
+                seconds=stats["seconds"],
+                images_per_s=images / max(stats["seconds"], 1e-9),
+            )
         dist.barrier()
     result = {
-        "command": "pretrain", "method": cfg.method, "model": cfg.model, "stream": cfg.stream,
-        "epochs": cfg.epochs, "final_loss": loss if times else None,
+        "command": "pretrain",
+        "method": cfg.method,
+        "model": cfg.model,
+        "stream": cfg.stream,
+        "epochs": cfg.epochs,
+        "final_loss": loss if times else None,
         "seconds_per_epoch": sum(times) / len(times) if times else None,
-        "images_per_s": (len(batches) * batches.batch_size * dist.world * len(times) / sum(times)) if times else None,
+        "images_per_s": (len(batches) * batches.batch_size * dist.world * len(times) / sum(times))
+        if times
+        else None,
         "checkpoint": str(run.checkpoint),
     }
     run.save_result(result)

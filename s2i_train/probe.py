@@ -60,7 +60,9 @@ def run_linprobe(cfg: LinprobeConfig) -> dict[str, Any]:
         head = encoder.head
         nn.init.trunc_normal_(head.weight, std=0.01)
         nn.init.zeros_(head.bias)
-        encoder.head = nn.Sequential(nn.BatchNorm1d(encoder.embed_dim, affine=False, eps=1e-6), head)
+        encoder.head = nn.Sequential(
+            nn.BatchNorm1d(encoder.embed_dim, affine=False, eps=1e-6), head
+        )
         for name, p in encoder.named_parameters():
             p.requires_grad_(name.startswith("head."))
         if dist.enabled:
@@ -72,15 +74,43 @@ def run_linprobe(cfg: LinprobeConfig) -> dict[str, Any]:
         extra = {"init": report.to_dict() if report else None}
         if cfg.augment:
             train = setup.batches(setup.train_ds, train=True, augment=True)
-            return train_and_test(setup, encoder, probe, optimizer, nn.CrossEntropyLoss(), train.epoch,
-                                  len(train), _features(encoder), lr, extra)
+            return train_and_test(
+                setup,
+                encoder,
+                probe,
+                optimizer,
+                nn.CrossEntropyLoss(),
+                train.epoch,
+                len(train),
+                _features(encoder),
+                lr,
+                extra,
+            )
         # frozen features of the un-augmented training set, extracted once
         once = setup.batches(setup.train_ds, train=False)
-        feats, labels, index = extract_features(_features(encoder), once.epoch(0), len(once), setup.device,
-                                                "features", cfg.show_progress and dist.main)
-        cached = _CachedBatches(feats, labels, index, cfg.batch_size, cfg.seed, dist.rank, dist.world)
-        return train_and_test(setup, encoder, probe, optimizer, nn.CrossEntropyLoss(), cached.epoch,
-                              len(cached), None, lr, extra)
+        feats, labels, index = extract_features(
+            _features(encoder),
+            once.epoch(0),
+            len(once),
+            setup.device,
+            "features",
+            cfg.show_progress and dist.main,
+        )
+        cached = _CachedBatches(
+            feats, labels, index, cfg.batch_size, cfg.seed, dist.rank, dist.world
+        )
+        return train_and_test(
+            setup,
+            encoder,
+            probe,
+            optimizer,
+            nn.CrossEntropyLoss(),
+            cached.epoch,
+            len(cached),
+            None,
+            lr,
+            extra,
+        )
     finally:
         dist.close()
 
@@ -88,8 +118,16 @@ def run_linprobe(cfg: LinprobeConfig) -> dict[str, Any]:
 class _CachedBatches:
     """Seeded shuffled batches over precomputed features, sharded over ranks like the sampler."""
 
-    def __init__(self, feats: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, batch_size: int,
-                 seed: int, rank: int, world: int) -> None:
+    def __init__(
+        self,
+        feats: torch.Tensor,
+        labels: torch.Tensor,
+        index: torch.Tensor,
+        batch_size: int,
+        seed: int,
+        rank: int,
+        world: int,
+    ) -> None:
         self.feats, self.labels, self.index = feats, labels, index
         self.seed, self.rank, self.world = seed, rank, world
         self.per_rank = len(labels) // world
@@ -100,7 +138,9 @@ class _CachedBatches:
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(self.labels), generator=g)[self.rank :: self.world][: self.per_rank]
+        order = torch.randperm(len(self.labels), generator=g)[self.rank :: self.world][
+            : self.per_rank
+        ]
         order = order.to(self.feats.device)
         for b in range(len(self)):
             sel = order[b * self.batch_size : (b + 1) * self.batch_size]
@@ -119,15 +159,35 @@ def run_knn(cfg: KnnConfig) -> dict[str, Any]:
         show = cfg.show_progress and dist.main
         train = setup.batches(setup.train_ds, train=False)
         test = setup.batches(setup.test_ds, train=False)
-        bank, bank_labels, _ = extract_features(fn, train.epoch(0), len(train), setup.device, "train features", show)
-        query, labels, index = extract_features(fn, test.epoch(0), len(test), setup.device, "test features", show)
-        scores = knn_scores(bank, bank_labels, query, setup.train_ds.num_classes, cfg.k, cfg.temperature)
+        bank, bank_labels, _ = extract_features(
+            fn, train.epoch(0), len(train), setup.device, "train features", show
+        )
+        query, labels, index = extract_features(
+            fn, test.epoch(0), len(test), setup.device, "test features", show
+        )
+        scores = knn_scores(
+            bank, bank_labels, query, setup.train_ds.num_classes, cfg.k, cfg.temperature
+        )
         metrics = evaluate(scores, labels)
-        result = {"command": "knn", "stream": cfg.stream, "model": setup.geo.model, "source": setup.geo.source,
-                  "k": cfg.k, **{k: metrics[k] for k in ("top1", "top5", "n_test")}, "n_train": len(bank_labels)}
+        result = {
+            "command": "knn",
+            "stream": cfg.stream,
+            "model": setup.geo.model,
+            "source": setup.geo.source,
+            "k": cfg.k,
+            **{k: metrics[k] for k in ("top1", "top5", "n_test")},
+            "n_train": len(bank_labels),
+        }
         if dist.main:
             setup.run.save_config(setup.saved_config())
-            save_scores(setup.run.scores, scores, labels, index, setup.test_ds, {"kind": "knn", "stream": cfg.stream})
+            save_scores(
+                setup.run.scores,
+                scores,
+                labels,
+                index,
+                setup.test_ds,
+                {"kind": "knn", "stream": cfg.stream},
+            )
             setup.run.log(event="test", **metrics)
             setup.run.save_result({**result, "scores": str(setup.run.scores)})
         return result
@@ -135,8 +195,15 @@ def run_knn(cfg: KnnConfig) -> dict[str, Any]:
         dist.close()
 
 
-def knn_scores(bank: torch.Tensor, bank_labels: torch.Tensor, query: torch.Tensor, classes: int, k: int,
-               temperature: float, chunk: int = 1024) -> torch.Tensor:
+def knn_scores(
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    query: torch.Tensor,
+    classes: int,
+    k: int,
+    temperature: float,
+    chunk: int = 1024,
+) -> torch.Tensor:
     """(Q, classes) class votes: the k most cosine-similar bank items vote exp(sim / T)."""
     bank = F.normalize(bank, dim=1)
     out = []

@@ -29,7 +29,9 @@ class RunDir:
     is refused, so a mistyped path never deletes a user's files).
     """
 
-    def __init__(self, out: str | Path, kind: str, *, resume: bool, overwrite: bool, write: bool = True) -> None:
+    def __init__(
+        self, out: str | Path, kind: str, *, resume: bool, overwrite: bool, write: bool = True
+    ) -> None:
         self.path = Path(out)
         self.kind = kind
         self.write = write
@@ -41,7 +43,9 @@ class RunDir:
         self.resuming = False
         if resume:
             if not (self.path / CHECKPOINT).is_file():
-                raise S2ITrainError(f"{self.path}: nothing to resume (no {CHECKPOINT}); drop --resume to start")
+                raise S2ITrainError(
+                    f"{self.path}: nothing to resume (no {CHECKPOINT}); drop --resume to start"
+                )
             self.resuming = True
         elif entries:
             ours = [e for e in entries if e in _RUN_FILES or e.endswith(".tmp")]
@@ -53,7 +57,8 @@ class RunDir:
             if len(ours) != len(entries):
                 other = [e for e in entries if e not in ours]
                 raise S2ITrainError(
-                    f"{self.path}: --overwrite refused, the folder holds files that are not an s2i-train "
+                    f"{self.path}: --overwrite refused, the folder holds files that are not "
+                    "an s2i-train "
                     f"run's ({', '.join(other[:5])})"
                 )
             if write:
@@ -77,7 +82,11 @@ class RunDir:
     def log(self, **record: Any) -> None:
         """Append one JSON line to ``metrics.jsonl`` (with a UTC timestamp)."""
         if self.write:
-            record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kind": self.kind, **record}
+            record = {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "kind": self.kind,
+                **record,
+            }
             with open(self.path / METRICS, "a") as f:
                 f.write(json.dumps(record) + "\n")
 
@@ -86,7 +95,8 @@ class RunDir:
             _atomic_text(self.path / RESULT, json.dumps(result, indent=2) + "\n")
 
     def drop_metrics_after(self, epoch: int) -> None:
-        """On resume, forget metric lines of epochs after the checkpoint (a crash may leave some)."""
+        """On resume, forget metric lines of epochs after the checkpoint (a crash may leave
+        some)."""
         if not self.write or not (self.path / METRICS).is_file():
             return
         kept = [

@@ -33,7 +33,8 @@ __all__ = ["EvalConfig", "EvalSetup", "load_scores", "prepare", "save_scores", "
 @dataclass(frozen=True)
 class EvalConfig(RunConfig):
     """Options of every evaluation: the encoder's source (exactly one of ``checkpoint``, ``init``,
-    ``random_init``), ``model`` only without a checkpoint, and the semi-supervised label fraction."""
+    ``random_init``), ``model`` only without a checkpoint, and the semi-supervised label
+    fraction."""
 
     checkpoint: str | None = None
     init: str | None = None
@@ -57,17 +58,32 @@ class EvalSetup:
 
     @property
     def workers(self) -> int:
-        return self.cfg.workers if self.cfg.workers is not None else (4 if self.device.type == "cuda" else 0)
+        return (
+            self.cfg.workers
+            if self.cfg.workers is not None
+            else (4 if self.device.type == "cuda" else 0)
+        )
 
     def batches(self, ds: S2IDataset, train: bool, augment: bool = False) -> Batches:
         return Batches(
-            ds, self.cfg.batch_size, self.geo.input_size, self.device, self.dist, train=train,
-            augment=augment, seed=self.cfg.seed, workers=self.workers,
+            ds,
+            self.cfg.batch_size,
+            self.geo.input_size,
+            self.device,
+            self.dist,
+            train=train,
+            augment=augment,
+            seed=self.cfg.seed,
+            workers=self.workers,
         )
 
     def saved_config(self) -> dict[str, Any]:
-        d = dataclasses.replace(self.cfg, model=self.geo.model, input_size=self.geo.input_size,
-                                patch_size=self.geo.patch_size).to_dict()
+        d = dataclasses.replace(
+            self.cfg,
+            model=self.geo.model,
+            input_size=self.geo.input_size,
+            patch_size=self.geo.patch_size,
+        ).to_dict()
         for k in ("resume", "overwrite"):
             d.pop(k)
         return d
@@ -77,8 +93,12 @@ def prepare(cfg: EvalConfig, kind: str, dist: Dist) -> EvalSetup:
     """Check every option, the checkpoint and both datasets before any training starts."""
     device = device_of(cfg.device)
     if any(s.lower() in NO_SPLIT for s in cfg.split):
-        raise S2ITrainError(f"{kind} needs a split with a test part (--split NAME); 'none' has none")
-    geo = resolve_geometry(cfg.checkpoint, cfg.init, cfg.random_init, cfg.model, cfg.input_size, cfg.patch_size)
+        raise S2ITrainError(
+            f"{kind} needs a split with a test part (--split NAME); 'none' has none"
+        )
+    geo = resolve_geometry(
+        cfg.checkpoint, cfg.init, cfg.random_init, cfg.model, cfg.input_size, cfg.patch_size
+    )
     train_ds = open_dataset(cfg.data, cfg.split, "train", cfg.stream, cfg.label_fraction, cfg.seed)
     test_ds = open_dataset(cfg.data, cfg.split, "test", cfg.stream)
     run = RunDir(cfg.out, kind, resume=cfg.resume, overwrite=cfg.overwrite, write=dist.main)
@@ -92,10 +112,14 @@ def resume_state(setup: EvalSetup, model: nn.Module, optimizer: torch.optim.Opti
         return 0
     state = load_checkpoint(run.checkpoint)
     if state.get("kind") != run.kind:
-        raise S2ITrainError(f"{run.checkpoint}: a {state.get('kind')} checkpoint, not a {run.kind} run")
+        raise S2ITrainError(
+            f"{run.checkpoint}: a {state.get('kind')} checkpoint, not a {run.kind} run"
+        )
     differ = resume_mismatch(state["config"], setup.saved_config())
     if differ:
-        raise S2ITrainError(f"{run.checkpoint}: --resume with different options: {'; '.join(differ)}")
+        raise S2ITrainError(
+            f"{run.checkpoint}: --resume with different options: {'; '.join(differ)}"
+        )
     check_exact(model, state["model"], str(run.checkpoint))
     optimizer.load_state_dict(state["optimizer"])
     run.drop_metrics_after(state["epoch"])
@@ -118,11 +142,25 @@ def train_and_test(
     a checkpoint of ``model`` every epoch; then test ``model`` and save its scores."""
     cfg, dist, device, run = setup.cfg, setup.dist, setup.device, setup.run
     start = resume_state(setup, model, optimizer)
-    run.save_config({**setup.saved_config(), "train": repr(setup.train_ds), "test": repr(setup.test_ds),
-                     "processes": dist.world, "lr": lr, **extra})
+    run.save_config(
+        {
+            **setup.saved_config(),
+            "train": repr(setup.train_ds),
+            "test": repr(setup.test_ds),
+            "processes": dist.world,
+            "lr": lr,
+            **extra,
+        }
+    )
     if start == 0:
-        run.log(event="start", train_samples=len(setup.train_ds), test_samples=len(setup.test_ds),
-                steps_per_epoch=steps, lr=lr, **extra)
+        run.log(
+            event="start",
+            train_samples=len(setup.train_ds),
+            test_samples=len(setup.test_ds),
+            steps_per_epoch=steps,
+            lr=lr,
+            **extra,
+        )
     test = setup.batches(setup.test_ds, train=False)
 
     def schedule(opt: torch.optim.Optimizer, epoch: float) -> float:
@@ -132,29 +170,67 @@ def train_and_test(
     images = 0.0
     for epoch in range(start, cfg.epochs):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + dist.rank)  # drop path; resumable
-        stats = train_one_epoch(trained, train_batches(epoch), steps, optimizer, schedule, epoch, device,
-                                criterion, features, show_progress=cfg.show_progress and dist.main)
+        stats = train_one_epoch(
+            trained,
+            train_batches(epoch),
+            steps,
+            optimizer,
+            schedule,
+            epoch,
+            device,
+            criterion,
+            features,
+            show_progress=cfg.show_progress and dist.main,
+        )
         times.append(stats["seconds"])
         images += dist.sum(stats["images"], device)
-        record = {"epoch": epoch, "loss": dist.mean(stats["loss"], device), "train_top1": stats["train_top1"],
-                  "lr": stats["lr"], "seconds": stats["seconds"],
-                  "images_per_s": dist.world * stats["images"] / max(stats["seconds"], 1e-9)}
-        if dist.main and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs:
+        record = {
+            "epoch": epoch,
+            "loss": dist.mean(stats["loss"], device),
+            "train_top1": stats["train_top1"],
+            "lr": stats["lr"],
+            "seconds": stats["seconds"],
+            "images_per_s": dist.world * stats["images"] / max(stats["seconds"], 1e-9),
+        }
+        if (
+            dist.main
+            and cfg.eval_every
+            and (epoch + 1) % cfg.eval_every == 0
+            and epoch + 1 < cfg.epochs
+        ):
             record.update({f"test_{k}": v for k, v in _test(setup, model, test)[0].items()})
         if dist.main:
-            save_checkpoint(run.checkpoint, {"kind": run.kind, "model": model.state_dict(),
-                                             "optimizer": optimizer.state_dict(), "epoch": epoch,
-                                             "config": setup.saved_config()})
+            save_checkpoint(
+                run.checkpoint,
+                {
+                    "kind": run.kind,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch,
+                    "config": setup.saved_config(),
+                },
+            )
             run.log(**record)
         dist.barrier()
     result: dict[str, Any] = {}
     if dist.main:
         metrics, logits, labels, index = _test(setup, model, test)
-        save_scores(run.scores, logits, labels, index, setup.test_ds, {"kind": run.kind, "stream": cfg.stream})
+        save_scores(
+            run.scores,
+            logits,
+            labels,
+            index,
+            setup.test_ds,
+            {"kind": run.kind, "stream": cfg.stream},
+        )
         result = {
-            "command": run.kind, "stream": cfg.stream, "model": setup.geo.model, "source": setup.geo.source,
+            "command": run.kind,
+            "stream": cfg.stream,
+            "model": setup.geo.model,
+            "source": setup.geo.source,
             **{k: metrics[k] for k in ("top1", "top5", "n_test")},
-            "n_train": len(setup.train_ds), "epochs": cfg.epochs,
+            "n_train": len(setup.train_ds),
+            "epochs": cfg.epochs,
             "seconds_per_epoch": sum(times) / len(times) if times else None,
             "images_per_s": images / sum(times) if times else None,
             "scores": str(run.scores),
@@ -165,22 +241,32 @@ def train_and_test(
     return result
 
 
-def _test(setup: EvalSetup, model: nn.Module, test: Batches) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor, torch.Tensor]:
+def _test(
+    setup: EvalSetup, model: nn.Module, test: Batches
+) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor, torch.Tensor]:
     model.eval()
-    logits, labels, index = extract_features(model, test.epoch(0), len(test), setup.device, "test",
-                                             setup.cfg.show_progress)
+    logits, labels, index = extract_features(
+        model, test.epoch(0), len(test), setup.device, "test", setup.cfg.show_progress
+    )
     return evaluate(logits, labels), logits, labels, index
 
 
 def save_scores(
-    path: Path, logits: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, ds: S2IDataset,
+    path: Path,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    index: torch.Tensor,
+    ds: S2IDataset,
     meta: dict[str, Any],
 ) -> None:
     """Per-sample test scores for fusion: logits (N, C), labels, dataset index and sample ids."""
     idx = index.cpu().numpy()
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(
-        tmp, logits=logits.float().cpu().numpy(), labels=labels.cpu().numpy(), index=idx,
+        tmp,
+        logits=logits.float().cpu().numpy(),
+        labels=labels.cpu().numpy(),
+        index=idx,
         sample_ids=np.asarray(ds.sample_ids)[idx].astype(str),
         meta=np.asarray(json.dumps({**meta, "datasets": [str(s.path) for s in ds.sources]})),
     )
@@ -193,7 +279,9 @@ def load_scores(folder: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / "test_scores.npz"
     if not path.is_file():
-        raise S2ITrainError(f"{path}: no saved test scores (run linprobe, finetune or knn with --out there)")
+        raise S2ITrainError(
+            f"{path}: no saved test scores (run linprobe, finetune or knn with --out there)"
+        )
     try:
         with np.load(path, allow_pickle=False) as f:
             out = {k: f[k] for k in ("logits", "labels", "index", "sample_ids", "meta")}

@@ -7,7 +7,8 @@ registration raises instead of silently replacing a model.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch.nn as nn
 
@@ -40,8 +41,8 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+from s2i_train.models import diffmae, mae  # noqa: E402,F401  (register the pretraining models)
 from s2i_train.models.vit import ENCODER_SIZES, create_encoder  # noqa: E402
-from s2i_train.models import mae, diffmae  # noqa: E402,F401  (register the pretraining models)
 
 METHODS = ("mae", "diffmae")
 

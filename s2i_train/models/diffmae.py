@@ -1,7 +1,8 @@
 """DiffMAE (Wei et al., ICCV 2023): masked autoencoding as conditional denoising.
 
 The encoder is MAE's (visible patches only). Each masked patch is noised at a diffusion step t drawn
-per sample, and a *cross-self* decoder (the paper's Fig. 3 variant) reads the noisy masked patches as
+per sample, and a *cross-self* decoder (the paper's Fig. 3 variant) reads the noisy masked patches
+as
 queries: every block runs self-attention among the queries, cross-attention to the visible encoder
 tokens, then an MLP. It predicts the clean patches x0; the loss is the MSE to x0 on masked patches.
 
@@ -10,7 +11,8 @@ Choices (the paper's code was never released; see docs/TRAINING.md):
 - **Schedule:** DDPM's linear betas 1e-4 .. 0.02 over T = 1000 steps, t uniform in 0 .. T-1, as in
   DDPM and the public DiffMAE reimplementations; it keeps the noise levels comparable with theirs.
 - **Target:** x0 (the paper reports x0 prediction beating epsilon prediction for recognition). With
-  ``norm_pix_loss`` the diffusion runs in the per-patch-normalised target space, so the noise and the
+  ``norm_pix_loss`` the diffusion runs in the per-patch-normalised target space, so the noise and
+  the
   signal have the same scale in every patch.
 - **Decoder context:** the last encoder layer (projected to the decoder width, with positions), not
   the paper's block-to-block top-down links, so that any decoder depth fits any encoder depth.
@@ -38,7 +40,9 @@ from s2i_train.models.vit import ENCODER_SIZES, MaskedViT, sincos_pos_embed
 __all__ = ["DiffMAE", "linear_alpha_bars"]
 
 
-def linear_alpha_bars(steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+def linear_alpha_bars(
+    steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> torch.Tensor:
     """Cumulative products of (1 - beta_t) for DDPM's linear schedule, float64 (steps,)."""
     betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
     return torch.cumprod(1.0 - betas, dim=0)
@@ -47,7 +51,9 @@ def linear_alpha_bars(steps: int = 1000, beta_start: float = 1e-4, beta_end: flo
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of integer steps (B,) -> (B, dim), as in DDPM/ADM."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    freqs = torch.exp(
+        -math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half
+    )
     args = t.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
@@ -89,7 +95,8 @@ class CrossSelfBlock(nn.Module):
 
 
 class DiffMAE(MaskedViT):
-    """``forward(imgs, seeds) -> (loss, pred, mask)`` like :class:`~s2i_train.models.mae.MAE`; pred holds
+    """``forward(imgs, seeds) -> (loss, pred, mask)`` like :class:`~s2i_train.models.mae.MAE`; pred
+    holds
     the x0 predictions at masked patches and zeros elsewhere."""
 
     def __init__(
@@ -109,24 +116,34 @@ class DiffMAE(MaskedViT):
         heads = decoder_heads or max(1, decoder_dim // 32)
         pdim = patch_size * patch_size * 3
         self.decoder_embed = nn.Linear(self.embed_dim, decoder_dim)
-        self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(decoder_dim, self.grid), requires_grad=False)
+        self.decoder_pos_embed = nn.Parameter(
+            sincos_pos_embed(decoder_dim, self.grid), requires_grad=False
+        )
         self.decoder_noise_embed = nn.Linear(pdim, decoder_dim)
         self.decoder_time_embed = nn.Sequential(
             nn.Linear(decoder_dim, decoder_dim), nn.SiLU(), nn.Linear(decoder_dim, decoder_dim)
         )
-        self.decoder_blocks = nn.ModuleList([CrossSelfBlock(decoder_dim, heads) for _ in range(decoder_depth)])
+        self.decoder_blocks = nn.ModuleList(
+            [CrossSelfBlock(decoder_dim, heads) for _ in range(decoder_depth)]
+        )
         self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
         self.decoder_pred = nn.Linear(decoder_dim, pdim)
-        self.register_buffer("alpha_bars", linear_alpha_bars(diffusion_steps).float(), persistent=False)
+        self.register_buffer(
+            "alpha_bars", linear_alpha_bars(diffusion_steps).float(), persistent=False
+        )
         self._init_mae_weights()
 
     def _gather(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         return torch.gather(x, 1, ids.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
-    def forward(self, imgs: torch.Tensor, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, imgs: torch.Tensor, seeds: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mask = self.draw_mask(seeds)
         keep = mask.ids_keep.shape[1]
-        ids_masked = torch.argsort(mask.ids_restore, dim=1)[:, keep:]  # masked patches in draw order
+        ids_masked = torch.argsort(mask.ids_restore, dim=1)[
+            :, keep:
+        ]  # masked patches in draw order
         latent = self.forward_encoder(imgs, mask)
 
         # context: visible encoder tokens at their positions (cls at slot 0)
@@ -140,7 +157,9 @@ class DiffMAE(MaskedViT):
         t = (hash_uniform(seeds, 1, stream=6)[:, 0] * steps).long().clamp_(max=steps - 1)
         ab = self.alpha_bars[t].view(-1, 1, 1)
         u = hash_uniform(seeds, 2 * x0.shape[1] * x0.shape[2], stream=7).view(x0.shape[0], 2, -1)
-        eps = torch.sqrt(-2.0 * torch.log1p(-u[:, 0])) * torch.cos(2 * math.pi * u[:, 1])  # Box-Muller
+        eps = torch.sqrt(-2.0 * torch.log1p(-u[:, 0])) * torch.cos(
+            2 * math.pi * u[:, 1]
+        )  # Box-Muller
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps.view_as(x0)
 
         q = self.decoder_noise_embed(xt.to(ctx.dtype)) + self._gather(pos[:, 1:], ids_masked)
@@ -149,7 +168,13 @@ class DiffMAE(MaskedViT):
             q = blk(q, ctx)
         pred_masked = self.decoder_pred(self.decoder_norm(q))
         loss = ((pred_masked.float() - x0) ** 2).mean()
-        pred = torch.zeros(x0.shape[0], mask.mask.shape[1], x0.shape[2], device=imgs.device, dtype=pred_masked.dtype)
+        pred = torch.zeros(
+            x0.shape[0],
+            mask.mask.shape[1],
+            x0.shape[2],
+            device=imgs.device,
+            dtype=pred_masked.dtype,
+        )
         pred.scatter_(1, ids_masked.unsqueeze(-1).expand_as(pred_masked), pred_masked)
         return loss, pred, mask.mask
 

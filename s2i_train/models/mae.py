@@ -18,7 +18,8 @@ __all__ = ["MAE"]
 
 
 class MAE(MaskedViT):
-    """``forward(imgs, seeds) -> (loss, pred, mask)``: imgs (B, 3, H, W) normalised images, seeds (B,)
+    """``forward(imgs, seeds) -> (loss, pred, mask)``: imgs (B, 3, H, W) normalised images, seeds
+    (B,)
     int64 per-sample mask seeds; pred (B, L, p*p*3) for every patch, mask (B, L) 1 = masked."""
 
     def __init__(
@@ -37,10 +38,15 @@ class MAE(MaskedViT):
         heads = decoder_heads or max(1, decoder_dim // 32)  # MAE: 512-d, 16 heads
         self.decoder_embed = nn.Linear(self.embed_dim, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
-        self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(decoder_dim, self.grid), requires_grad=False)
+        self.decoder_pos_embed = nn.Parameter(
+            sincos_pos_embed(decoder_dim, self.grid), requires_grad=False
+        )
         norm = partial(nn.LayerNorm, eps=1e-6)
         self.decoder_blocks = nn.ModuleList(
-            [Block(decoder_dim, heads, 4.0, qkv_bias=True, norm_layer=norm) for _ in range(decoder_depth)]
+            [
+                Block(decoder_dim, heads, 4.0, qkv_bias=True, norm_layer=norm)
+                for _ in range(decoder_depth)
+            ]
         )
         self.decoder_norm = norm(decoder_dim)
         self.decoder_pred = nn.Linear(decoder_dim, patch_size * patch_size * 3)
@@ -58,7 +64,9 @@ class MAE(MaskedViT):
             x = blk(x)
         return self.decoder_pred(self.decoder_norm(x))[:, 1:, :]
 
-    def forward(self, imgs: torch.Tensor, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, imgs: torch.Tensor, seeds: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mask = self.draw_mask(seeds)
         pred = self.forward_decoder(self.forward_encoder(imgs, mask), mask.ids_restore)
         loss = ((pred.float() - self.target(imgs).float()) ** 2).mean(dim=-1)

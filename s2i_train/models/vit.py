@@ -55,7 +55,8 @@ def create_encoder(
     global_pool: str = "token",
     drop_path_rate: float = 0.0,
 ) -> VisionTransformer:
-    """The evaluation ViT: ``global_pool="token"`` (cls token after the final norm, MAE's linear probe)
+    """The evaluation ViT: ``global_pool="token"`` (cls token after the final norm, MAE's linear
+    probe)
     or ``"avg"`` (mean of patch tokens through ``fc_norm``, MAE's fine-tuning)."""
     return VisionTransformer(
         num_classes=num_classes,
@@ -66,8 +67,10 @@ def create_encoder(
 
 
 def sincos_pos_embed(dim: int, grid: tuple[int, int], cls_token: bool = True) -> torch.Tensor:
-    """MAE's fixed 2-D sin-cos table (1, [1 +] gh*gw, dim), identical to ``get_2d_sincos_pos_embed``:
-    the first half of the channels encodes the column, the second half the row; the cls slot is 0."""
+    """MAE's fixed 2-D sin-cos table (1, [1 +] gh*gw, dim), identical to
+    ``get_2d_sincos_pos_embed``:
+    the first half of the channels encodes the column, the second half the row; the cls slot is
+    0."""
     gh, gw = grid
     omega = 1.0 / 10000 ** (np.arange(dim // 4, dtype=np.float64) / (dim / 4.0))
 
@@ -112,7 +115,9 @@ class MaskedViT(VisionTransformer):
         masking: str = "random",
         norm_pix_loss: bool = False,
     ) -> None:
-        super().__init__(num_classes=0, global_pool="token", **_vit_kwargs(size, img_size, patch_size))
+        super().__init__(
+            num_classes=0, global_pool="token", **_vit_kwargs(size, img_size, patch_size)
+        )
         self.size = size
         self.mask_ratio = mask_ratio
         self.masking = masking
@@ -142,7 +147,8 @@ class MaskedViT(VisionTransformer):
         return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], 3, gh * p, gw * p)
 
     def target(self, imgs: torch.Tensor) -> torch.Tensor:
-        """Per-patch targets, normalised by each patch's own mean and variance with ``norm_pix_loss``."""
+        """Per-patch targets, normalised by each patch's own mean and variance with
+        ``norm_pix_loss``."""
         t = self.patchify(imgs)
         if self.norm_pix_loss:
             mean = t.mean(dim=-1, keepdim=True)
@@ -163,9 +169,12 @@ class MaskedViT(VisionTransformer):
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
         """The encoder's parameters only (timm ``VisionTransformer`` keys)."""
-        return {k: v for k, v in self.state_dict().items() if not is_decoder_key(k, self.DECODER_KEYS)}
+        return {
+            k: v for k, v in self.state_dict().items() if not is_decoder_key(k, self.DECODER_KEYS)
+        }
 
 
 def is_decoder_key(key: str, extra: tuple[str, ...] = ("mask_token",)) -> bool:
-    """True for pretraining-only parameters: ``decoder_*`` and the listed extras (e.g. ``mask_token``)."""
+    """True for pretraining-only parameters: ``decoder_*`` and the listed extras (e.g.
+    ``mask_token``)."""
     return key.startswith("decoder_") or key.split(".")[0] in extra

@@ -8,16 +8,27 @@ from pathlib import Path
 import pytest
 import torch
 
-from s2i_train.checkpoint import check_exact, load_checkpoint, load_init, read_state_dict, save_checkpoint
+from s2i_train.checkpoint import (
+    check_exact,
+    load_checkpoint,
+    load_init,
+    read_state_dict,
+    save_checkpoint,
+)
 from s2i_train.errors import CheckpointMismatchError, S2ITrainError
 from s2i_train.models import create_model
 from s2i_train.models.vit import create_encoder
 
 
-def _mae_repo_file(tmp_path: Path, img_size: int = 32, patch: int = 8, decoder: bool = True) -> Path:
-    """A file shaped like facebookresearch/mae's: {'model': ..., 'args': Namespace, 'epoch': ...}."""
+def _mae_repo_file(
+    tmp_path: Path, img_size: int = 32, patch: int = 8, decoder: bool = True
+) -> Path:
+    """A file shaped like facebookresearch/mae's: {'model': ..., 'args': Namespace, 'epoch':
+    ...}."""
     torch.manual_seed(1)
-    src = create_model("mae_vit_test", img_size=img_size, patch_size=patch, decoder_dim=32, decoder_depth=1)
+    src = create_model(
+        "mae_vit_test", img_size=img_size, patch_size=patch, decoder_dim=32, decoder_depth=1
+    )
     sd = src.state_dict() if decoder else src.encoder_state_dict()
     path = tmp_path / ("mae_full.pth" if decoder else "mae_pretrain.pth")
     torch.save({"model": sd, "args": argparse.Namespace(model="mae_vit_test"), "epoch": 799}, path)
@@ -50,10 +61,16 @@ def test_mae_full_file_into_mae_loads_the_decoder(tmp_path: Path) -> None:
 
 def test_mae_file_into_diffmae_and_encoder_ignores_the_decoder(tmp_path: Path) -> None:
     path = _mae_repo_file(tmp_path)
-    diff = create_model("diffmae_vit_test", img_size=32, patch_size=8, decoder_dim=32, decoder_depth=1)
+    diff = create_model(
+        "diffmae_vit_test", img_size=32, patch_size=8, decoder_dim=32, decoder_depth=1
+    )
     report = load_init(diff, path, use_decoder=False)
-    assert "mask_token" in report.ignored and any(k.startswith("decoder_blocks") for k in report.ignored)
-    assert torch.equal(diff.blocks[0].attn.qkv.weight, read_state_dict(path)["blocks.0.attn.qkv.weight"])
+    assert "mask_token" in report.ignored and any(
+        k.startswith("decoder_blocks") for k in report.ignored
+    )
+    assert torch.equal(
+        diff.blocks[0].attn.qkv.weight, read_state_dict(path)["blocks.0.attn.qkv.weight"]
+    )
     enc = create_encoder("vit_test", img_size=32, patch_size=8, num_classes=5)
     report = load_init(enc, path)
     assert report.missing == ["head.weight", "head.bias"] and not report.unexpected
@@ -71,7 +88,10 @@ def test_position_embeddings_and_patches_are_resized(tmp_path: Path) -> None:
     path = _mae_repo_file(tmp_path, img_size=32, patch=8)  # 4x4 grid
     model = create_model("mae_vit_test", img_size=48, patch_size=8, decoder_dim=32, decoder_depth=1)
     report = load_init(model, path)
-    assert "pos_embed 4x4 -> 6x6" in report.resized and "decoder_pos_embed 4x4 -> 6x6" in report.resized
+    assert (
+        "pos_embed 4x4 -> 6x6" in report.resized
+        and "decoder_pos_embed 4x4 -> 6x6" in report.resized
+    )
     assert model.pos_embed.shape == (1, 37, 32)
     torch.testing.assert_close(model.pos_embed[0, 0], read_state_dict(path)["pos_embed"][0, 0])
     small = create_encoder("vit_test", img_size=32, patch_size=4)
@@ -94,7 +114,9 @@ def test_timm_layout(tmp_path: Path, suffix: str) -> None:
     assert "mask_token" in report.missing and not report.unexpected
     enc = create_encoder("vit_test", img_size=32, patch_size=8, num_classes=0, global_pool="avg")
     report = load_init(enc, path)
-    assert "norm.weight" in report.unexpected  # avg pooling swaps the final norm for fc_norm, as MAE
+    assert (
+        "norm.weight" in report.unexpected
+    )  # avg pooling swaps the final norm for fc_norm, as MAE
     assert "fc_norm.weight" in report.missing
 
 
@@ -118,7 +140,9 @@ def test_wrong_size_and_garbage_files_are_refused(tmp_path: Path) -> None:
         read_state_dict(tmp_path / "nodict.pth")
 
 
-def test_save_is_atomic_and_load_checks_the_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_is_atomic_and_load_checks_the_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {"model": {"w": torch.ones(2)}, "config": {"a": 1}, "epoch": 0})
     assert load_checkpoint(tmp_path)["epoch"] == 0

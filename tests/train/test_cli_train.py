@@ -1,4 +1,5 @@
-"""``s2i-train`` end to end on tiny generated datasets: pretrain -> linprobe / finetune / knn -> fuse,
+"""``s2i-train`` end to end on tiny generated datasets: pretrain -> linprobe / finetune / knn ->
+fuse,
 exact resume, clear errors before training, and DDP (2 gloo processes) against one process."""
 
 from __future__ import annotations
@@ -32,8 +33,14 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("train_cli")
     write_synthetic("ntu25", root / "ntu_raw", 48, classes=4, seed=5)
     write_synthetic("ucla20", root / "ucla_raw", 24, seed=6)
-    convert(ConvertConfig(input=root / "ntu_raw", output=root / "ntu.zarr", format="ntu25", workers=0))
-    convert(ConvertConfig(input=root / "ucla_raw", output=root / "ucla.zarr", format="ucla20", workers=0))
+    convert(
+        ConvertConfig(input=root / "ntu_raw", output=root / "ntu.zarr", format="ntu25", workers=0)
+    )
+    convert(
+        ConvertConfig(
+            input=root / "ucla_raw", output=root / "ucla.zarr", format="ucla20", workers=0
+        )
+    )
     return {"ntu": root / "ntu.zarr", "ucla": root / "ucla.zarr", "root": root}
 
 
@@ -47,8 +54,26 @@ def _run(*args: Any, code: int = 0) -> dict[str, Any]:
 
 
 def _pretrain(data: dict[str, Path], out: Path, *extra: Any, epochs: int = 2) -> dict[str, Any]:
-    return _run("pretrain", "--data", data["ntu"], "--split", "ntu60-xsub", *TINY, *DECODER, "--epochs", epochs,
-                "--batch-size", 8, "--blr", 1e-2, "--warmup-epochs", 1, "--out", out, *extra)
+    return _run(
+        "pretrain",
+        "--data",
+        data["ntu"],
+        "--split",
+        "ntu60-xsub",
+        *TINY,
+        *DECODER,
+        "--epochs",
+        epochs,
+        "--batch-size",
+        8,
+        "--blr",
+        1e-2,
+        "--warmup-epochs",
+        1,
+        "--out",
+        out,
+        *extra,
+    )
 
 
 def _metrics(run: Path) -> list[dict[str, Any]]:
@@ -61,34 +86,95 @@ def test_pretrain_probe_finetune_knn_fuse(data: dict[str, Path], tmp_path: Path)
     epochs = [m for m in _metrics(tmp_path / "pre") if "epoch" in m]
     assert [m["epoch"] for m in epochs] == [0, 1] and (tmp_path / "pre" / "checkpoint.pt").is_file()
 
-    common = ["--data", data["ntu"], "--split", "ntu60-xsub", "--device", "cpu", "-q", "--batch-size", 8]
+    common = [
+        "--data",
+        data["ntu"],
+        "--split",
+        "ntu60-xsub",
+        "--device",
+        "cpu",
+        "-q",
+        "--batch-size",
+        8,
+    ]
     ck = ["--checkpoint", tmp_path / "pre"]
     lp = _run("linprobe", *common, *ck, "--epochs", 3, "--out", tmp_path / "lp")
     ft = _run("finetune", *common, *ck, "--epochs", 2, "--out", tmp_path / "ft", "--eval-every", 1)
     kn = _run("knn", *common, *ck, "--k", 5, "--out", tmp_path / "knn")
-    base = _run("linprobe", *common, "--random-init", "--model", "vit_test", "--input-size", 32,
-                "--patch-size", 8, "--epochs", 3, "--out", tmp_path / "lp0")
+    base = _run(
+        "linprobe",
+        *common,
+        "--random-init",
+        "--model",
+        "vit_test",
+        "--input-size",
+        32,
+        "--patch-size",
+        8,
+        "--epochs",
+        3,
+        "--out",
+        tmp_path / "lp0",
+    )
     for res in (lp, ft, kn, base):
         assert set(res) >= {"top1", "top5", "n_test"} and 0 <= res["top1"] <= res["top5"] <= 100
         assert res["n_test"] == lp["n_test"] > 0
     assert base["source"] == "random" and lp["source"] == "checkpoint"
     scores = dict(np.load(tmp_path / "ft" / "test_scores.npz"))
-    assert scores["logits"].shape == (ft["n_test"], 120) and len(scores["sample_ids"]) == ft["n_test"]
-    assert any("test_top1" in m for m in _metrics(tmp_path / "ft"))  # --eval-every logs test figures
+    assert (
+        scores["logits"].shape == (ft["n_test"], 120) and len(scores["sample_ids"]) == ft["n_test"]
+    )
+    assert any(
+        "test_top1" in m for m in _metrics(tmp_path / "ft")
+    )  # --eval-every logs test figures
 
     fused = _run("fuse", tmp_path / "lp", tmp_path / "ft", tmp_path / "knn")
     assert fused["n_test"] == lp["n_test"] and len(fused["runs"]) == 3
     assert [r["top1"] for r in fused["runs"]] == pytest.approx([lp["top1"], ft["top1"], kn["top1"]])
 
     # transfer: the NTU-pretrained encoder fine-tuned on the NW-UCLA format (another grid width)
-    tr = _run("finetune", "--data", data["ucla"], "--split", "ucla-xview", *ck, "--device", "cpu", "-q",
-              "--epochs", 1, "--batch-size", 8, "--out", tmp_path / "transfer")
+    tr = _run(
+        "finetune",
+        "--data",
+        data["ucla"],
+        "--split",
+        "ucla-xview",
+        *ck,
+        "--device",
+        "cpu",
+        "-q",
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--out",
+        tmp_path / "transfer",
+    )
     assert tr["n_test"] > 0 and tr["model"] == "vit_test"
 
 
-def test_universal_diffmae_pretraining_on_two_formats(data: dict[str, Path], tmp_path: Path) -> None:
-    res = _run("pretrain", "--data", data["ntu"], "--data", data["ucla"], *TINY, *DECODER, "--method", "diffmae",
-               "--mask", "temporal", "--epochs", 1, "--batch-size", 16, "--out", tmp_path / "u")
+def test_universal_diffmae_pretraining_on_two_formats(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    res = _run(
+        "pretrain",
+        "--data",
+        data["ntu"],
+        "--data",
+        data["ucla"],
+        *TINY,
+        *DECODER,
+        "--method",
+        "diffmae",
+        "--mask",
+        "temporal",
+        "--epochs",
+        1,
+        "--batch-size",
+        16,
+        "--out",
+        tmp_path / "u",
+    )
     both = S2IDataset([data["ntu"], data["ucla"]])
     assert _metrics(tmp_path / "u")[0]["samples"] == len(both) > len(S2IDataset(data["ntu"]))
     assert res["final_loss"] > 0
@@ -96,7 +182,13 @@ def test_universal_diffmae_pretraining_on_two_formats(data: dict[str, Path], tmp
 
 def test_python_dash_m_runs_the_cli() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "s2i_train", "--help"], capture_output=True, text=True, env=env, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "s2i_train", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert out.returncode == 0 and "pretrain" in out.stdout and "linprobe" in out.stdout
 
 
@@ -138,8 +230,18 @@ def test_resume_reaches_the_weights_of_an_uninterrupted_run(
 
 def test_finetune_resume_is_exact(data: dict[str, Path], tmp_path: Path) -> None:
     """Drop path and augmentation are reseeded per epoch, so a resumed fine-tune matches too."""
-    common = ["--data", data["ntu"], "--split", "ntu60-xsub", *TINY, "--random-init", "--batch-size", 8,
-              "--drop-path", "0.2"]
+    common = [
+        "--data",
+        data["ntu"],
+        "--split",
+        "ntu60-xsub",
+        *TINY,
+        "--random-init",
+        "--batch-size",
+        8,
+        "--drop-path",
+        "0.2",
+    ]
     _run("finetune", *common, "--epochs", 2, "--out", tmp_path / "full")
     _run("finetune", *common, "--epochs", 2, "--out", tmp_path / "cut")
     state = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
@@ -153,21 +255,43 @@ def test_finetune_resume_is_exact(data: dict[str, Path], tmp_path: Path) -> None
 
 def test_errors_before_training(data: dict[str, Path], tmp_path: Path) -> None:
     ntu = ["--data", data["ntu"]]
-    out = _run("pretrain", *ntu, "--split", "no-such-split", *TINY, "--out", tmp_path / "a", code=1)["output"]
+    out = _run(
+        "pretrain", *ntu, "--split", "no-such-split", *TINY, "--out", tmp_path / "a", code=1
+    )["output"]
     assert "error:" in out and "no-such-split" in out and not (tmp_path / "a").exists()
-    out = _run("pretrain", *ntu, "--stream", "depth", *TINY, "--out", tmp_path / "a", code=1)["output"]
+    out = _run("pretrain", *ntu, "--stream", "depth", *TINY, "--out", tmp_path / "a", code=1)[
+        "output"
+    ]
     assert "depth" in out
     (tmp_path / "notdata").mkdir()
-    out = _run("pretrain", "--data", tmp_path / "notdata", *TINY, "--out", tmp_path / "a", code=1)["output"]
+    out = _run("pretrain", "--data", tmp_path / "notdata", *TINY, "--out", tmp_path / "a", code=1)[
+        "output"
+    ]
     assert "notdata" in out
-    out = _run("pretrain", *ntu, *TINY, "--input-size", 30, "--out", tmp_path / "a", code=1)["output"]
+    out = _run("pretrain", *ntu, *TINY, "--input-size", 30, "--out", tmp_path / "a", code=1)[
+        "output"
+    ]
     assert "multiple" in out
 
     _pretrain(data, tmp_path / "pre", epochs=1)
-    out = _run("pretrain", *ntu, *TINY, *DECODER, "--epochs", 1, "--out", tmp_path / "pre", code=1)["output"]
+    out = _run("pretrain", *ntu, *TINY, *DECODER, "--epochs", 1, "--out", tmp_path / "pre", code=1)[
+        "output"
+    ]
     assert "--resume" in out and "--overwrite" in out
-    out = _run("pretrain", *ntu, *TINY, *DECODER, "--epochs", 1, "--mask", "block", "--resume",
-               "--out", tmp_path / "pre", code=1)["output"]
+    out = _run(
+        "pretrain",
+        *ntu,
+        *TINY,
+        *DECODER,
+        "--epochs",
+        1,
+        "--mask",
+        "block",
+        "--resume",
+        "--out",
+        tmp_path / "pre",
+        code=1,
+    )["output"]
     assert "mask" in out and "different options" in out
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
@@ -175,14 +299,27 @@ def test_errors_before_training(data: dict[str, Path], tmp_path: Path) -> None:
     assert "thesis.tex" in out and (tmp_path / "mine" / "thesis.tex").is_file()
 
     ev = [*ntu, "--split", "ntu60-xsub", "--device", "cpu", "-q"]
-    out = _run("linprobe", *ev, "--checkpoint", tmp_path / "pre", "--model", "vit_tiny", "--out", tmp_path / "b",
-               code=1)["output"]
+    out = _run(
+        "linprobe",
+        *ev,
+        "--checkpoint",
+        tmp_path / "pre",
+        "--model",
+        "vit_tiny",
+        "--out",
+        tmp_path / "b",
+        code=1,
+    )["output"]
     assert "vit_test" in out and "vit_tiny" in out
     out = _run("linprobe", *ev, "--out", tmp_path / "b", code=1)["output"]
     assert "exactly one of --checkpoint" in out
-    out = _run("finetune", *ev, "--checkpoint", tmp_path / "nothing", "--out", tmp_path / "b", code=1)["output"]
+    out = _run(
+        "finetune", *ev, "--checkpoint", tmp_path / "nothing", "--out", tmp_path / "b", code=1
+    )["output"]
     assert "nothing" in out
-    out = _run("linprobe", *ntu, "--split", "none", "--random-init", "--out", tmp_path / "b", code=1)["output"]
+    out = _run(
+        "linprobe", *ntu, "--split", "none", "--random-init", "--out", tmp_path / "b", code=1
+    )["output"]
     assert "test part" in out
     out = _run("fuse", tmp_path / "pre", tmp_path / "pre", code=1)["output"]
     assert "no saved test scores" in out
@@ -193,18 +330,67 @@ def test_ddp_two_processes_match_one_process(data: dict[str, Path], tmp_path: Pa
     """2 gloo ranks with batch 8 each reach the weights of 1 process with batch 16: the sampler
     deals disjoint shards, DDP averages gradients, masks follow the samples."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    args = ["pretrain", "--data", str(data["ntu"]), "--split", "ntu60-xsub", *TINY, *DECODER, "--epochs", "2",
-            "--no-augment", "--blr", "1e-2", "--warmup-epochs", "1", "--seed", "1"]
-    one = subprocess.run([sys.executable, "-m", "s2i_train", *args, "--batch-size", "16", "--out", str(tmp_path / "one")],
-                         env=env, cwd=REPO, capture_output=True, text=True)
+    args = [
+        "pretrain",
+        "--data",
+        str(data["ntu"]),
+        "--split",
+        "ntu60-xsub",
+        *TINY,
+        *DECODER,
+        "--epochs",
+        "2",
+        "--no-augment",
+        "--blr",
+        "1e-2",
+        "--warmup-epochs",
+        "1",
+        "--seed",
+        "1",
+    ]
+    one = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "s2i_train",
+            *args,
+            "--batch-size",
+            "16",
+            "--out",
+            str(tmp_path / "one"),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert one.returncode == 0, one.stderr
     two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-         "-m", "s2i_train", *args, "--batch-size", "8", "--out", str(tmp_path / "two")],
-        env=env, cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "29533",
+            "-m",
+            "s2i_train",
+            *args,
+            "--batch-size",
+            "8",
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert two.returncode == 0, two.stderr
-    assert len([line for line in two.stdout.splitlines() if line.startswith("{")]) == 1  # rank 0 alone prints
+    assert (
+        len([line for line in two.stdout.splitlines() if line.startswith("{")]) == 1
+    )  # rank 0 alone prints
     a, b = _state(tmp_path / "one"), _state(tmp_path / "two")
     assert a.keys() == b.keys()
     for k in a:

@@ -1,4 +1,5 @@
-"""Masking strategies: exact visible counts, whole rows/columns, determinism and batch independence."""
+"""Masking strategies: exact visible counts, whole rows/columns, determinism and batch
+independence."""
 
 from __future__ import annotations
 
@@ -45,7 +46,10 @@ def test_block_masks_are_contiguous_more_than_random() -> None:
 
     def same_neighbours(strategy: str) -> float:
         m = make_mask(strategy, seeds, (14, 14), 0.5).mask.view(64, 14, 14)
-        return float((m[:, 1:, :] == m[:, :-1, :]).float().mean() + (m[:, :, 1:] == m[:, :, :-1]).float().mean())
+        return float(
+            (m[:, 1:, :] == m[:, :-1, :]).float().mean()
+            + (m[:, :, 1:] == m[:, :, :-1]).float().mean()
+        )
 
     assert same_neighbours("block") > same_neighbours("random") + 0.3
 

@@ -77,10 +77,14 @@ def test_patchify_roundtrip_and_norm_pix() -> None:
 
 
 def test_non_square_input() -> None:
-    model = create_model("mae_vit_test", img_size=(32, 16), patch_size=8, decoder_dim=32, decoder_depth=1)
+    model = create_model(
+        "mae_vit_test", img_size=(32, 16), patch_size=8, decoder_dim=32, decoder_depth=1
+    )
     loss, pred, mask = model(torch.randn(2, 3, 32, 16), sample_seeds(0, 0, torch.arange(2)))
     assert model.grid == (4, 2) and pred.shape == (2, 8, 192)
-    torch.testing.assert_close(model.unpatchify(model.patchify(torch.ones(1, 3, 32, 16))), torch.ones(1, 3, 32, 16))
+    torch.testing.assert_close(
+        model.unpatchify(model.patchify(torch.ones(1, 3, 32, 16))), torch.ones(1, 3, 32, 16)
+    )
 
 
 def test_encoder_keys_load_into_the_evaluation_vit_and_agree() -> None:
@@ -89,9 +93,13 @@ def test_encoder_keys_load_into_the_evaluation_vit_and_agree() -> None:
     enc = create_encoder("vit_test", img_size=32, patch_size=8).eval()
     enc.load_state_dict(model.encoder_state_dict(), strict=True)
     imgs = torch.randn(2, 3, 32, 32)
-    all_visible = Mask(torch.arange(16).expand(2, -1), torch.arange(16).expand(2, -1), torch.zeros(2, 16))
+    all_visible = Mask(
+        torch.arange(16).expand(2, -1), torch.arange(16).expand(2, -1), torch.zeros(2, 16)
+    )
     with torch.no_grad():
-        torch.testing.assert_close(model.forward_encoder(imgs, all_visible), enc.forward_features(imgs))
+        torch.testing.assert_close(
+            model.forward_encoder(imgs, all_visible), enc.forward_features(imgs)
+        )
 
 
 def test_diffusion_schedule() -> None:
@@ -102,11 +110,14 @@ def test_diffusion_schedule() -> None:
 
 @pytest.mark.parametrize("name", ["mae_vit_test", "diffmae_vit_test"])
 def test_tiny_model_learns_a_repeated_batch(name: str) -> None:
-    """The reconstruction loss on one fixed batch must fall by half; a broken loss or mask cannot."""
+    """The reconstruction loss on one fixed batch must fall by half; a broken loss or mask
+    cannot."""
     torch.manual_seed(0)
     model = create_model(name, **KW)
     xs = torch.linspace(0, 1, 32)
-    imgs = torch.stack([torch.sin(6 * xs[:, None] * (k + 1) + xs[None, :]).expand(3, -1, -1) for k in range(8)])
+    imgs = torch.stack(
+        [torch.sin(6 * xs[:, None] * (k + 1) + xs[None, :]).expand(3, -1, -1) for k in range(8)]
+    )
     seeds = sample_seeds(0, 0, torch.arange(8))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first = None
