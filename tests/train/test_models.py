@@ -127,4 +127,4 @@ def test_tiny_model_learns_a_repeated_batch(name: str) -> None:
         loss.backward()
         opt.step()
         first = loss.item() if first is None else first
-    assert float(loss) < 0.5 * first
+    assert loss.item() < 0.5 * first
