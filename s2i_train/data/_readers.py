@@ -1,7 +1,8 @@
 """Read paths: stored samples of one dataset -> a numpy batch, by stored index.
 
-Every reader fills ``out`` (n, S, 3, H, W) in the stored dtype for sorted, unique stored indices,
-checks what it reads, and opens its files lazily in the process that reads (a reader built in the
+Every reader fills ``out`` (n, S, 3, H, W) in the stored dtype for sorted, unique stored indices
+(sample ``idx[j]`` into row ``rows[j]``, so a shuffled batch is read in storage order straight
+into its place), checks what it reads, and opens its files lazily in the process that reads (a reader built in the
 main process and pickled or forked into DataLoader workers reopens there). Figures behind the
 default choice (``pick_read_path``): benchmarks/RESULTS.md, "Training loader".
 
@@ -30,6 +31,8 @@ _EMPTY = np.uint64(2**64 - 1)
 #: One byte range per run of samples in a shard when it wastes at most this factor of bandwidth
 #: over reading each sample separately; else one ``pread`` per sample.
 _SPAN_SLACK = 2.0
+#: Samples per ``preadv`` call: two buffers each, within Linux's IOV_MAX of 1024.
+_IOV_PAIRS = 512
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,9 @@ class ShardReader:
         return {"geo": self.geo, "_files": self._files, "_index": {}, "_index_pid": -1}
 
     def shard_path(self, shard: int) -> Path:
-        return self.geo.path.joinpath("s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape))
+        return self.geo.path.joinpath(
+            "s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape)
+        )
 
     def _fd(self, shard: int) -> int:
         def opener() -> int:
@@ -128,31 +133,45 @@ class ShardReader:
         nbytes = 16 * self.geo.shard_size + 4
         where = f"{self.geo.path}: shard file {self.shard_path(shard).relative_to(self.geo.path)}"
         if size < nbytes:
-            raise SampleReadError(f"{where}: {size} bytes, too short for its {nbytes}-byte index")
+            raise SampleReadError(
+                f"{where}: {size} bytes, too short for its {nbytes}-byte index"
+            )
         raw = os.pread(fd, nbytes, size - nbytes)
         body = raw[:-4]
-        if len(raw) != nbytes or google_crc32c.value(body) != int.from_bytes(raw[-4:], "little"):
-            raise SampleReadError(f"{where}: shard index fails its crc32c check (corrupt file)")
+        if len(raw) != nbytes or google_crc32c.value(body) != int.from_bytes(
+            raw[-4:], "little"
+        ):
+            raise SampleReadError(
+                f"{where}: shard index fails its crc32c check (corrupt file)"
+            )
         index = np.frombuffer(body, np.dtype("<u8")).reshape(self.geo.shard_size, 2)
         filled = index[:, 0] != _EMPTY
         ends = index[filled, 0] + index[filled, 1]
         if ends.size and int(ends.max()) > size - nbytes:
-            raise SampleReadError(f"{where}: index points past the end of the file (truncated?)")
+            raise SampleReadError(
+                f"{where}: index points past the end of the file (truncated?)"
+            )
         self._index[shard] = index
         return index
 
-    def read(self, idx: np.ndarray, out: np.ndarray) -> None:
+    def read(
+        self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None
+    ) -> None:
         ss = self.geo.shard_size
         shards = idx // ss
         bounds = np.flatnonzero(np.diff(shards)) + 1
         starts = np.concatenate(([0], bounds))
         stops = np.concatenate((bounds, [len(idx)]))
         flat = out.reshape(len(out), -1).view(np.uint8)
+        rows = np.arange(len(idx)) if rows is None else rows
         for a, b in zip(starts.tolist(), stops.tolist()):
-            self._read_run(int(shards[a]), idx[a:b], flat[a:b])
+            self._read_run(int(shards[a]), idx[a:b], flat, rows[a:b])
 
-    def _read_run(self, shard: int, idx: np.ndarray, out: np.ndarray) -> None:
-        """Samples ``idx`` (sorted, all in ``shard``) into ``out`` (n, sample bytes) uint8."""
+    def _read_run(
+        self, shard: int, idx: np.ndarray, out: np.ndarray, rows: np.ndarray
+    ) -> None:
+        """Samples ``idx`` (sorted, all in ``shard``) into rows ``rows`` of ``out`` (n, sample
+        bytes) uint8."""
         import google_crc32c
 
         entries = self.shard_index(shard)[idx - shard * self.geo.shard_size]
@@ -172,6 +191,9 @@ class ShardReader:
                 f"expected {expect} (uncompressed sample + crc32c)"
             )
         fd = self._fd(shard)
+        if raw:
+            self._read_raw(fd, shard, idx, offsets, out, rows)
+            return
         lo = int(offsets.min())
         span = int((offsets + sizes).max()) - lo
         # numpy views of the read bytes: google_crc32c takes read-only buffers, not memoryviews
@@ -183,23 +205,58 @@ class ShardReader:
                 np.frombuffer(os.pread(fd, n, o), np.uint8)
                 for o, n in zip(offsets.tolist(), sizes.tolist())
             ]
-        for j, chunk in enumerate(chunks):
+        for j, (chunk, row) in enumerate(zip(chunks, rows.tolist())):
             if len(chunk) != int(sizes[j]) or google_crc32c.value(chunk[:-4]) != int.from_bytes(
                 chunk[-4:].tobytes(), "little"
             ):
+                self._corrupt(shard, int(idx[j]))
+            payload = np.frombuffer(self._decode(chunk[:-4]), np.uint8)
+            if len(payload) != out.shape[1]:
                 raise SampleReadError(
-                    f"{self.geo.path}: sample {int(idx[j])} fails its crc32c check "
-                    f"(shard {shard} is corrupt or truncated)"
+                    f"{self.geo.path}: sample {int(idx[j])} decodes to {len(payload)} bytes, "
+                    f"expected {out.shape[1]}"
                 )
-            payload = chunk[:-4]
-            if not raw:
-                payload = np.frombuffer(self._decode(payload), np.uint8)
-                if len(payload) != out.shape[1]:
-                    raise SampleReadError(
-                        f"{self.geo.path}: sample {int(idx[j])} decodes to {len(payload)} bytes, "
-                        f"expected {out.shape[1]}"
-                    )
-            out[j] = payload
+            out[row] = payload
+
+    def _read_raw(
+        self,
+        fd: int,
+        shard: int,
+        idx: np.ndarray,
+        offsets: np.ndarray,
+        out: np.ndarray,
+        rows: np.ndarray,
+    ) -> None:
+        """Uncompressed chunks read with ``preadv`` straight into their rows of ``out`` (the
+        4-byte checksums into a side buffer), one call per run of adjacent chunks; then every
+        sample's crc32c is checked in place."""
+        import google_crc32c
+
+        per = out.shape[1] + 4
+        crcs = np.empty((len(idx), 4), np.uint8)
+        breaks = np.flatnonzero(np.diff(offsets) != per) + 1
+        starts = np.concatenate(([0], breaks)).tolist()
+        stops = np.concatenate((breaks, [len(idx)])).tolist()
+        row_list = rows.tolist()
+        for a, b in zip(starts, stops):
+            for lo in range(a, b, _IOV_PAIRS):
+                hi = min(b, lo + _IOV_PAIRS)
+                bufs: list[memoryview] = []
+                for j in range(lo, hi):
+                    bufs += (memoryview(out[row_list[j]]), memoryview(crcs[j]))
+                got = os.preadv(fd, bufs, int(offsets[lo]))
+                if got != (hi - lo) * per:
+                    self._corrupt(shard, int(idx[lo + got // per]))
+        stored = crcs.view("<u4").ravel()
+        for j, row in enumerate(row_list):
+            if google_crc32c.value(out[row]) != int(stored[j]):
+                self._corrupt(shard, int(idx[j]))
+
+    def _corrupt(self, shard: int, sample: int) -> None:
+        raise SampleReadError(
+            f"{self.geo.path}: sample {sample} fails its crc32c check "
+            f"(shard {shard} is corrupt or truncated)"
+        )
 
     def _decode(self, payload: np.ndarray) -> bytes:
         if self.geo.codec == "zstd":
@@ -231,13 +288,18 @@ class Hdf5Reader:
 
         return self._files.get("file", opener)["s2i"]
 
-    def read(self, idx: np.ndarray, out: np.ndarray) -> None:
+    def read(
+        self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None
+    ) -> None:
         dset = self._dataset()
-        for j, i in enumerate(idx.tolist()):
+        rows = np.arange(len(idx)) if rows is None else rows
+        for i, j in zip(idx.tolist(), rows.tolist()):
             try:
                 dset.read_direct(out, np.s_[i], np.s_[j])
             except OSError as exc:
-                raise SampleReadError(f"{self.geo.path}: sample {i} cannot be read ({exc})") from None
+                raise SampleReadError(
+                    f"{self.geo.path}: sample {i} cannot be read ({exc})"
+                ) from None
 
     def close(self) -> None:
         self._files.close()
@@ -252,14 +314,20 @@ class ZarrReader:
         self.geo = geo
         self._files = _LazyFiles()
 
-    def read(self, idx: np.ndarray, out: np.ndarray) -> None:
+    def read(
+        self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None
+    ) -> None:
         def opener() -> Any:
             import zarr
 
             return zarr.open_array(self.geo.path / "s2i", mode="r")
 
         arr = self._files.get("array", opener)
-        out[...] = arr.get_orthogonal_selection((idx,))
+        data = arr.get_orthogonal_selection((idx,))
+        if rows is None:
+            out[...] = data
+        else:
+            out[rows] = data
 
     def close(self) -> None:
         self._files = _LazyFiles()

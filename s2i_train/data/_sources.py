@@ -93,9 +93,10 @@ def _codec_of(reader: Any, backend: str, storage: dict[str, Any]) -> str:
         "lz4": ["bytes", "blosc", "crc32c"],
     }
     key = meta.get("chunk_key_encoding", {})
-    plain_keys = key.get("name") == "default" and key.get("configuration", {}).get(
-        "separator", "/"
-    ) == "/"
+    plain_keys = (
+        key.get("name") == "default"
+        and key.get("configuration", {}).get("separator", "/") == "/"
+    )
     endian = next((c for c in conf.get("codecs", ()) if c["name"] == "bytes"), {})
     little = endian.get("configuration", {}).get("endian", "little") == "little"
     if (
@@ -149,10 +150,15 @@ def open_source(
                 )
             part = splits[split][subset]
             if part is None:
-                raise DatasetRequestError(f"{path}: split {split!r} has no {subset!r} part")
+                raise DatasetRequestError(
+                    f"{path}: split {split!r} has no {subset!r} part"
+                )
             indices = np.asarray(part, dtype=np.int64)
-            if indices.size and (indices.min() < 0 or indices.max() >= num or
-                                 (np.diff(indices) <= 0).any()):
+            if indices.size and (
+                indices.min() < 0
+                or indices.max() >= num
+                or (np.diff(indices) <= 0).any()
+            ):
                 raise DatasetFormatError(
                     f"{path}: splits/{split}/{subset} is not a sorted list of indices in 0..{num - 1}"
                 )
@@ -205,6 +211,8 @@ def open_source(
             sample_ids=ids[indices],
         )
     except (KeyError, TypeError) as exc:
-        raise DatasetFormatError(f"{path}: attribute or array missing or malformed ({exc!r})") from None
+        raise DatasetFormatError(
+            f"{path}: attribute or array missing or malformed ({exc!r})"
+        ) from None
     finally:
         reader.close()

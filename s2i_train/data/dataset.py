@@ -6,7 +6,6 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +14,7 @@ from ..errors import DatasetRequestError
 from ._readers import READERS
 from ._sources import SUBSETS, OpenedSource, SourceInfo, open_source
 
-__all__ = ["S2IDataset", "READ_PATHS", "collate", "make_loader"]
+__all__ = ["READ_PATHS", "S2IDataset", "collate", "make_loader"]
 
 #: Read paths, ``"auto"`` picks one (see :func:`S2IDataset.__init__`).
 READ_PATHS = ("auto", "memory", "shard", "hdf5", "zarr")
@@ -45,8 +44,14 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     so handing it to the main process costs no copy."""
     if _in_worker():
         numel = math.prod(shape)
-        storage = torch.UntypedStorage._new_shared(numel * torch.empty((), dtype=dtype).element_size())
-        return torch.empty(0, dtype=dtype).set_(storage).view(shape) if numel else torch.empty(shape, dtype=dtype)
+        storage = torch.UntypedStorage._new_shared(
+            numel * torch.empty((), dtype=dtype).element_size()
+        )
+        return (
+            torch.empty(0, dtype=dtype).set_(storage).view(shape)
+            if numel
+            else torch.empty(shape, dtype=dtype)
+        )
     return torch.empty(shape, dtype=dtype)
 
 
@@ -57,7 +62,9 @@ class ItemBatch(Sequence[tuple[torch.Tensor, torch.Tensor]]):
     :func:`collate` takes the stacked tensors as they are (no per-item copy).
     """
 
-    def __init__(self, groups: list[tuple[np.ndarray, torch.Tensor]], labels: torch.Tensor) -> None:
+    def __init__(
+        self, groups: list[tuple[np.ndarray, torch.Tensor]], labels: torch.Tensor
+    ) -> None:
         self.groups = groups  # (positions in the batch, stacked x of those positions)
         self.labels = labels
         n = len(labels)
@@ -149,17 +156,31 @@ class S2IDataset(torch.utils.data.Dataset):
         read: str = "auto",
         as_float: bool = True,
     ) -> None:
-        path_list = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+        path_list = (
+            [Path(paths)]
+            if isinstance(paths, (str, os.PathLike))
+            else [Path(p) for p in paths]
+        )
         if not path_list:
             raise DatasetRequestError("S2IDataset needs at least one dataset path")
+        where = ", ".join(str(p) for p in path_list)
         if subset not in SUBSETS:
-            raise DatasetRequestError(f"subset must be one of {SUBSETS}, found {subset!r}")
+            raise DatasetRequestError(
+                f"{where}: subset must be one of {SUBSETS}, found {subset!r}"
+            )
         if read not in READ_PATHS:
-            raise DatasetRequestError(f"read must be one of {READ_PATHS}, found {read!r}")
-        splits = [split] * len(path_list) if split is None or isinstance(split, str) else list(split)
+            raise DatasetRequestError(
+                f"{where}: read must be one of {READ_PATHS}, found {read!r}"
+            )
+        splits = (
+            [split] * len(path_list)
+            if split is None or isinstance(split, str)
+            else list(split)
+        )
         if len(splits) != len(path_list):
             raise DatasetRequestError(
-                f"{len(splits)} split names for {len(path_list)} datasets; give one per dataset"
+                f"{where}: {len(splits)} split names for {len(path_list)} datasets; give one per "
+                "dataset"
             )
         wanted = None if streams is None else tuple(streams)
         opened: list[OpenedSource] = []
@@ -177,7 +198,13 @@ class S2IDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.label_fraction = label_fraction
         if label_fraction is not None:
-            self._apply_label_fraction(opened, label_fraction, seed, split is not None and subset != "train")
+            self._apply_label_fraction(
+                opened,
+                label_fraction,
+                seed,
+                split is not None and subset != "train",
+                where,
+            )
         counts = [len(s.indices) for s in opened]
         self._starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         self._source_of = np.repeat(np.arange(len(opened), dtype=np.int64), counts)
@@ -191,9 +218,13 @@ class S2IDataset(torch.utils.data.Dataset):
         self.sample_ids = np.concatenate([s.sample_ids for s in opened])
         picked = self._pick_read_path(opened, read)
         names = [picked if picked in READERS else self._file_path(s) for s in opened]
-        self._readers = [READERS[name](s.geometry) for name, s in zip(names, opened, strict=True)]
+        self._readers = [
+            READERS[name](s.geometry) for name, s in zip(names, opened, strict=True)
+        ]
         #: The read path in use: "memory", or the file reader(s) ("shard", "hdf5", "zarr").
-        self.read_path = picked if picked == "memory" else "+".join(dict.fromkeys(names))
+        self.read_path = (
+            picked if picked == "memory" else "+".join(dict.fromkeys(names))
+        )
         self._memory: list[torch.Tensor] | None = None
         if picked == "memory":
             self._memory = [self._load(k) for k in range(len(opened))]
@@ -203,7 +234,9 @@ class S2IDataset(torch.utils.data.Dataset):
     # ------------------------------------------------------------------ construction helpers
 
     @staticmethod
-    def _check_compatible(opened: list[OpenedSource], wanted: tuple[str, ...] | None) -> None:
+    def _check_compatible(
+        opened: list[OpenedSource], wanted: tuple[str, ...] | None
+    ) -> None:
         first = opened[0].info
         for src in opened[1:]:
             info = src.info
@@ -220,13 +253,24 @@ class S2IDataset(torch.utils.data.Dataset):
 
     @staticmethod
     def _apply_label_fraction(
-        opened: list[OpenedSource], fraction: float, seed: int, test_subset: bool
+        opened: list[OpenedSource],
+        fraction: float,
+        seed: int,
+        test_subset: bool,
+        where: str,
     ) -> None:
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-            raise DatasetRequestError(f"label_fraction must be in (0, 1], found {fraction!r}")
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, (int, float))
+            or not 0 < fraction <= 1
+        ):
+            raise DatasetRequestError(
+                f"{where}: label_fraction must be in (0, 1], found {fraction!r}"
+            )
         if test_subset:
             raise DatasetRequestError(
-                "label_fraction subsamples training labels; it cannot apply to subset='test'"
+                f"{where}: label_fraction subsamples training labels; it cannot apply to "
+                "subset='test'"
             )
         labels = np.concatenate([s.labels + s.info.label_offset for s in opened])
         rng = np.random.default_rng(seed)
@@ -240,7 +284,9 @@ class S2IDataset(torch.utils.data.Dataset):
             mask = keep[start : start + len(src.indices)]
             start += len(src.indices)
             src.indices, src.labels, src.sample_ids = (
-                src.indices[mask], src.labels[mask], src.sample_ids[mask]
+                src.indices[mask],
+                src.labels[mask],
+                src.sample_ids[mask],
             )
 
     @staticmethod
@@ -264,7 +310,8 @@ class S2IDataset(torch.utils.data.Dataset):
         if read == "memory":
             return "memory"
         need = sum(
-            len(s.indices) * math.prod(s.info.shape) * np.dtype(s.info.dtype).itemsize for s in opened
+            len(s.indices) * math.prod(s.info.shape) * np.dtype(s.info.dtype).itemsize
+            for s in opened
         )
         return "memory" if need <= MEMORY_FRACTION * _available_memory() else "file"
 
@@ -299,53 +346,79 @@ class S2IDataset(torch.utils.data.Dataset):
         n = len(self)
         if idx.size and (idx.min() < -n or idx.max() >= n):
             bad = idx[(idx < -n) | (idx >= n)][0]
-            raise IndexError(f"index {int(bad)} out of range for a dataset of {n} samples")
+            raise IndexError(
+                f"index {int(bad)} out of range for a dataset of {n} samples"
+            )
         idx = np.where(idx < 0, idx + n, idx)
+        labels = self._labels_t[torch.from_numpy(idx)]
+        if len(self.sources) == 1:
+            return ItemBatch([(np.arange(len(idx)), self._read_source(0, idx))], labels)
         src_of = self._source_of[idx]
         groups: dict[tuple[int, ...], list[tuple[np.ndarray, torch.Tensor]]] = {}
         for k in np.unique(src_of).tolist():
-            pos = np.flatnonzero(src_of == k) if len(self.sources) > 1 else np.arange(len(idx))
-            local = idx[pos] - self._starts[k]
-            data = self._read_source(k, local)
+            pos = np.flatnonzero(src_of == k)
+            data = self._read_source(k, idx[pos] - self._starts[k])
             groups.setdefault(tuple(data.shape[1:]), []).append((pos, data))
         out_groups = []
         for parts in groups.values():
-            pos = np.concatenate([p for p, _ in parts]) if len(parts) > 1 else parts[0][0]
-            shape = (len(pos), *parts[0][1].shape[1:])
-            dtype = torch.float32 if self.as_float else parts[0][1].dtype
-            x = _empty(shape, dtype)
-            at = 0
-            for _, data in parts:
-                x[at : at + len(data)].copy_(data)
-                at += len(data)
-            if len(parts) > 1:  # several datasets of one geometry: back to batch order
-                order = np.argsort(pos, kind="stable")
-                pos, x = pos[order], x[torch.from_numpy(order)]
-            out_groups.append((pos, x))
-        out_groups.sort(key=lambda g: int(g[0][0]) if len(g[0]) else 0)
-        return ItemBatch(out_groups, self._labels_t[torch.from_numpy(idx)])
+            if len(parts) == 1:
+                out_groups.append(parts[0])
+                continue
+            # several datasets of one geometry: one tensor, back in batch order
+            pos = np.concatenate([p for p, _ in parts])
+            order = np.argsort(pos, kind="stable")
+            out_groups.append(
+                (pos[order], torch.cat([x for _, x in parts])[torch.from_numpy(order)])
+            )
+        out_groups.sort(key=lambda g: int(g[0][0]))
+        return ItemBatch(out_groups, labels)
 
     def _read_source(self, k: int, local: np.ndarray) -> torch.Tensor:
-        """Items ``local`` (positions within dataset ``k``) in the stored dtype, chosen streams."""
-        if self._memory is not None:
-            return self._memory[k].index_select(0, torch.from_numpy(local))
+        """Items ``local`` (positions within dataset ``k``), chosen streams, as a batch tensor:
+        float32 or the stored dtype (``as_float``), in shared memory inside a worker."""
         geo = self._geometry[k]
-        stored = self._indices[k][local]
-        uniq, inverse = np.unique(stored, return_inverse=True)
-        buf = np.empty((len(uniq), *geo.sample_shape), geo.dtype)
-        self._readers[k].read(uniq, buf)
         streams = list(self._stream_index[k])
-        if streams != list(range(geo.sample_shape[0])):
-            buf = buf[:, streams]
-        if len(uniq) != len(stored) or not np.array_equal(uniq, stored):
-            buf = buf[inverse]
-        return torch.from_numpy(np.ascontiguousarray(buf))
+        shape = (len(local), len(streams), *geo.sample_shape[1:])
+        stored_dtype = torch.float16 if geo.dtype == "float16" else torch.uint8
+        out_dtype = torch.float32 if self.as_float else stored_dtype
+        if self._memory is not None:
+            data = self._memory[k].index_select(0, torch.from_numpy(local))
+            if not self.as_float:
+                return (
+                    data if not _in_worker() else _empty(shape, out_dtype).copy_(data)
+                )
+            return _empty(shape, out_dtype).copy_(data)
+        stored = self._indices[k][local]
+        order = np.argsort(stored, kind="stable")
+        in_order = stored[order]
+        unique = not (np.diff(in_order) == 0).any()
+        full = streams == list(range(geo.sample_shape[0]))
+        if unique and full and not self.as_float:
+            out = _empty(
+                shape, out_dtype
+            )  # read straight into the batch, each sample in place
+            self._readers[k].read(in_order, out.numpy(), rows=order)
+            return out
+        if unique:
+            picked = np.empty((len(stored), *geo.sample_shape), geo.dtype)
+            self._readers[k].read(in_order, picked, rows=order)
+        else:  # a repeated index: read each sample once, then repeat it
+            uniq = np.unique(in_order)
+            buf = np.empty((len(uniq), *geo.sample_shape), geo.dtype)
+            self._readers[k].read(uniq, buf)
+            picked = buf[np.searchsorted(uniq, stored)]
+        if not full:
+            picked = np.ascontiguousarray(picked[:, streams])
+        return _empty(shape, out_dtype).copy_(torch.from_numpy(picked))
 
     # ------------------------------------------------------------------ what training needs
 
     def selection(self) -> dict[str, np.ndarray]:
         """Stored sample indices chosen per dataset path (after split and label fraction)."""
-        return {str(info.path): idx.copy() for info, idx in zip(self.sources, self._indices, strict=True)}
+        return {
+            str(info.path): idx.copy()
+            for info, idx in zip(self.sources, self._indices, strict=True)
+        }
 
     def source_of(self, index: int) -> SourceInfo:
         """The dataset item ``index`` comes from."""
@@ -372,7 +445,10 @@ class S2IDataset(torch.utils.data.Dataset):
         return self._memory is not None
 
     def __repr__(self) -> str:
-        names = ", ".join(f"{i.path.name} ({i.format}, {i.form} {i.height}x{i.width})" for i in self.sources)
+        names = ", ".join(
+            f"{i.path.name} ({i.format}, {i.form} {i.height}x{i.width})"
+            for i in self.sources
+        )
         return (
             f"S2IDataset({len(self)} samples, {self.num_classes} classes, streams "
             f"{list(self.sources[0].streams)}, read={self.read_path!r}: {names})"
