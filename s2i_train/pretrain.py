@@ -114,7 +114,8 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, dist: Any) -> dict[str,
         start = state["epoch"] + 1
         run.drop_metrics_after(state["epoch"])
     elif cfg.init:
-        init_report = load_init(model, cfg.init)
+        # an MAE decoder fits only MAE; DiffMAE keeps its own fresh decoder
+        init_report = load_init(model, cfg.init, use_decoder=cfg.method == "mae")
         if dist.main:
             print(f"--init {cfg.init}: {init_report.summary()}", file=sys.stderr)
     model.to(device)

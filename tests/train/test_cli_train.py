@@ -16,11 +16,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from s2i_prep.pipeline import ConvertConfig, convert
-from s2i_prep.synthetic import write_synthetic
 from s2i_train import pretrain as pretrain_module
 from s2i_train.cli import main
 from s2i_train.data import S2IDataset
+from s2i_train.models import create_model
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--model", "vit_test", "--input-size", "32", "--patch-size", "8", "--device", "cpu", "-q"]
@@ -28,20 +27,9 @@ DECODER = ["--decoder-dim", "32", "--decoder-depth", "1"]
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """48 NTU-format samples (4 classes) and 24 NW-UCLA-format samples, converted to Zarr."""
-    root = tmp_path_factory.mktemp("train_cli")
-    write_synthetic("ntu25", root / "ntu_raw", 48, classes=4, seed=5)
-    write_synthetic("ucla20", root / "ucla_raw", 24, seed=6)
-    convert(
-        ConvertConfig(input=root / "ntu_raw", output=root / "ntu.zarr", format="ntu25", workers=0)
-    )
-    convert(
-        ConvertConfig(
-            input=root / "ucla_raw", output=root / "ucla.zarr", format="ucla20", workers=0
-        )
-    )
-    return {"ntu": root / "ntu.zarr", "ucla": root / "ucla.zarr", "root": root}
+def data(datasets: Any) -> dict[str, Path]:
+    """The session's tiny NTU-format (48 samples, 6 classes) and NW-UCLA-format (24) datasets."""
+    return {"ntu": datasets.ntu, "ucla": datasets.ucla}
 
 
 def _run(*args: Any, code: int = 0) -> dict[str, Any]:
@@ -396,3 +384,43 @@ def test_ddp_two_processes_match_one_process(data: dict[str, Path], tmp_path: Pa
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
     assert json.loads((tmp_path / "two" / "config.json").read_text())["processes"] == 2
+
+
+@pytest.mark.parametrize("method", ["mae", "diffmae"])
+def test_pretrain_from_an_mae_repository_file(
+    data: dict[str, Path], tmp_path: Path, method: str
+) -> None:
+    """--init with the MAE repository's layout at another input size: positions are resized, the
+    decoder is used by MAE and ignored by DiffMAE, and the report lands in metrics.jsonl."""
+    src = create_model("mae_vit_test", img_size=32, patch_size=8, decoder_dim=32, decoder_depth=1)
+    torch.save({"model": src.state_dict(), "epoch": 1599}, tmp_path / "mae_visualize.pth")
+    _run(
+        "pretrain",
+        "--data",
+        data["ntu"],
+        "--model",
+        "vit_test",
+        "--input-size",
+        48,
+        "--patch-size",
+        8,
+        *DECODER,
+        "--device",
+        "cpu",
+        "-q",
+        "--method",
+        method,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--init",
+        tmp_path / "mae_visualize.pth",
+        "--out",
+        tmp_path / "run",
+    )
+    report = _metrics(tmp_path / "run")[0]["init"]
+    assert "pos_embed 4x4 -> 6x6" in report["resized"] and not report["unexpected"]
+    decoder_ignored = [k for k in report["ignored"] if k.startswith("decoder_")]
+    assert bool(decoder_ignored) == (method == "diffmae")
+    assert ("decoder_pos_embed 4x4 -> 6x6" in report["resized"]) == (method == "mae")
