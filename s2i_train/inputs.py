@@ -40,6 +40,8 @@ def open_dataset(
         )
     names = list(splits) * len(paths) if len(splits) == 1 else list(splits)
     chosen = [None if s.lower() in NO_SPLIT else s for s in names]
+    # stored dtype (float16/uint8): half or a quarter of the bytes to the device, where
+    # ToModelInput converts to float32
     return S2IDataset(
         list(paths),
         split=chosen,
@@ -47,6 +49,7 @@ def open_dataset(
         streams=[stream],
         label_fraction=label_fraction,
         seed=seed,
+        as_float=False,
     )
 
 
