@@ -225,6 +225,13 @@ def pretrain(**opts: Any) -> None:
 @main.command(epilog=EPILOG)
 @_common("linprobe")
 @_eval_source
+@click.option(
+    "--pool",
+    type=click.Choice(["cls", "avg"]),
+    default="cls",
+    show_default=True,
+    help="Features: the cls token (MAE) or the mean of the patch tokens.",
+)
 def linprobe(**opts: Any) -> None:
     """Linear probe of a frozen encoder (BatchNorm without affine + linear head). Final JSON:
     top1, top5, n_test."""
@@ -252,6 +259,13 @@ def finetune(**opts: Any) -> None:
 @_eval_source
 @click.option("--k", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--temperature", type=float, default=0.07, show_default=True)
+@click.option(
+    "--pool",
+    type=click.Choice(["cls", "avg"]),
+    default="cls",
+    show_default=True,
+    help="Features: the cls token or the mean of the patch tokens.",
+)
 def knn(**opts: Any) -> None:
     """k-nearest-neighbour top-1/top-5 of frozen features (no training)."""
     from s2i_train.probe import KnnConfig, run_knn

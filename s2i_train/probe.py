@@ -33,6 +33,7 @@ class LinprobeConfig(EvalConfig):
     blr: float = 0.1
     weight_decay: float = 0.0
     augment: bool = False
+    pool: str = "cls"
     batch_size: int = 256
 
 
@@ -41,12 +42,18 @@ class KnnConfig(EvalConfig):
     """k-NN on L2-normalised frozen cls features, similarity-weighted votes (DINO: k 20, T 0.07)."""
 
     k: int = 20
+    pool: str = "cls"
     temperature: float = 0.07
     epochs: int = 0
 
 
+# cls: the cls token after the final norm (MAE's default probe); avg: the mean of the patch tokens
+# through a parameter-free LayerNorm (MAE's ``--global_pool``; the checkpoint's final norm is unused)
+_POOLS = {"cls": "token", "avg": "avg"}
+
+
 def _features(encoder: nn.Module) -> Any:
-    """The cls token after the final norm (MAE's ``--cls_token`` probe)."""
+    """The pooled, normalised encoder output the probe or k-NN reads."""
     return lambda x: encoder.forward_head(encoder.forward_features(x), pre_logits=True)
 
 
@@ -55,7 +62,9 @@ def run_linprobe(cfg: LinprobeConfig) -> dict[str, Any]:
     try:
         setup = prepare(cfg, "linprobe", dist)
         torch.manual_seed(cfg.seed)
-        encoder, report = build_encoder(setup.geo, setup.train_ds.num_classes, global_pool="token")
+        encoder, report = build_encoder(
+            setup.geo, setup.train_ds.num_classes, global_pool=_POOLS[cfg.pool]
+        )
         print_init(report, setup.geo.path, dist)
         head = encoder.head
         nn.init.trunc_normal_(head.weight, std=0.01)
@@ -152,7 +161,7 @@ def run_knn(cfg: KnnConfig) -> dict[str, Any]:
     dist = init_distributed(device_of(cfg.device))
     try:
         setup = prepare(cfg, "knn", dist)
-        encoder, report = build_encoder(setup.geo, 0, global_pool="token")
+        encoder, report = build_encoder(setup.geo, 0, global_pool=_POOLS[cfg.pool])
         print_init(report, setup.geo.path, dist)
         encoder.to(setup.device).eval()
         fn = _features(encoder)
