@@ -16,6 +16,7 @@ from ..kernels import parse_ntu as K
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
+from .rawfile import encoding_problem, line_ending_problem, read_bytes
 
 __all__ = ["NtuSkeletonReader", "parse_ntu_bytes"]
 
@@ -33,19 +34,44 @@ _BODY_INFO_FIELDS = ("bodyID", "clipedEdges", "handLeftConfidence", "handLeftSta
 _JOINT_FIELDS = K.JOINT_FLOAT_NAMES + ("trackingState",)
 
 
-def _token_at(buf: bytes, pos: int) -> str:
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _full_token(buf: bytes, pos: int) -> str:
+    """The whole token at ``pos`` (up to a blank or line end), however long."""
     end = pos
-    while end < len(buf) and end - pos < 24 and buf[end] not in b" \t\r\n":
+    while end < len(buf) and buf[end] not in b" \t\r\n":
         end += 1
     return buf[pos:end].decode("latin-1")
+
+
+def _token_at(buf: bytes, pos: int, limit: int = 40) -> str:
+    """The token at ``pos`` for a message, shortened to ``limit`` characters."""
+    text = _full_token(buf[pos:pos + limit + 1], 0)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _line_column(data: bytes, pos: int) -> tuple[int, int]:
+    """1-based line and column of byte ``pos`` (counted only when reporting an error)."""
+    return data.count(b"\n", 0, pos) + 1, pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+
+
+def _to_float32(token: str) -> np.float32 | None:
+    """``float(token)`` rounded to float32 (numpy's str -> float32), or None when out of range."""
+    value = float(token)
+    if abs(value) > _FLOAT32_MAX:
+        # Between FLT_MAX and the midpoint to the next power of two a value still rounds to FLT_MAX.
+        with np.errstate(over="ignore"):
+            rounded = np.float32(value)
+        return None if np.isinf(rounded) else rounded
+    return np.float32(value)
 
 
 def _error(path: str, data: bytes, status: int, pos: int, info: np.ndarray,
            num_joints: int) -> ReadError:
     """Turn the kernel's status into an error with a location; line numbers are counted only now."""
     nframes, kind, field, found, frame, body = (int(info[k]) for k in (0, 4, 5, 6, 7, 8))
-    line = data.count(b"\n", 0, pos) + 1
-    column = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+    line, column = _line_column(data, pos)
     in_frame = kind not in (K.LINE_FRAME_COUNT, K.LINE_DONE)
     in_body = kind in (K.LINE_BODY_INFO, K.LINE_JOINT_COUNT, K.LINE_JOINT)
     loc = SourceLocation(path, line, column, frame if in_frame else None, body if in_body else None)
@@ -57,6 +83,10 @@ def _error(path: str, data: bytes, status: int, pos: int, info: np.ndarray,
     else:
         fname = what
     token = _token_at(data, pos)
+    if status in (K.FIELD_COUNT, K.BAD_FLOAT, K.BAD_INT, K.BAD_ID, K.EOF_EARLY):
+        cause = line_ending_problem(data, pos)
+        if cause:
+            return ParseError(loc, cause)
     if status == K.EOF_EARLY:
         if len(data) == 0:
             return TruncatedError(loc, "file is empty: expected the frame count on line 1")
@@ -71,6 +101,9 @@ def _error(path: str, data: bytes, status: int, pos: int, info: np.ndarray,
                                f"found {found}")
     if status == K.BAD_FLOAT:
         return ParseError(loc, f"expected a number for {fname}, found {token!r}")
+    if status == K.NONFINITE:
+        return ParseError(loc, f"{fname} is {token!r}: NaN and infinity are not accepted "
+                               "(a corrupted file; see docs/READERS.md)")
     if status == K.BAD_INT:
         return ParseError(loc, f"expected an integer for {fname}, found {token!r}")
     if status == K.BAD_ID:
@@ -92,18 +125,31 @@ def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec, fields: str = "all"
     ``body_fields`` empty.
     """
     V = spec.num_joints
+    problem = encoding_problem(data)
+    if problem:
+        raise ParseError(SourceLocation(path, 1, 1), problem)
     status, pos, out = K.parse(np.frombuffer(data, np.uint8), V, fields == "all")
     if status != K.OK:
         raise _error(path, data, status, pos, out.info, V)
     T, nrec, B, nfix = (int(out.info[k]) for k in range(4))
     frame_of, body_of = out.frame_of[:nrec], out.body_of[:nrec]
     jf, js, bints, blean = out.jf[:nrec], out.js[:nrec], out.bints[:nrec], out.blean[:nrec]
-    for rec, joint, field, start in out.fix[:nfix]:
+    for rec, joint, field, start in out.fix[:nfix].tolist():
         # Rare tokens the kernel cannot round exactly: Python's float() is correctly rounded.
-        value = np.float32(float(_token_at(data, int(start))))
+        # The kernel checked the grammar, so float() accepts the token; only the range is left.
+        token = _full_token(data, start)
+        value = _to_float32(token)
+        if value is None:
+            line, column = _line_column(data, start)
+            fname = ("leanX", "leanY")[field] if joint < 0 else K.JOINT_FLOAT_NAMES[field]
+            shown = token if len(token) <= 40 else token[:37] + "..."
+            raise ParseError(
+                SourceLocation(path, line, column, int(frame_of[rec])),
+                f"value out of range: {fname} {shown!r} is beyond float32 (|x| <= {_FLOAT32_MAX:.7g})",
+            )
         if joint < 0:
             blean[rec, field] = value
-        else:
+        elif field < jf.shape[2]:  # without fields="all" the others are only checked
             jf[rec, joint, field] = value
 
     def scatter(values: np.ndarray, fill: float | int) -> np.ndarray:
@@ -153,9 +199,4 @@ class NtuSkeletonReader:
         return sorted(root.rglob("*.skeleton"), key=lambda p: (p.name, str(p)))
 
     def read(self, path: Path, spec: JointSpec) -> list[RawSkeleton]:
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ReadError(SourceLocation(str(path)), f"cannot read file: {exc.strerror}") from None
-        return [parse_ntu_bytes(data, str(path), spec, self.fields)]
+        return [parse_ntu_bytes(read_bytes(path), str(path), spec, self.fields)]
