@@ -21,9 +21,11 @@ def dump(file: Path, fmt: str | None, spec: Path | None, output: Path, stage: st
 
     \b
     raw:      joints (B, T, V, C) float32, NaN where a body is absent; body_ids (B,) strings in
-              order of first appearance; every other per-joint and per-body field.
+              order of first appearance; every other per-joint and per-body field. A PKU-MMD
+              recording is dumped whole (no label file needed).
     selected: joints (M, T', V, C) float32 after body selection and removal of empty frames
-              (NaN where an actor is absent in a kept frame); frame_index (T',) into the file's frames.
+              (NaN where an actor is absent in a kept frame); frame_index (T',) into the file's
+              frames; one group of keys per labelled clip for PKU-MMD.
     """
     import numpy as np
 
@@ -32,7 +34,13 @@ def dump(file: Path, fmt: str | None, spec: Path | None, output: Path, stage: st
     from ..specs import load_spec
 
     joint_spec = load_spec(format_or_spec(fmt, spec))
-    samples = get_reader(joint_spec.reader).read(file, joint_spec)
+    reader = get_reader(joint_spec.reader)
+    # Readers that cut one file into labelled clips can also give the whole file, unlabelled.
+    whole = getattr(reader, "read_recording", None)
+    if stage == "raw" and whole is not None:
+        samples = [whole(file, joint_spec)]
+    else:
+        samples = reader.read(file, joint_spec)
     arrays: dict[str, np.ndarray] = {}
     for raw in samples:
         prefix = f"{raw.name}/" if len(samples) > 1 else ""
@@ -46,7 +54,7 @@ def dump(file: Path, fmt: str | None, spec: Path | None, output: Path, stage: st
             arrays[prefix + "joints"] = skel.joints
             arrays[prefix + "frame_index"] = skel.frame_index
         if raw.label is not None:
-            arrays[prefix + "label"] = np.array(raw.label)
+            arrays[prefix + "label"] = np.array(raw.label, dtype=np.int64)
     output.parent.mkdir(parents=True, exist_ok=True)
     np.savez(output, **arrays)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items() if k.endswith("joints"))

@@ -86,7 +86,8 @@ def _error(path: str, data: bytes, status: int, pos: int, info: np.ndarray,
     if status in (K.FIELD_COUNT, K.BAD_FLOAT, K.BAD_INT, K.BAD_ID, K.EOF_EARLY):
         cause = line_ending_problem(data, pos)
         if cause:
-            return ParseError(loc, cause)
+            line, column = _line_column(data, cause[0])
+            return ParseError(SourceLocation(path, line, column), cause[1])
     if status == K.EOF_EARLY:
         if len(data) == 0:
             return TruncatedError(loc, "file is empty: expected the frame count on line 1")

@@ -119,20 +119,20 @@ def encoding_problem(data: bytes) -> str | None:
     return None
 
 
-def line_ending_problem(data: bytes, offset: int) -> str | None:
-    """The line-ending fault that explains a parse error at byte ``offset``, or ``None``.
+def line_ending_problem(data: bytes, offset: int) -> tuple[int, str] | None:
+    """``(byte offset, message)`` of the line-ending fault that explains a parse error at byte
+    ``offset``, or ``None``.
 
     CR-only line ends (classic Mac OS) make a whole file one line; a stray CR inside a line
-    glues or splits tokens. Both are named instead of the token they garbled.
+    glues or splits tokens. Both are named (at the CR) instead of the token they garbled.
     """
-    if b"\n" not in data and b"\r" in data:
-        return "the file ends its lines with CR only (classic Mac OS); lines must end in LF or CRLF"
+    if b"\n" not in data and b"\r" in data.rstrip(b"\r"):
+        return data.index(b"\r"), ("the file ends its lines with CR only (classic Mac OS); lines "
+                                   "must end in LF or CRLF")
     start = data.rfind(b"\n", 0, offset) + 1
     end = data.find(b"\n", offset)
     end = len(data) if end < 0 else end
-    line = data[start:end]
-    cr = line.find(b"\r")
-    if 0 <= cr < len(line) - 1:
-        return (f"stray carriage return (CR) at column {cr + 1} of the line; lines must end in "
-                "LF or CRLF")
+    cr = data.find(b"\r", start, end)
+    if 0 <= cr < end - 1:
+        return cr, "stray carriage return (CR) inside a line; lines must end in LF or CRLF"
     return None
