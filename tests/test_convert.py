@@ -247,7 +247,7 @@ def test_bad_inputs_are_skipped_and_reported(tmp_path: Path) -> None:
     for fname, kind in bad.items():
         assert skipped[fname]["kind"] == kind, skipped[fname]
     assert skipped["S001C001P001R001A011.skeleton"]["reason"].startswith("line ")
-    assert "Is a directory" in skipped["S001C001P001R001A015.skeleton"]["reason"]
+    assert "a directory, not a regular file" in skipped["S001C001P001R001A015.skeleton"]["reason"]
     assert report["counts"]["skipped"] == len(bad)
     assert "skipped" in text and "TruncatedError" in text
 

@@ -406,3 +406,38 @@ def test_utf16_and_utf32_files_name_the_encoding(tmp_path, encoding, name):
     path = _ucla(tmp_path, _ucla_text().encode(encoding))
     with pytest.raises(ParseError, match=rf":1:1: the file (is|holds) {name}"):
         get_reader("ucla_json").read(path, UCLA)
+
+
+# ------------------------------------------------------------------ the same verdicts in convert
+
+def test_convert_skips_bad_values_with_normal_kinds_and_keeps_good_samples(tmp_path):
+    """Item 2/10/19 through ``convert``: located ParseErrors and ``no_label``, never "unexpected"."""
+    from s2i_prep.cli import main
+    from s2i_prep.store.validation import inspect_dataset
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    good = {"a01_s01_e00_v01": "1", "a02_s01_e00_v01": "2", "a08_s03_e01_v02": "7"}
+    for name, label in good.items():
+        _ucla(raw, _ucla_text(label=label, name=name), name=name)
+    nested = '{"file_name": "a06_s01_e00_v01", "label": 6, "skeletons": ' + "[" * 1000 + "]" * 1000 + "}"
+    bad = {
+        "a03_s01_e00_v01": (_ucla_text("1e308", "3", "a03_s01_e00_v01"), "value out of range"),
+        "a04_s01_e00_v01": (_ucla_text("1" + "0" * 50, "4", "a04_s01_e00_v01"), "value out of range"),
+        "a05_s01_e00_v01": (_ucla_text("7" * 5000, "5", "a05_s01_e00_v01"), "value out of range"),
+        "a06_s01_e00_v01": (nested, "nested more than"),
+        "a09_s01_e00_v01": (_ucla_text("NaN", "8", "a09_s01_e00_v01"), "NaN is not accepted"),
+    }
+    for name, (text, _) in bad.items():
+        _ucla(raw, text, name=name)
+    _ucla(raw, _ucla_text(label="7", name="a07_s01_e00_v01"), name="a07_s01_e00_v01")
+    out = tmp_path / "out.zarr"
+    code = main(["convert", "--format", "ucla20", str(raw), str(out), "--workers", "0", "-q"])
+    assert code in (0, 3)
+    info = inspect_dataset(out)
+    assert info["num_samples"] == len(good)
+    kinds = {os.path.basename(r["path"])[:-5]: r for r in info["skipped"]}
+    assert kinds["a07_s01_e00_v01"]["kind"] == "no_label"
+    for name, (_, reason) in bad.items():
+        assert kinds[name]["kind"] == "ParseError", kinds[name]
+        assert reason in kinds[name]["reason"] and "line 1, column" in kinds[name]["reason"]
