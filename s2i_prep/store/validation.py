@@ -296,8 +296,11 @@ def _check_samples(ds: DatasetReader, n: int, problems: list[str]) -> None:
                 _check_finite(sample, i, problems)
         for reason in dict.fromkeys(bad.values()):
             which = np.array(sorted(i for i, r in bad.items() if r == reason))
-            noun = "sample" if len(which) == 1 else "samples"
-            problems.append(f"{layout.S2I}: {noun} {_listed(which)} unreadable ({reason})")
+            if len(which) > 2 and which[-1] - which[0] == len(which) - 1:  # a whole run
+                named = f"samples {which[0]}..{which[-1]}"
+            else:
+                named = f"sample{'s' if len(which) > 1 else ''} {_listed(which)}"
+            problems.append(f"{layout.S2I}: {named} unreadable ({reason})")
 
 
 def _check_finite(block: np.ndarray, start: int, problems: list[str]) -> None:
@@ -356,8 +359,8 @@ def _zarr_shard_damage(
     file = path / layout.S2I / "c" / str(shard) / Path(*["0"] * (arr.ndim - 1))
     try:
         data = file.read_bytes()
-    except OSError as exc:
-        return dict.fromkeys(range(start, stop), f"shard {shard}: {exc.strerror}")
+    except OSError:  # a missing file is reported by missing_shard_files; zarr reads fill values
+        return None
     index_size = 16 * per_shard
     body = len(data) - index_size - 4
     index = data[body:-4]
