@@ -382,6 +382,16 @@ def test_cr_only_line_ends_are_named(tmp_path):
         get_reader("pku_txt").read(path, PKU)
 
 
+@pytest.mark.parametrize("fields", ["all", "xyz"])
+@pytest.mark.parametrize("field", [0, 4, 11])
+def test_ntu_stray_cr_is_a_line_ending_error_in_both_paths(field, fields):
+    data, column = _ntu_with("3.306044\r0.5", field)
+    with pytest.raises(ParseError, match=rf"^t\.skeleton:5:{column + 8}: stray carriage return"):
+        parse_ntu_bytes(data, "t.skeleton", NTU, fields)
+    crlf = skeleton_text([[(BASE_ID, person(np.random.default_rng(1)))]], crlf=True)
+    assert parse_ntu_bytes(crlf + b"\r", "t.skeleton", NTU, fields).joints.shape == (1, 1, 25, 3)
+
+
 def test_stray_cr_is_named_at_its_place(tmp_path):
     lines = _pku_text().split("\n")
     tokens = lines[1].split(" ")

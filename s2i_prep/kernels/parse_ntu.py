@@ -111,8 +111,11 @@ def parse_ntu(buf, num_joints, pow10, full, frame_of, body_of, ids, bints, blean
         pos = 3
         line_start = 3
     while True:
-        # Blanks (space, tab, CR) separate fields; CR before LF makes CRLF read like LF.
-        while pos < n and (buf[pos] == 32 or buf[pos] == 9 or buf[pos] == 13):
+        # Blanks (space, tab) separate fields; a CR is a blank only before LF (CRLF reads like
+        # LF) or at the end of the file. A stray CR starts a token and fails there, and the
+        # reader names it as a line-ending fault (it may be a line end of a CR-only file).
+        while pos < n and (buf[pos] == 32 or buf[pos] == 9
+                           or (buf[pos] == 13 and (pos + 1 == n or buf[pos + 1] == 10))):
             pos += 1
         if pos >= n or buf[pos] == 10:
             # ---- end of a line: check its field count, then move the state machine on ----
