@@ -71,14 +71,33 @@ def _shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _at(path: Path, text: str, offset: int, frame: int | None = None) -> SourceLocation:
+    """The location of character ``offset`` of the text (1-based line and column)."""
+    line = text.count("\n", 0, offset) + 1
+    return SourceLocation(str(path), line, offset - text.rfind("\n", 0, offset), frame)
+
+
+_STRING = r'"(?:[^"\\]|\\.)*"'
+
+
 def _locate(path: Path, text: str, literal: str, frame: int | None = None) -> SourceLocation:
-    """Where ``literal`` first stands as a JSON value outside strings (line, column)."""
-    pattern = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![\w.+-])' + re.escape(literal) + r"(?![\w.+-])")
-    for m in pattern.finditer(text):
-        if not m.group().startswith('"'):
-            line = text.count("\n", 0, m.start()) + 1
-            return SourceLocation(str(path), line, m.start() - text.rfind("\n", 0, m.start()), frame)
-    return SourceLocation(str(path), frame=frame)
+    """Where ``literal`` (a number or NaN/Infinity as the parser saw it) first stands outside
+    strings. The parser reads maximal literals, so a number is not followed by another number
+    character; a constant may be (``-Infinity0`` fails only after it)."""
+    tail = r"(?![0-9.eE+-])" if literal[-1:].isdigit() else ""
+    for pattern in (_STRING + r"|(?<![\w.+-])" + re.escape(literal) + tail,
+                    _STRING + "|" + re.escape(literal)):
+        for m in re.finditer(pattern, text):
+            if not m.group().startswith('"'):
+                return _at(path, text, m.start(), frame)
+    return _at(path, text, len(text) - len(text.lstrip()), frame)
+
+
+def _value_of(path: Path, text: str, key: str | None) -> SourceLocation:
+    """Where the value of top-level ``key`` starts (the last one, as ``json`` keeps the last of
+    repeated keys), or the document's first character when ``key`` is None or absent."""
+    found = None if key is None else list(re.finditer(rf'"{key}"\s*:\s*', text))
+    return _at(path, text, found[-1].end() if found else len(text) - len(text.lstrip()))
 
 
 def _too_deep(path: Path, text: str) -> ParseError:
@@ -116,15 +135,15 @@ class UclaReader:
         """The one body of the file as ``(1, T, V, C)`` float32, exactly the JSON's values."""
         path = Path(path)
         doc, text = _load(path)
-        where = SourceLocation(str(path))
         missing = [k for k in KEYS if k not in doc]
         if missing:
             raise ParseError(
-                where, f"expected the keys {', '.join(KEYS)}; missing {', '.join(missing)}"
+                _value_of(path, text, None),
+                f"expected the keys {', '.join(KEYS)}; missing {', '.join(missing)}",
             )
         if doc["file_name"] != path.stem:
             raise ReadError(
-                where,
+                _value_of(path, text, "file_name"),
                 f"file_name {_shown(doc['file_name'])} does not match the file name "
                 f"{_shown(path.stem)}",
             )
@@ -133,16 +152,18 @@ class UclaReader:
             isinstance(label, int) and not isinstance(label, bool) and not 1 <= label <= _LABEL_MAX
         ):
             raise ParseError(
-                _locate(path, text, str(label)),
+                _value_of(path, text, "label"),
                 f"value out of range: label {_shown(label)} is not a 1-based class label "
                 f"(1..{_LABEL_MAX})",
             )
         if not isinstance(label, int) or isinstance(label, bool):
-            raise ParseError(where, f"label: expected an integer, found {_shown(label)}")
+            raise ParseError(
+                _value_of(path, text, "label"), f"label: expected an integer, found {_shown(label)}"
+            )
         meta = spec.parse_name(path.stem)
         if meta is None:
             raise ReadError(
-                where,
+                SourceLocation(str(path)),
                 f"file name {path.stem!r} does not match the spec's sample_name "
                 f"pattern {spec.name_pattern!r}",
             )
@@ -152,7 +173,7 @@ class UclaReader:
         expected = spec.label_of(meta, reader_label=label - 1)
         if expected is not None and label - 1 != expected:
             raise ReadError(
-                where,
+                _value_of(path, text, "label"),
                 f"label {label} disagrees with the name: the spec gives {path.stem!r} "
                 f"label {expected + 1} (1-based)",
             )
@@ -173,7 +194,12 @@ def _load(path: Path) -> tuple[dict[str, Any], str]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ParseError(SourceLocation(str(path)), f"not UTF-8 text (byte {exc.start})") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise ParseError(
+            SourceLocation(str(path), line, column),
+            f"not UTF-8 text: byte 0x{data[exc.start]:02X} ({exc.reason})",
+        ) from None
     try:
         doc = json.loads(
             text, parse_float=_parse_float, parse_int=_parse_int, parse_constant=_parse_constant
@@ -191,7 +217,7 @@ def _load(path: Path) -> tuple[dict[str, Any], str]:
         raise _too_deep(path, text) from None
     if not isinstance(doc, dict):
         raise ParseError(
-            SourceLocation(str(path)), f"expected a JSON object, found {_json_type(doc)}"
+            _value_of(path, text, None), f"expected a JSON object, found {_json_type(doc)}"
         )
     return doc, text
 
@@ -215,11 +241,11 @@ def _skeleton_array(
     """Validate ``[T][V][C]`` numbers and return them as ``(1, T, V, C)`` float32."""
     if not isinstance(frames, list):
         raise ParseError(
-            SourceLocation(str(path)),
+            _value_of(path, text, "skeletons"),
             f"skeletons: expected a list of frames, found {_json_type(frames)}",
         )
     if not frames:
-        raise EmptySampleError(SourceLocation(str(path)), "skeletons holds no frame")
+        raise EmptySampleError(_value_of(path, text, "skeletons"), "skeletons holds no frame")
     for t, frame in enumerate(frames):
         where = SourceLocation(str(path), frame=t)
         if not isinstance(frame, list) or len(frame) != num_joints:
