@@ -542,9 +542,12 @@ def _splits(
     cfg: ConvertConfig, spec: JointSpec, reader: Any, columns: Mapping[str, list[Any]]
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str]]:
     """The spec's split rules over the metadata, overridden by split files the dataset ships
-    (a reader's ``official_splits``); also where each split came from, and any disagreement."""
+    (a reader's ``official_splits``); also where each split came from, and any disagreement.
+    A rule that selects no sample at all (PKU-MMD's phase-2 splits over phase-1 data) is left
+    out rather than written as two empty lists."""
     meta = {key: np.asarray(columns[key], dtype=np.int64) for key in spec.fields}
     splits = {rule.name: rule.indices(meta) for rule in spec.splits}
+    splits = {name: parts for name, parts in splits.items() if len(parts[0]) or len(parts[1])}
     sources = {name: "rule" for name in splits}
     official = getattr(reader, "official_splits", None)
     if official is None:

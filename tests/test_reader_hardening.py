@@ -451,3 +451,20 @@ def test_convert_skips_bad_values_with_normal_kinds_and_keeps_good_samples(tmp_p
     for name, (_, reason) in bad.items():
         assert kinds[name]["kind"] == "ParseError", kinds[name]
         assert reason in kinds[name]["reason"] and "line 1, column" in kinds[name]["reason"]
+
+
+# ------------------------------------------------------------------ 19: a small synthetic PKU run
+
+def test_small_synthetic_pku_run_has_test_videos_and_no_empty_splits(tmp_path):
+    from s2i_prep.cli import main
+    from s2i_prep.store.validation import inspect_dataset
+    from s2i_prep.synthetic import write_synthetic
+
+    write_synthetic("pku25", tmp_path / "raw", 100)
+    out = tmp_path / "pku.zarr"
+    assert main(["convert", "--format", "pku25", str(tmp_path / "raw"), str(out), "--workers", "0",
+                 "-q"]) in (0, 3)
+    splits = inspect_dataset(out)["splits"]
+    assert set(splits) == {"pku1-xsub", "pku1-xview"}  # phase-2 rules select nothing
+    for parts in splits.values():
+        assert parts["train"] > 0 and parts["test"] > 0, splits
