@@ -105,7 +105,7 @@ def render_preview(
             title = stream
         draw.text((left, 1), title, fill=_TEXT, font=font)
         for column, colour in marks:
-            x = left + int(round(column * pitch))
+            x = left + round(column * pitch)
             if pitch >= _MIN_LINE_PITCH:
                 draw.line([(x, top), (x, bottom)], fill=colour)
                 if colour == PERSON_LINE:  # two pixels wide: the person boundary must stand out

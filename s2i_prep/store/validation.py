@@ -278,7 +278,7 @@ def _check_samples(ds: DatasetReader, n: int, problems: list[str]) -> None:
             try:
                 with _quiet_asyncio():
                     block = np.asarray(arr[start:stop])
-            except Exception:  # any codec/IO failure: find the samples it concerns
+            except Exception:  # noqa: BLE001 - any codec/IO failure: find the samples it hit
                 damaged = {}
             else:
                 _check_finite(block, start, problems)

@@ -21,7 +21,15 @@ import numpy as np
 
 from ..kernels.fmt import format_rows_fixed
 from .cameras import View, perform, to_camera
-from .config import PERFORMANCE, PLAN, VIEW, SampleInfo, SynthConfig, Track, subject_body
+from .config import (
+    PERFORMANCE,
+    PLAN,
+    VIEW,
+    SampleInfo,
+    SynthConfig,
+    Track,
+    subject_body,
+)
 from .sensor import dropouts, jitter, occlusions
 
 __all__ = ["PkuJob", "RenderedPku", "VIEWS"]
