@@ -291,10 +291,10 @@ def sweep(seed: int, cases: int, workdir: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mutated_files_give_exact_values_or_located_errors(seed, tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "tests.test_reader_mutations", "--seed", str(seed), "--cases", "300",
+        [sys.executable, "-m", "tests.test_reader_mutations", "--seed", str(seed), "--cases", "400",
          "--workdir", str(tmp_path)],
         check=False, capture_output=True, text=True, timeout=300, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},

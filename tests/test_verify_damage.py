@@ -36,6 +36,7 @@ def _zarr_chunk(out, sample: int, shard_size: int = 16) -> tuple[object, int, in
     return shard, int(offset), int(size)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", ["none", "zstd"])
 def test_zarr_one_flipped_byte_names_one_sample(raw, tmp_path, capfd, codec):
     out = tmp_path / "out.zarr"
@@ -62,6 +63,7 @@ def test_zarr_damaged_index_blames_its_shard_only(raw, tmp_path, capfd):
     assert "samples 0..15 unreadable (shard 0: its index is damaged)" in captured.out
 
 
+@pytest.mark.slow
 def test_hdf5_one_flipped_byte_names_one_sample(raw, tmp_path, capfd):
     import h5py
 
