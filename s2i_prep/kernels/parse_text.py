@@ -18,7 +18,6 @@ Kernels never raise: they return a status and the byte offset where they stopped
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -294,15 +293,18 @@ def _convert_slow(
     data = buf.tobytes()
     bom = 3 if data[:3] == b"\xef\xbb\xbf" else 0
     line_starts = np.r_[bom, np.flatnonzero(buf == 10) + 1]
-    for r, c in zip(*np.nonzero(slow), strict=True):
+    for r in np.flatnonzero(slow.any(axis=1)):  # each line is tokenised once
         start = int(line_starts[r])
-        token = next(itertools.islice(_TOKEN.finditer(data, start), int(c), None))
-        value = float(token.group())
+        end = int(line_starts[r + 1]) if r + 1 < len(line_starts) else len(data)
+        tokens = list(_TOKEN.finditer(data, start, end))
+        cols = np.flatnonzero(slow[r])
         with np.errstate(over="ignore"):
-            single = np.float32(value)
-        if np.isinf(single):  # the kernel let no inf token through: this overflowed
-            return token.start(), int(r), int(c)
-        values[r, c] = single
+            row = np.array([float(tokens[c].group()) for c in cols]).astype(np.float32)
+        inf = np.flatnonzero(np.isinf(row))  # the kernel let no inf token through: overflow
+        if len(inf):
+            c = int(cols[inf[0]])
+            return tokens[c].start(), int(r), c
+        values[r, cols] = row
     return None
 
 

@@ -7,6 +7,7 @@ file, the line and column, the frame and body, what was expected and what was fo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,12 @@ _JOINT_FIELDS = K.JOINT_FLOAT_NAMES + ("trackingState",)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+_TOKEN = re.compile(rb"[^ \t\r\n]*")
+
+
 def _full_token(buf: bytes, pos: int) -> str:
     """The whole token at ``pos`` (up to a blank or line end), however long."""
-    end = pos
-    while end < len(buf) and buf[end] not in b" \t\r\n":
-        end += 1
-    return buf[pos:end].decode("latin-1")
+    return _TOKEN.match(buf, pos).group().decode("latin-1")
 
 
 def _token_at(buf: bytes, pos: int, limit: int = 40) -> str:
@@ -56,15 +57,32 @@ def _line_column(data: bytes, pos: int) -> tuple[int, int]:
     return data.count(b"\n", 0, pos) + 1, pos - (data.rfind(b"\n", 0, pos) + 1) + 1
 
 
-def _to_float32(token: str) -> np.float32 | None:
-    """``float(token)`` rounded to float32 (numpy's str -> float32), or None when out of range."""
-    value = float(token)
-    if abs(value) > _FLOAT32_MAX:
-        # Between FLT_MAX and the midpoint to the next power of two a value still rounds to FLT_MAX.
-        with np.errstate(over="ignore"):
-            rounded = np.float32(value)
-        return None if np.isinf(rounded) else rounded
-    return np.float32(value)
+def _apply_fixups(data: bytes, path: str, fix: np.ndarray, frame_of: np.ndarray,
+                  jf: np.ndarray, blean: np.ndarray) -> None:
+    """Convert the tokens the kernel cannot round exactly with Python's correctly rounded
+    ``float()`` then float32, and store them (``fix`` rows: record, joint or -1, field, start).
+
+    The kernel checked their grammar, so ``float()`` accepts them; only the range is left to
+    check: a value that rounds to infinity in float32 is a located "value out of range".
+    """
+    tokens = [_full_token(data, start) for start in fix[:, 3].tolist()]
+    with np.errstate(over="ignore"):
+        values = np.array([float(t) for t in tokens]).astype(np.float32)
+    over = np.flatnonzero(np.isinf(values))
+    if len(over):
+        rec, joint, field, start = (int(v) for v in fix[over[0]])
+        line, column = _line_column(data, start)
+        fname = ("leanX", "leanY")[field] if joint < 0 else K.JOINT_FLOAT_NAMES[field]
+        token = tokens[over[0]]
+        shown = token if len(token) <= 40 else token[:37] + "..."
+        raise ParseError(
+            SourceLocation(path, line, column, int(frame_of[rec])),
+            f"value out of range: {fname} {shown!r} is beyond float32 (|x| <= {_FLOAT32_MAX:.7g})",
+        )
+    lean = fix[:, 1] < 0
+    blean[fix[lean, 0], fix[lean, 2]] = values[lean]
+    kept = ~lean & (fix[:, 2] < jf.shape[2])  # without fields="all" the others are only checked
+    jf[fix[kept, 0], fix[kept, 1], fix[kept, 2]] = values[kept]
 
 
 def _error(path: str, data: bytes, status: int, pos: int, info: np.ndarray,
@@ -135,23 +153,8 @@ def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec, fields: str = "all"
     T, nrec, B, nfix = (int(out.info[k]) for k in range(4))
     frame_of, body_of = out.frame_of[:nrec], out.body_of[:nrec]
     jf, js, bints, blean = out.jf[:nrec], out.js[:nrec], out.bints[:nrec], out.blean[:nrec]
-    for rec, joint, field, start in out.fix[:nfix].tolist():
-        # Rare tokens the kernel cannot round exactly: Python's float() is correctly rounded.
-        # The kernel checked the grammar, so float() accepts the token; only the range is left.
-        token = _full_token(data, start)
-        value = _to_float32(token)
-        if value is None:
-            line, column = _line_column(data, start)
-            fname = ("leanX", "leanY")[field] if joint < 0 else K.JOINT_FLOAT_NAMES[field]
-            shown = token if len(token) <= 40 else token[:37] + "..."
-            raise ParseError(
-                SourceLocation(path, line, column, int(frame_of[rec])),
-                f"value out of range: {fname} {shown!r} is beyond float32 (|x| <= {_FLOAT32_MAX:.7g})",
-            )
-        if joint < 0:
-            blean[rec, field] = value
-        elif field < jf.shape[2]:  # without fields="all" the others are only checked
-            jf[rec, joint, field] = value
+    if nfix:
+        _apply_fixups(data, path, out.fix[:nfix], frame_of, jf, blean)
 
     def scatter(values: np.ndarray, fill: float | int) -> np.ndarray:
         grid = np.full((B, T) + values.shape[1:], fill, values.dtype)
