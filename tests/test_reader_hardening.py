@@ -468,3 +468,23 @@ def test_small_synthetic_pku_run_has_test_videos_and_no_empty_splits(tmp_path):
     assert set(splits) == {"pku1-xsub", "pku1-xview"}  # phase-2 rules select nothing
     for parts in splits.values():
         assert parts["train"] > 0 and parts["test"] > 0, splits
+
+
+def test_convert_skips_a_fifo_and_a_device_link_with_reasons(tmp_path):
+    from s2i_prep.cli import main
+    from s2i_prep.store.validation import inspect_dataset
+    from s2i_prep.synthetic import write_synthetic
+
+    raw = tmp_path / "raw"
+    write_synthetic("ntu25", raw, 3)
+    os.mkfifo(raw / "S001C001P001R001A060.skeleton")
+    (raw / "S001C001P001R001A059.skeleton").symlink_to("/dev/zero")
+    out = tmp_path / "out.zarr"
+    codes: list[int] = []
+    _no_hang(lambda: codes.append(main(["convert", "--format", "ntu25", str(raw), str(out),
+                                        "--workers", "0", "-q"])), seconds=120)
+    info = inspect_dataset(out)
+    assert info["num_samples"] == 3
+    reasons = {os.path.basename(r["path"]): r["reason"] for r in info["skipped"]}
+    assert "a FIFO (named pipe), not a regular file" in reasons["S001C001P001R001A060.skeleton"]
+    assert "a character device, not a regular file" in reasons["S001C001P001R001A059.skeleton"]
