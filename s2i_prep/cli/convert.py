@@ -144,6 +144,13 @@ Examples:
     "half_open = start..end-1 [reader default], one_based = start-1..end-1, "
     "closed = start..end.",
 )
+@click.option(
+    "--person-order",
+    type=click.Choice(["stgcn", "clip", "file"]),
+    help="Kinetics-skeleton (kinetics_json reader) only: how untracked people fill the actor "
+    "slots: stgcn = per frame by summed joint score, as st-gcn [reader default]; clip = by "
+    "score summed over the clip; file = file order.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.pass_context
 def convert(
@@ -166,6 +173,7 @@ def convert(
     keep_missing: bool,
     limit: int | None,
     clip_bounds: str | None,
+    person_order: str | None,
     quiet: bool,
 ) -> None:
     """Convert the raw skeleton dataset INPUT into the S2I dataset OUTPUT.
@@ -186,6 +194,9 @@ def convert(
             f"expected a name ending in .zarr, .h5 or .hdf5, found {output.name!r}",
             param_hint="OUTPUT",
         )
+
+    if align:
+        _refuse_align_for_2d(source)
 
     from ..parallel import cap_threads
 
@@ -214,7 +225,7 @@ def convert(
         overwrite=overwrite,
         keep_missing=keep_missing,
         limit=limit,
-        reader_options={"clip_bounds": clip_bounds} if clip_bounds else {},
+        reader_options=_reader_options(clip_bounds=clip_bounds, person_order=person_order),
     )
     bar = None if quiet or not sys.stderr.isatty() else _ProgressBar()
     try:
@@ -238,6 +249,21 @@ def convert(
             )
     if result.skipped:
         ctx.exit(EXIT_SKIPPED)
+
+
+def _refuse_align_for_2d(source: str) -> None:
+    """``--align`` rotates 3-D joints; say so before any file is read (planar.py)."""
+    from ..planar import ALIGN_2D_MESSAGE
+    from ..specs import load_spec
+
+    spec = load_spec(source)
+    if len(spec.dims) < 3:
+        raise click.BadParameter(ALIGN_2D_MESSAGE.format(fmt=spec.format), param_hint="--align")
+
+
+def _reader_options(**options: str | None) -> dict[str, str]:
+    """The reader-specific options the user gave (a reader rejects options it does not have)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 class _ProgressBar:

@@ -88,3 +88,4 @@ def list_readers() -> list[str]:
 from . import ntu  # noqa: E402,F401
 from . import nw_ucla  # noqa: E402,F401
 from . import pku_mmd  # noqa: E402,F401
+from . import kinetics  # noqa: E402,F401
