@@ -57,14 +57,16 @@ Exit status:
 Examples:
   s2i-prep convert --format ntu25 nturgb+d_skeletons/ ntu.zarr
   s2i-prep convert --format ucla20 --image-size 224 --dtype uint8 all_sqe/ ucla.h5
-  s2i-prep convert --format pku25 --clip-bounds one_based PKUMMD/ pku.zarr --resume"""
+  s2i-prep convert --format pku25 --clip-bounds one_based PKUMMD/ pku.zarr --resume
+  s2i-prep convert --format openpose18 kinetics-skeleton/ kinetics.zarr
+  s2i-prep convert --format ntu25 --trust-pickle ntu60_3danno.pkl ntu.zarr"""
 
 
 @click.command(epilog=_EPILOG)
 @click.argument(
     "input_dir",
     metavar="INPUT",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=click.Path(exists=True, path_type=Path),
 )
 @click.argument("output", metavar="OUTPUT", type=click.Path(dir_okay=True, path_type=Path))
 @format_options
@@ -151,6 +153,13 @@ Examples:
     "slots: stgcn = per frame by summed joint score, as st-gcn [reader default]; clip = by "
     "score summed over the clip; file = file order.",
 )
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="INPUT is a pyskl/mmaction2 annotation pickle you trust: unpickling can run code, so "
+    "pickles are refused without this flag. The format may then be left out (inferred from the "
+    "keypoint arrays).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.pass_context
 def convert(
@@ -174,14 +183,17 @@ def convert(
     limit: int | None,
     clip_bounds: str | None,
     person_order: str | None,
+    trust_pickle: bool,
     quiet: bool,
 ) -> None:
     """Convert the raw skeleton dataset INPUT into the S2I dataset OUTPUT.
 
+    INPUT is the dataset's folder, or a pyskl/mmaction2 annotation pickle (with --trust-pickle).
+
     OUTPUT ending in .zarr is written as Zarr v3, .h5/.hdf5 as HDF5. The output is built under
     OUTPUT.partial and renamed when complete; bad input files are skipped and reported.
     """
-    source = format_or_spec(fmt, spec)
+    source = _input_format(input_dir, fmt, spec, trust_pickle, quiet)
     if dtype == "uint8" and image_size is None:
         raise click.BadParameter(
             "uint8 needs --image-size (the compact grid is stored as float16)",
@@ -225,7 +237,10 @@ def convert(
         overwrite=overwrite,
         keep_missing=keep_missing,
         limit=limit,
-        reader_options=_reader_options(clip_bounds=clip_bounds, person_order=person_order),
+        reader_options={
+            **_reader_options(clip_bounds=clip_bounds, person_order=person_order),
+            **({"trust_pickle": True} if trust_pickle else {}),
+        },
     )
     bar = None if quiet or not sys.stderr.isatty() else _ProgressBar()
     try:
@@ -249,6 +264,30 @@ def convert(
             )
     if result.skipped:
         ctx.exit(EXIT_SKIPPED)
+
+
+def _input_format(
+    input_path: Path, fmt: str | None, spec: Path | None, trust_pickle: bool, quiet: bool
+) -> str:
+    """The format to convert with; a pickle INPUT may leave it to be inferred (pyskl_pickle)."""
+    from ..readers.pyskl_pickle import infer_format, is_pickle_input
+
+    pickle_input = is_pickle_input(input_path)
+    if input_path.is_file() and not pickle_input:
+        raise click.BadParameter(
+            f"{input_path} is a file; INPUT is the dataset's folder, or a pyskl/mmaction2 "
+            "annotation pickle (.pkl, .pickle)",
+            param_hint="INPUT",
+        )
+    if trust_pickle and not pickle_input:
+        raise click.UsageError("--trust-pickle applies only when INPUT is a .pkl/.pickle file")
+    if pickle_input and not fmt and not spec:
+        name, (joints, dims) = infer_format(input_path, trust_pickle)
+        if not quiet:
+            click.echo(f"format {name}: inferred from keypoint arrays of {joints} joints x {dims} "
+                       "coordinates (name another with --format or --spec)", err=True)
+        return name
+    return format_or_spec(fmt, spec)
 
 
 def _refuse_align_for_2d(source: str) -> None:
