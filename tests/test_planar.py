@@ -21,6 +21,7 @@ from s2i_prep.synthetic import write_synthetic
 def test_rules_of_the_shipped_2d_specs():
     assert image_rule(load_spec("openpose18")) == ImageRule("normalized", (340, 256))
     assert image_rule(load_spec("coco17")) == ImageRule("pixels", (1920, 1080))
+    assert image_rule(load_spec("toyota13_2d")) == ImageRule("pixels", (640, 480))
 
 
 def test_normalised_and_pixel_coordinates_become_image_heights_with_y_up():

@@ -104,3 +104,4 @@ from . import nw_ucla  # noqa: E402,F401
 from . import pku_mmd  # noqa: E402,F401
 from . import kinetics  # noqa: E402,F401
 from . import pyskl_pickle  # noqa: E402,F401
+from . import toyota  # noqa: E402,F401

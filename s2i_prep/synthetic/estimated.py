@@ -199,7 +199,8 @@ class EstimatedJob:
         label = a
         if fmt == "toyota13":
             camera = int(vrng.integers(1, 8))
-            name = (f"{TOYOTA_ACTIVITIES[a]}_p{subject:02d}_r{int(vrng.integers(0, 10)):02d}"
+            # repetition and video number spell the index: names are unique up to 10,000 samples
+            name = (f"{TOYOTA_ACTIVITIES[a]}_p{subject:02d}_r{index // 100 % 100:02d}"
                     f"_v{index % 100:02d}_c{camera:02d}")
             meta = (("subject", subject), ("camera", camera))
             path = f"{name}.json"
