@@ -15,9 +15,10 @@ detector's confidence is not a coordinate and would not survive centring, motion
 joints that a detector reports as missing (score 0) are NaN in the reader's output and 0 in the
 grid, like any absent joint. ``docs/ENCODING.md`` ("2-D skeletons") is the full statement.
 
-The image size comes from the sample (a pyskl pickle's ``img_shape``, given by the reader as the
-``img_w``/``img_h`` metadata) or else from the spec's ``image.size``; the spec's ``image.units``
-says whether coordinates are ``pixels`` or ``normalized``. A 2-D spec without an ``image`` block
+A sample that carries its image size (a pyskl pickle's ``img_shape``, given by the reader as the
+``img_w``/``img_h`` metadata) is in pixels of that image, pyskl's convention; otherwise the
+spec's ``image.units`` says whether coordinates are ``pixels`` or ``normalized`` and its
+``image.size`` gives the size. A 2-D spec without an ``image`` block
 (units ``plane``) declares its coordinates already in these units and they are used unchanged.
 """
 
@@ -55,6 +56,8 @@ class ImageRule:
         if self.units == "plane":
             return 1.0, 1.0
         width, height = int(meta.get("img_w", -1)), int(meta.get("img_h", -1))
+        if width > 0 and height > 0:  # a sample that carries its image size is in its pixels
+            return 1.0 / height, -1.0 / height
         if width <= 0 or height <= 0:
             if self.size is None:
                 raise ValueError(

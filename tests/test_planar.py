@@ -32,10 +32,13 @@ def test_normalised_and_pixel_coordinates_become_image_heights_with_y_up():
     px = np.array([[[[960.0, 540.0]]]], np.float32)
     rule = ImageRule("pixels", (1920, 1080))
     np.testing.assert_allclose(to_plane_units(px, rule, {})[0, 0, 0], [960 / 1080, -0.5])
-    # the sample's own image size wins over the spec's
+    # a sample that carries its image size is in its pixels, whatever the spec says
     np.testing.assert_allclose(
         to_plane_units(px, rule, {"img_w": 640, "img_h": 480})[0, 0, 0], [2.0, -1.125]
     )
+    np.testing.assert_allclose(
+        to_plane_units(px, ImageRule("normalized", (340, 256)), {"img_w": 640, "img_h": 480})[0, 0, 0],
+        [2.0, -1.125])
     with pytest.raises(ValueError, match="no image size"):
         to_plane_units(px, ImageRule("pixels", None), {})
     assert to_plane_units(px, ImageRule("plane", None), {}) is px
