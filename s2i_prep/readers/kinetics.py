@@ -45,7 +45,7 @@ from ..errors import EmptySampleError, ParseError, ReadError, SourceLocation
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
-from .jsonfile import is_number, load_object
+from .jsonfile import all_numbers, load_object
 
 __all__ = ["KineticsReader", "PERSON_ORDERS", "STGCN_PEOPLE_IN", "part_of", "label_file_name"]
 
@@ -226,9 +226,9 @@ def _parse_frames(
             where = SourceLocation(str(path), frame=k, body=m)
             pose = person.get("pose") if isinstance(person, dict) else None
             score = person.get("score") if isinstance(person, dict) else None
-            if not (isinstance(pose, list) and len(pose) == 36 and all(map(is_number, pose))):
+            if not (isinstance(pose, list) and len(pose) == 36 and all_numbers(pose)):
                 raise ParseError(where, f"pose: expected 36 numbers (18 x, y), found {repr(pose)[:60]}")
-            if not (isinstance(score, list) and len(score) == 18 and all(map(is_number, score))):
+            if not (isinstance(score, list) and len(score) == 18 and all_numbers(score)):
                 raise ParseError(where, f"score: expected 18 numbers, found {repr(score)[:60]}")
             poses.append(pose)
             scores.append(score)

@@ -28,7 +28,7 @@ from ..errors import EmptySampleError, ParseError, ReadError, SourceLocation
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
-from .jsonfile import is_number, load_object
+from .jsonfile import all_numbers, is_number, load_object
 
 __all__ = ["ToyotaReader", "TOYOTA_ORDERS"]
 
@@ -82,7 +82,7 @@ class ToyotaReader:
             for m, det in enumerate(dets):
                 here = SourceLocation(str(path), frame=t, body=m)
                 pose = det.get(key) if isinstance(det, dict) else None
-                if not (isinstance(pose, list) and len(pose) == size and all(map(is_number, pose))):
+                if not (isinstance(pose, list) and len(pose) == size and all_numbers(pose)):
                     raise ParseError(
                         here, f"{key}: expected {size} numbers (coordinate-major), found {repr(pose)[:60]}"
                     )
