@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .options import format_options, format_or_spec
+from .input_options import input_format, reader_options, refuse_align_for_2d
+from .options import format_options
 
 if TYPE_CHECKING:
     from ..pipeline import ProgressUpdate
@@ -193,7 +194,7 @@ def convert(
     OUTPUT ending in .zarr is written as Zarr v3, .h5/.hdf5 as HDF5. The output is built under
     OUTPUT.partial and renamed when complete; bad input files are skipped and reported.
     """
-    source = _input_format(input_dir, fmt, spec, trust_pickle, quiet)
+    source = input_format(input_dir, fmt, spec, trust_pickle, quiet)
     if dtype == "uint8" and image_size is None:
         raise click.BadParameter(
             "uint8 needs --image-size (the compact grid is stored as float16)",
@@ -208,7 +209,7 @@ def convert(
         )
 
     if align:
-        _refuse_align_for_2d(source)
+        refuse_align_for_2d(source)
 
     from ..parallel import cap_threads
 
@@ -238,7 +239,7 @@ def convert(
         keep_missing=keep_missing,
         limit=limit,
         reader_options={
-            **_reader_options(clip_bounds=clip_bounds, person_order=person_order),
+            **reader_options(clip_bounds=clip_bounds, person_order=person_order),
             **({"trust_pickle": True} if trust_pickle else {}),
         },
     )
@@ -264,45 +265,6 @@ def convert(
             )
     if result.skipped:
         ctx.exit(EXIT_SKIPPED)
-
-
-def _input_format(
-    input_path: Path, fmt: str | None, spec: Path | None, trust_pickle: bool, quiet: bool
-) -> str:
-    """The format to convert with; a pickle INPUT may leave it to be inferred (pyskl_pickle)."""
-    from ..readers.pyskl_pickle import infer_format, is_pickle_input
-
-    pickle_input = is_pickle_input(input_path)
-    if input_path.is_file() and not pickle_input:
-        raise click.BadParameter(
-            f"{input_path} is a file; INPUT is the dataset's folder, or a pyskl/mmaction2 "
-            "annotation pickle (.pkl, .pickle)",
-            param_hint="INPUT",
-        )
-    if trust_pickle and not pickle_input:
-        raise click.UsageError("--trust-pickle applies only when INPUT is a .pkl/.pickle file")
-    if pickle_input and not fmt and not spec:
-        name, (joints, dims) = infer_format(input_path, trust_pickle)
-        if not quiet:
-            click.echo(f"format {name}: inferred from keypoint arrays of {joints} joints x {dims} "
-                       "coordinates (name another with --format or --spec)", err=True)
-        return name
-    return format_or_spec(fmt, spec)
-
-
-def _refuse_align_for_2d(source: str) -> None:
-    """``--align`` rotates 3-D joints; say so before any file is read (planar.py)."""
-    from ..planar import ALIGN_2D_MESSAGE
-    from ..specs import load_spec
-
-    spec = load_spec(source)
-    if len(spec.dims) < 3:
-        raise click.BadParameter(ALIGN_2D_MESSAGE.format(fmt=spec.format), param_hint="--align")
-
-
-def _reader_options(**options: str | None) -> dict[str, str]:
-    """The reader-specific options the user gave (a reader rejects options it does not have)."""
-    return {k: v for k, v in options.items() if v is not None}
 
 
 class _ProgressBar:
