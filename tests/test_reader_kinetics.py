@@ -232,6 +232,8 @@ def test_bad_option_and_bad_files(tmp_path):
         "short": ('{"data": [{"frame_index": 1, "skeleton": [{"pose": [0.1, 0.2], "score": [1]}]}],'
                   ' "label_index": 1}', ParseError, "expected 36 numbers"),
         "empty": ('{"data": [], "label_index": 1}', EmptySampleError, "no frame"),
+        "huge": ('{"data": [{"frame_index": 100000000, "skeleton": []}], "label_index": 1}',
+                 ParseError, r"1\.\.100000"),
         "text": ('{"data": [], "label_index": "3"}', ParseError, "label_index"),
     }
     for stem, (text, error, pattern) in cases.items():

@@ -55,6 +55,10 @@ STGCN_PEOPLE_IN = 5
 #: Folder name -> ``part`` field.
 _PARTS = {"kinetics_train": 0, "train": 0, "kinetics_val": 1, "val": 1}
 _PART_NAMES = ("train", "val")
+#: Largest frame_index accepted (st-gcn's clips have 300; a hostile index must not allocate).
+MAX_FRAME_INDEX = 100_000
+#: Largest body-slots x frames grid allocated for one file (64 M joints, about 0.5 GB).
+MAX_GRID_JOINTS = 1 << 26
 
 
 def part_of(path: Path) -> int:
@@ -114,7 +118,7 @@ class KineticsReader:
         part = part_of(path)
         self._check_label(path, part, label, name)
         poses, scores, slot_of, frames = _parse_frames(doc["data"], path)
-        joints, score = _slots(poses, scores, slot_of, frames, self.person_order)
+        joints, score = _slots(poses, scores, slot_of, frames, self.person_order, path)
         joints[score == 0] = np.nan
         extra = {"score": score} if self.fields == "all" else {}
         return [
@@ -209,10 +213,11 @@ def _parse_frames(
                 f"data[{i}]: expected {{frame_index, skeleton}}, found {repr(frame)[:60]}",
             )
         k = frame["frame_index"]
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_FRAME_INDEX:
             raise ParseError(
                 SourceLocation(str(path), frame=i),
-                f"data[{i}].frame_index: expected an integer >= 1 (1-based), found {k!r}",
+                f"data[{i}].frame_index: expected an integer in 1..{MAX_FRAME_INDEX} (1-based), "
+                f"found {k!r}",
             )
         if k in seen:
             raise ParseError(SourceLocation(str(path), frame=k), f"frame_index {k} repeats")
@@ -244,6 +249,7 @@ def _slots(
     slot_of: list[tuple[int, int]],
     frames: int,
     order: str,
+    path: Path,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(B, T, 18, 2)`` joints and ``(B, T, 18)`` scores in the body slots ``order`` asks for;
     NaN joints and score 0 where a slot is empty."""
@@ -254,6 +260,11 @@ def _slots(
         keep = where[:, 1] < STGCN_PEOPLE_IN
         pose, score, where = pose[keep], score[keep], where[keep]
     slots = int(where[:, 1].max()) + 1 if len(where) else 1
+    if slots * frames * 18 > MAX_GRID_JOINTS:
+        raise ReadError(
+            SourceLocation(str(path)),
+            f"{slots} people in one frame x {frames} frames is beyond what a video holds",
+        )
     joints = np.full((slots, frames, 18, 2), np.nan, np.float32)
     sc = np.zeros((slots, frames, 18), np.float32)
     if order == "stgcn" and len(where):

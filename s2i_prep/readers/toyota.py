@@ -34,6 +34,8 @@ __all__ = ["ToyotaReader", "TOYOTA_ORDERS"]
 
 TOYOTA_ORDERS = ("score", "file")
 _JOINTS = 13
+#: Largest body-slots x frames grid allocated for one file (64 M joints, about 0.8 GB in 3-D).
+MAX_GRID_JOINTS = 1 << 26
 
 
 @register_reader("toyota_json")
@@ -92,7 +94,7 @@ class ToyotaReader:
                 values.append(pose)
                 scores.append(float(score))
                 slot_of.append((t, m))
-        joints, cum = _slots(values, scores, slot_of, len(frames), dims, self.person_order)
+        joints, cum = _slots(values, scores, slot_of, len(frames), dims, self.person_order, path)
         return [
             RawSkeleton(
                 name=path.stem,
@@ -111,12 +113,18 @@ def _slots(
     frames: int,
     dims: int,
     order: str,
+    path: Path,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(B, T, 13, dims)`` joints (NaN where a slot is empty) and ``(B, T)`` cumscores."""
     where = np.array(slot_of, dtype=np.int64).reshape(-1, 2)
     pose = np.array(values, dtype=np.float32).reshape(-1, dims, _JOINTS).transpose(0, 2, 1)
     score = np.array(scores, dtype=np.float64)
     slots = int(where[:, 1].max()) + 1 if len(where) else 1
+    if slots * frames * _JOINTS > MAX_GRID_JOINTS:
+        raise ReadError(
+            SourceLocation(str(path)),
+            f"{slots} detections in one frame x {frames} frames is beyond what a clip holds",
+        )
     if order == "score" and len(where) and not np.isnan(score).any():
         ranked = np.lexsort((where[:, 1], -score, where[:, 0]))
         t = where[ranked, 0]
