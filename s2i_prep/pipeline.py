@@ -617,9 +617,12 @@ def convert(
     t0 = time.perf_counter()
     workers = default_workers() if cfg.workers is None else cfg.workers
     stages = stages or Stages.default()
-    spec = load_spec(cfg.format)
+    from .readers import reader_for_input
+
+    # A pickle input is read by its own reader, the spec naming the skeleton (readers/__init__).
+    reader_name, spec = reader_for_input(cfg.input, load_spec(cfg.format))
     # Conversion needs only joint positions; readers may skip converting the other fields.
-    reader = stages.get_reader(spec.reader, **{"fields": "xyz", **cfg.reader_options})
+    reader = stages.get_reader(reader_name, **{"fields": "xyz", **cfg.reader_options})
     excluded = frozenset() if cfg.keep_missing else exclusion_names(spec)
     files, excluded_files = _plan(cfg, spec, reader, excluded)
     if not files:

@@ -33,7 +33,7 @@ PART_NAMES: tuple[str, ...] = ("torso", "left_arm", "right_arm", "left_leg", "ri
 _TOP_KEYS = {
     "format", "description", "reader", "body_selection", "dims", "joints", "parts", "centre",
     "align", "max_persons", "exclude_lists", "sample_name", "reader_fields", "splits",
-    "num_classes",
+    "num_classes", "image",
 }
 _REQUIRED = ("format", "reader", "dims", "joints", "parts", "centre", "max_persons", "sample_name")
 _BODY_SELECTIONS = ("ctrgcn", "first")

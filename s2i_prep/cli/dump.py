@@ -16,7 +16,10 @@ from .options import format_options, format_or_spec
               help="Output .npz file.")
 @click.option("--stage", type=click.Choice(["raw", "selected"]), default="raw", show_default=True,
               help="raw: every body and frame as in the file; selected: after body selection.")
-def dump(file: Path, fmt: str | None, spec: Path | None, output: Path, stage: str) -> None:
+@click.option("--trust-pickle", is_flag=True,
+              help="FILE is a pyskl/mmaction2 pickle you trust (unpickling can run code).")
+def dump(file: Path, fmt: str | None, spec: Path | None, output: Path, stage: str,
+         trust_pickle: bool) -> None:
     """Write what s2i reads from FILE to an .npz (one sample, or one group of keys per clip).
 
     \b
@@ -30,11 +33,12 @@ def dump(file: Path, fmt: str | None, spec: Path | None, output: Path, stage: st
     import numpy as np
 
     from ..bodies import select_bodies
-    from ..readers import get_reader
+    from ..readers import get_reader, reader_for_input
     from ..specs import load_spec
 
-    joint_spec = load_spec(format_or_spec(fmt, spec))
-    reader = get_reader(joint_spec.reader)
+    reader_name, joint_spec = reader_for_input(file, load_spec(format_or_spec(fmt, spec)))
+    options = {"trust_pickle": True} if trust_pickle and reader_name == "pyskl_pickle" else {}
+    reader = get_reader(reader_name, **options)
     # Readers that cut one file into labelled clips can also give the whole file, unlabelled.
     whole = getattr(reader, "read_recording", None)
     if stage == "raw" and whole is not None:
