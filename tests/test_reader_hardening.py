@@ -492,3 +492,26 @@ def test_convert_skips_a_fifo_and_a_device_link_with_reasons(tmp_path):
                        ("S001C001P001R001A059.skeleton", "device")):
         if name in reasons:
             assert what in reasons[name] or "regular file" in reasons[name], reasons[name]
+
+
+def test_every_registered_reader_refuses_a_fifo_and_a_device(tmp_path):
+    """The safe read is shared: a reader added later inherits it (or this test names it)."""
+    from s2i_prep.specs import list_specs
+
+    fifo = tmp_path / "fifo_input"
+    os.mkfifo(fifo)
+    (tmp_path / "zero_input").symlink_to("/dev/zero")
+    checked = set()
+    for fmt in list_specs():
+        spec = load_spec(fmt)
+        if spec.reader in checked:
+            continue
+        checked.add(spec.reader)
+        options = {"trust_pickle": True} if spec.reader == "pyskl_pickle" else {}
+        reader = get_reader(spec.reader, **options)
+        for path, what in ((fifo, "FIFO"), (tmp_path / "zero_input", "character device")):
+            def attempt(reader=reader, path=path, spec=spec, what=what):
+                with pytest.raises(ReadError, match=what):
+                    reader.read(path, spec)
+            _no_hang(attempt)
+    assert {"ntu_skeleton", "pku_txt", "ucla_json"} <= checked
