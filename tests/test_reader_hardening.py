@@ -515,3 +515,21 @@ def test_every_registered_reader_refuses_a_fifo_and_a_device(tmp_path):
                     reader.read(path, spec)
             _no_hang(attempt)
     assert {"ntu_skeleton", "pku_txt", "ucla_json"} <= checked
+
+
+def test_a_broken_pku_split_file_does_not_lose_the_conversion(tmp_path):
+    from s2i_prep.cli import main
+    from s2i_prep.store.validation import inspect_dataset
+    from s2i_prep.synthetic import write_synthetic
+
+    raw = tmp_path / "raw"
+    write_synthetic("pku25", raw, 30)
+    (raw / "split" / "cross-view.txt").write_bytes("Training videos: 0002-L".encode("utf-16"))
+    out = tmp_path / "out.zarr"
+    with pytest.warns(UserWarning, match=r"cross-view.txt: .*UTF-16.*pku1-xview follows the spec"):
+        assert main(["convert", "--format", "pku25", str(raw), str(out), "--workers", "0",
+                     "-q"]) in (0, 3)
+    info = inspect_dataset(out)
+    assert info["num_samples"] == 30
+    assert info["split_sources"]["pku1-xview"] == "rule"
+    assert info["split_sources"]["pku1-xsub"].startswith("file split/cross-subject.txt")

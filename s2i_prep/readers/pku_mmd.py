@@ -14,6 +14,7 @@ disagree, so the frame range is an option (:data:`CLIP_BOUNDS`).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -97,7 +98,9 @@ class PkuReader:
     ) -> dict[str, tuple[np.ndarray, np.ndarray, Path]]:
         """The splits of the official split files under ``root/split`` (or ``Split``), as sample
         indices ``(train, test, file)``: a clip belongs to its video's list. The pipeline prefers
-        them to the spec's rules of the same name."""
+        them to the spec's rules of the same name. A split file that cannot be read is left out
+        with a warning naming the problem (the spec's rule then applies): the splits are taken
+        at the end of a conversion, which one bad text file must not lose."""
         videos = np.array([name.rsplit("_", 1)[0] for name in sample_ids], dtype=str)
         found: dict[str, tuple[np.ndarray, np.ndarray, Path]] = {}
         for d in SPLIT_DIRS:
@@ -108,7 +111,12 @@ class PkuReader:
                 name = SPLIT_FILES.get(path.name.lower().replace("-", "_"))
                 if name is None or name in found:
                     continue
-                train, test = read_pku_split_file(path)
+                try:
+                    train, test = read_pku_split_file(path)
+                except ReadError as exc:
+                    warnings.warn(f"{exc}; split {name} follows the spec's rule instead",
+                                  stacklevel=2)
+                    continue
                 found[name] = (np.flatnonzero(np.isin(videos, train)).astype(np.int64),
                                np.flatnonzero(np.isin(videos, test)).astype(np.int64), path)
         return found
