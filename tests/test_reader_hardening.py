@@ -533,3 +533,29 @@ def test_a_broken_pku_split_file_does_not_lose_the_conversion(tmp_path):
     assert info["num_samples"] == 30
     assert info["split_sources"]["pku1-xview"] == "rule"
     assert info["split_sources"]["pku1-xsub"].startswith("file split/cross-subject.txt")
+
+
+@pytest.mark.parametrize("fmt,token", [("ntu25", "1e39"), ("pku25", "1e999999999")])
+def test_convert_skips_out_of_range_ntu_and_pku_values_with_their_location(tmp_path, fmt, token):
+    from s2i_prep.cli import main
+    from s2i_prep.store.validation import inspect_dataset
+    from s2i_prep.synthetic import write_synthetic
+
+    raw = tmp_path / "raw"
+    write_synthetic(fmt, raw, 6)
+    files = sorted(get_reader(load_spec(fmt).reader).discover(raw))
+    bad = files[0]
+    lines = bad.read_bytes().split(b"\n")
+    k = 4 if fmt == "ntu25" else 1  # a joint line / the second frame
+    tokens = lines[k].split(b" ")
+    tokens[1] = token.encode()
+    lines[k] = b" ".join(tokens)
+    bad.write_bytes(b"\n".join(lines))
+    out = tmp_path / "out.zarr"
+    assert main(["convert", "--format", fmt, str(raw), str(out), "--workers", "0", "-q"]) == 3
+    info = inspect_dataset(out)
+    rows = [r for r in info["skipped"] if r["path"] == str(bad)]
+    assert rows and all(r["kind"] == "ParseError" for r in rows)
+    assert all(f"line {k + 1}, column" in r["reason"] and "value out of range" in r["reason"]
+               for r in rows)
+    assert info["num_samples"] > 0
