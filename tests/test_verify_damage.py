@@ -78,3 +78,21 @@ def test_hdf5_one_flipped_byte_names_one_sample(raw, tmp_path, capfd):
     assert captured.err == ""
     lines = captured.out.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{out}: s2i: sample 7 unreadable (")
+
+
+@pytest.mark.slow
+def test_zarr_fallback_reads_per_sample_quietly(raw, tmp_path, capfd, monkeypatch):
+    """Layouts the checksum scan does not know are read sample by sample after a failure."""
+    from s2i_prep.store import validation
+
+    out = tmp_path / "out.zarr"
+    _convert(raw, out, "--codec", "zstd")
+    shard, offset, size = _zarr_chunk(out, 5)
+    _flip(shard, offset + size // 2)
+    monkeypatch.setattr(validation, "_zarr_shard_damage", lambda *args: None)
+    capfd.readouterr()
+    assert main(["verify", str(out)]) == 1
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{out}: s2i: sample 5 unreadable (")
