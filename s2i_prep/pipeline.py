@@ -542,9 +542,12 @@ def _splits(
     cfg: ConvertConfig, spec: JointSpec, reader: Any, columns: Mapping[str, list[Any]]
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str]]:
     """The spec's split rules over the metadata, overridden by split files the dataset ships
-    (a reader's ``official_splits``); also where each split came from, and any disagreement."""
+    (a reader's ``official_splits``); also where each split came from, and any disagreement.
+    A rule that selects no sample at all (PKU-MMD's phase-2 splits over phase-1 data) is left
+    out rather than written as two empty lists."""
     meta = {key: np.asarray(columns[key], dtype=np.int64) for key in spec.fields}
     splits = {rule.name: rule.indices(meta) for rule in spec.splits}
+    splits = {name: parts for name, parts in splits.items() if len(parts[0]) or len(parts[1])}
     sources = {name: "rule" for name in splits}
     official = getattr(reader, "official_splits", None)
     if official is None:
@@ -614,9 +617,12 @@ def convert(
     t0 = time.perf_counter()
     workers = default_workers() if cfg.workers is None else cfg.workers
     stages = stages or Stages.default()
-    spec = load_spec(cfg.format)
+    from .readers import reader_for_input
+
+    # A pickle input is read by its own reader, the spec naming the skeleton (readers/__init__).
+    reader_name, spec = reader_for_input(cfg.input, load_spec(cfg.format))
     # Conversion needs only joint positions; readers may skip converting the other fields.
-    reader = stages.get_reader(spec.reader, **{"fields": "xyz", **cfg.reader_options})
+    reader = stages.get_reader(reader_name, **{"fields": "xyz", **cfg.reader_options})
     excluded = frozenset() if cfg.keep_missing else exclusion_names(spec)
     files, excluded_files = _plan(cfg, spec, reader, excluded)
     if not files:

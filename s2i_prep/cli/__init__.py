@@ -25,6 +25,7 @@ _COMMANDS = {
     "verify": "verify",
     "preview": "preview",
     "demo": "demo",
+    "export": "export",
 }
 
 EXIT_CODES = """\b

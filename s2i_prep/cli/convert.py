@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .options import format_options, format_or_spec
+from .input_options import input_format, reader_options, refuse_align_for_2d
+from .options import format_options
 
 if TYPE_CHECKING:
     from ..pipeline import ProgressUpdate
@@ -57,14 +58,16 @@ Exit status:
 Examples:
   s2i-prep convert --format ntu25 nturgb+d_skeletons/ ntu.zarr
   s2i-prep convert --format ucla20 --image-size 224 --dtype uint8 all_sqe/ ucla.h5
-  s2i-prep convert --format pku25 --clip-bounds one_based PKUMMD/ pku.zarr --resume"""
+  s2i-prep convert --format pku25 --clip-bounds one_based PKUMMD/ pku.zarr --resume
+  s2i-prep convert --format openpose18 kinetics-skeleton/ kinetics.zarr
+  s2i-prep convert --format ntu25 --trust-pickle ntu60_3danno.pkl ntu.zarr"""
 
 
 @click.command(epilog=_EPILOG)
 @click.argument(
     "input_dir",
     metavar="INPUT",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=click.Path(exists=True, path_type=Path),
 )
 @click.argument("output", metavar="OUTPUT", type=click.Path(dir_okay=True, path_type=Path))
 @format_options
@@ -144,6 +147,20 @@ Examples:
     "half_open = start..end-1 [reader default], one_based = start-1..end-1, "
     "closed = start..end.",
 )
+@click.option(
+    "--person-order",
+    type=click.Choice(["stgcn", "clip", "file"]),
+    help="Kinetics-skeleton (kinetics_json reader) only: how untracked people fill the actor "
+    "slots: stgcn = per frame by summed joint score, as st-gcn [reader default]; clip = by "
+    "score summed over the clip; file = file order.",
+)
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="INPUT is a pyskl/mmaction2 annotation pickle you trust: unpickling can run code, so "
+    "pickles are refused without this flag. The format may then be left out (inferred from the "
+    "keypoint arrays).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.pass_context
 def convert(
@@ -166,14 +183,18 @@ def convert(
     keep_missing: bool,
     limit: int | None,
     clip_bounds: str | None,
+    person_order: str | None,
+    trust_pickle: bool,
     quiet: bool,
 ) -> None:
     """Convert the raw skeleton dataset INPUT into the S2I dataset OUTPUT.
 
+    INPUT is the dataset's folder, or a pyskl/mmaction2 annotation pickle (with --trust-pickle).
+
     OUTPUT ending in .zarr is written as Zarr v3, .h5/.hdf5 as HDF5. The output is built under
     OUTPUT.partial and renamed when complete; bad input files are skipped and reported.
     """
-    source = format_or_spec(fmt, spec)
+    source = input_format(input_dir, fmt, spec, trust_pickle, quiet)
     if dtype == "uint8" and image_size is None:
         raise click.BadParameter(
             "uint8 needs --image-size (the compact grid is stored as float16)",
@@ -186,6 +207,9 @@ def convert(
             f"expected a name ending in .zarr, .h5 or .hdf5, found {output.name!r}",
             param_hint="OUTPUT",
         )
+
+    if align:
+        refuse_align_for_2d(source)
 
     from ..parallel import cap_threads
 
@@ -214,7 +238,10 @@ def convert(
         overwrite=overwrite,
         keep_missing=keep_missing,
         limit=limit,
-        reader_options={"clip_bounds": clip_bounds} if clip_bounds else {},
+        reader_options={
+            **reader_options(clip_bounds=clip_bounds, person_order=person_order),
+            **({"trust_pickle": True} if trust_pickle else {}),
+        },
     )
     bar = None if quiet or not sys.stderr.isatty() else _ProgressBar()
     try:
