@@ -5,19 +5,26 @@ Every failure of one file or sample becomes a row of the skip report and never a
 The parent consumes results strictly in input order and cuts them into whole shards, so the
 output is byte-identical whatever the worker count; each shard is committed with a resume state
 (cursor, statistics, report), so ``resume=True`` continues exactly where a killed run stopped.
+
+A run that is stopped (Ctrl-C, SIGTERM: :class:`ConvertStopped`) or fails (:class:`ConvertFailed`)
+keeps every committed shard and says what it kept; one that committed nothing leaves nothing.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import signal
+import stat
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -26,6 +33,7 @@ from .errors import ReadError, S2IError
 from .parallel import OrderedPool, WorkerDied, default_workers
 from .skeleton import RawSkeleton, Skeleton
 from .specs import JointSpec, load_spec
+from .store import layout
 
 if TYPE_CHECKING:
     from .encoding import EncodeConfig
@@ -33,7 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConvertConfig",
+    "ConvertFailed",
     "ConvertResult",
+    "ConvertStopped",
+    "Kept",
     "ProgressUpdate",
     "Stages",
     "convert",
@@ -45,6 +56,9 @@ ON_ERROR = ("skip", "fail")
 FILES_PER_TASK = 8
 #: Skip kinds that are not reader/encoder exceptions.
 KIND_NAME, KIND_LABEL, KIND_DUPLICATE = "bad_name", "no_label", "duplicate"
+KIND_NOT_FILE, KIND_PATH, KIND_RANGE = "not_a_file", "bad_path", "out_of_range"
+#: Seconds of silent kernel compilation after which the user is told what is happening.
+COMPILE_NOTICE_S = 2.0
 #: Options that change how a run executes, not what it produces (left out of the fingerprint).
 _RUN_ONLY = ("workers", "resume", "overwrite")
 #: Also left out of the options recorded in the dataset (the dataset does not name itself).
@@ -144,6 +158,10 @@ class ProgressUpdate:
     bytes_total: int
     samples: int
     skipped: int
+    #: Bytes read and seconds spent converting in this run (not counting planning, kernel
+    #: compilation and worker start-up), the basis of a throughput figure.
+    run_bytes: int = 0
+    run_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -151,7 +169,9 @@ class ConvertResult:
     """What a finished conversion did. ``skipped_list`` rows are ``(path, reason, kind)``.
 
     ``files``, ``samples`` and the skip counts describe the whole dataset; ``bytes_in`` and
-    ``seconds`` only this run (after a resume: the files read since the resume).
+    ``seconds`` only this run (after a resume: the files read since the resume). ``seconds``
+    includes ``setup_seconds`` (planning, kernel compilation on a first run, worker start-up).
+    ``limited``: input files left out by ``limit`` (not counted as excluded).
     """
 
     output: Path
@@ -162,11 +182,43 @@ class ConvertResult:
     skipped_list: tuple[tuple[str, str, str], ...]
     seconds: float
     bytes_in: int
+    setup_seconds: float = 0.0
+    limited: int = 0
 
     @property
     def mb_per_s(self) -> float:
-        """Raw input megabytes (10^6 bytes) per second of this run."""
-        return self.bytes_in / 1e6 / self.seconds if self.seconds > 0 else 0.0
+        """Raw input megabytes (10^6 bytes) per second of converting (setup time left out)."""
+        busy = self.seconds - self.setup_seconds
+        return self.bytes_in / 1e6 / busy if busy > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What the partial output of a stopped or failed run holds for ``--resume``."""
+
+    partial: Path
+    samples: int
+    files_done: int
+    files_total: int
+
+
+class ConvertStopped(KeyboardInterrupt):
+    """``convert`` was stopped by Ctrl-C or a stop signal (``signum``) after committing what it
+    had; ``kept`` is what ``resume=True`` continues from (None: nothing was written)."""
+
+    def __init__(self, signum: int, kept: Kept | None) -> None:
+        self.signum = signum
+        self.kept = kept
+        super().__init__(signal.Signals(signum).name)
+
+
+class ConvertFailed(S2IError):
+    """``convert`` failed after it opened its output; ``kept`` as for :class:`ConvertStopped`
+    (None when nothing was committed: the partial output was removed)."""
+
+    def __init__(self, message: str, kept: Kept | None) -> None:
+        self.kept = kept
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -226,6 +278,17 @@ def warm_kernels() -> None:
 
 # --------------------------------------------------------------------------------------------
 # Worker side: one task = consecutive input files -> their events, in order.
+
+
+class InputFile(NamedTuple):
+    """One planned input: a regular file to read, or a path that is reported and never opened
+    (``problem`` says why, ``kind`` is its report kind)."""
+
+    path: str
+    nbytes: int
+    mtime_ns: int
+    problem: str | None = None
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -325,10 +388,37 @@ def _sample_events(ctx: _WorkerContext, raw: RawSkeleton, path: str) -> _Sample 
         "num_persons": skel.num_persons,
     }
     columns.update((key, int(meta[key])) for key in spec.fields)
+    problem = _unstorable(s2i, columns, ctx.encode_cfg.streams)
+    if problem:
+        return _Skip(path, f"sample {raw.name}: {problem}; not stored", KIND_RANGE)
     return _Sample(raw.name, path, s2i, columns, stats)
 
 
-def _file_events(ctx: _WorkerContext, path: Path) -> list[_Sample | _Skip | _Excluded]:
+def _unstorable(s2i: np.ndarray, columns: Mapping[str, int], streams: Sequence[str]) -> str | None:
+    """Why a sample cannot be stored exactly (a value beyond its stored type), or None.
+
+    float16 holds magnitudes up to 65504: a larger coordinate (wrong units, a sensor glitch)
+    would become inf, which no statistic or model survives. Columns have fixed integer types.
+    """
+    if s2i.dtype.kind == "f":
+        finite = np.isfinite(s2i.reshape(len(s2i), -1)).all(axis=1)
+        if not finite.all():
+            stream = streams[int(np.argmin(finite))]
+            return (f"the {stream} stream has values beyond the {s2i.dtype} range "
+                    f"(magnitude above {float(np.finfo(s2i.dtype).max):.0f}); are the "
+                    "coordinates in metres?")
+    for key, value in columns.items():
+        dtype = layout.REQUIRED_COLUMNS.get(key, layout.FIELD_DTYPE)
+        info = np.iinfo(dtype)
+        if not info.min <= value <= info.max:
+            return f"{key} = {value} does not fit the stored {dtype} column ({info.min}..{info.max})"
+    return None
+
+
+def _file_events(ctx: _WorkerContext, entry: InputFile) -> list[_Sample | _Skip | _Excluded]:
+    if entry.problem is not None:
+        return [_Skip(entry.path, entry.problem, entry.kind or KIND_NOT_FILE)]
+    path = Path(entry.path)
     try:
         raws = ctx.reader.read(path, ctx.spec)
     except ReadError as exc:
@@ -338,13 +428,13 @@ def _file_events(ctx: _WorkerContext, path: Path) -> list[_Sample | _Skip | _Exc
     return [_sample_events(ctx, raw, str(path)) for raw in sorted(raws, key=lambda r: r.name)]
 
 
-def _run_task(task: tuple[int, Sequence[tuple[str, int]]]) -> list[_FileResult]:
+def _run_task(task: tuple[int, Sequence[InputFile]]) -> list[_FileResult]:
     if _CTX is None:
         raise RuntimeError("worker context not installed (OrderedPool must run _install first)")
     start, files = task
     return [
-        _FileResult(start + k, nbytes, _file_events(_CTX, Path(p)))
-        for k, (p, nbytes) in enumerate(files)
+        _FileResult(start + k, entry.nbytes, _file_events(_CTX, entry))
+        for k, entry in enumerate(files)
     ]
 
 
@@ -375,38 +465,205 @@ def _sample_name_of_file(path: Path) -> str:
     return path.stem
 
 
-def _plan(
-    cfg: ConvertConfig, spec: JointSpec, reader: Reader, excluded: frozenset[str]
-) -> tuple[list[tuple[str, int]], int]:
-    """Input files in sample-name order (so ``sample_id`` comes out sorted) and the count of
-    files dropped by the exclude lists."""
+def _printable(path: str) -> str:
+    """``path`` as valid UTF-8 text: undecodable bytes of a file name shown as ``\\xff``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _inspect_input(path: Path) -> InputFile:
+    """Stat one discovered path; anything but a readable regular file with a UTF-8 name becomes a
+    planned skip with its reason. Such paths are never opened (a FIFO would block forever,
+    ``/dev/zero`` never ends), and none of them can end the run."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return InputFile(_printable(text), 0, 0, "the file name is not valid UTF-8 (shown with "
+                         "\\x escapes); rename the file to convert it", KIND_PATH)
+    link = ""
+    if path.is_symlink():
+        try:
+            link = f" (symbolic link to {os.readlink(path)!r})"
+        except OSError:
+            link = " (symbolic link)"
+    try:
+        st = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            reason = f"symbolic link loop{link}"
+        elif link and exc.errno == errno.ENOENT:
+            reason = f"dangling symbolic link: its target does not exist{link}"
+        else:
+            reason = f"cannot read the file's status: {exc.strerror}{link}"
+        return InputFile(text, 0, 0, reason, KIND_NOT_FILE)
+    if not stat.S_ISREG(st.st_mode):
+        what = next((name for test, name in _FILE_TYPES if test(st.st_mode)), "not a file")
+        return InputFile(text, 0, 0, f"not a regular file but {what}{link}; not opened",
+                         KIND_NOT_FILE)
+    return InputFile(text, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    files: list[InputFile]  # in sample-name order (so ``sample_id`` comes out sorted)
+    excluded: int  # files dropped by the spec's exclude lists
+    limited: int  # files left out by ``limit``
+
+
+def _plan(cfg: ConvertConfig, spec: JointSpec, reader: Reader, excluded: frozenset[str]) -> _Plan:
+    """The input files to convert, in order, each with its size and modification time."""
     if not cfg.input.exists():
         raise S2IError(f"{cfg.input}: input folder does not exist")
-    paths = sorted(reader.discover(cfg.input), key=lambda p: (_sample_name_of_file(p), str(p)))
+    try:
+        found = reader.discover(cfg.input)
+    except OSError as exc:
+        raise S2IError(f"{cfg.input}: cannot list the input files: {exc}") from None
+    paths = sorted(found, key=lambda p: (_sample_name_of_file(p), str(p)))
     kept = [p for p in paths if _sample_name_of_file(p) not in excluded]
+    limited = 0
     if cfg.limit is not None:
+        limited = max(0, len(kept) - cfg.limit)
         kept = kept[: cfg.limit]
-    files = [(str(p), p.stat().st_size) for p in kept]
-    return files, len(paths) - len(kept)
+    return _Plan([_inspect_input(p) for p in kept], len(paths) - len(kept) - limited, limited)
 
 
-def _fingerprint(cfg: ConvertConfig, spec: JointSpec, files: list[tuple[str, int]]) -> str:
-    """Hash of what determines the output: options, spec content and the input files."""
-    h = hashlib.sha256()
+def _no_input_message(cfg: ConvertConfig, spec: JointSpec, reader: Reader) -> str:
+    """Why nothing was found: what the folder holds, and which format would read it."""
+    from .readers import get_reader
+    from .specs import list_specs
+
+    counts: dict[str, int] = {}
+    seen = 0
+    for path in cfg.input.rglob("*"):
+        seen += 1
+        if seen > 100_000:
+            break
+        if path.suffix and path.is_file():
+            counts[path.suffix.lower()] = counts.get(path.suffix.lower(), 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:4]
+    found = (", ".join(f"{n} {suffix} file{'s' if n > 1 else ''}" for suffix, n in top)
+             if top else "no files")
+    hints = []
+    for name in list_specs():
+        if name == spec.format:
+            continue
+        try:
+            other = load_spec(name)
+            if get_reader(other.reader).discover(cfg.input):
+                hints.append(name)
+        except (S2IError, OSError):
+            continue
+    text = f"{cfg.input}: no {spec.format} input files found (reader {spec.reader}); found {found}"
+    if hints:
+        text += f"; try --format {' or --format '.join(hints)}"
+    layout_help = getattr(reader, "expected_layout", None) or (type(reader).discover.__doc__ or "")
+    return f"{text}. The {spec.format} reader expects: {' '.join(layout_help.split())}"
+
+
+def _options(cfg: ConvertConfig, spec: JointSpec) -> dict[str, Any]:
+    """What determines the output besides the input files (hashed into the fingerprint)."""
     opts = {k: v for k, v in cfg.to_dict().items() if k not in _RUN_ONLY}
-    h.update(
-        json.dumps(
-            {"options": opts, "spec": spec.digest(), "s2i_version": __version__},
-            sort_keys=True,
-        ).encode()
-    )
-    for path, nbytes in files:
-        st = os.stat(path)
-        h.update(f"\n{os.path.relpath(path, cfg.input)}\t{nbytes}\t{st.st_mtime_ns}".encode())
-    return h.hexdigest()
+    return {"options": opts, "spec": spec.digest(), "s2i_version": __version__}
 
 
-def _tasks(files: list[tuple[str, int]], start: int) -> Iterator[tuple[int, list[tuple[str, int]]]]:
+def _fingerprint(options: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
+
+
+def _entry(cfg: ConvertConfig, f: InputFile) -> list[Any]:
+    return [os.path.relpath(f.path, cfg.input), f.nbytes, f.mtime_ns]
+
+
+class _InputDigest:
+    """sha256 of the first n input entries, advanced incrementally as shards are committed."""
+
+    def __init__(self, entries: list[list[Any]]) -> None:
+        self.entries = entries
+        self._h = hashlib.sha256()
+        self._n = 0
+
+    def of_first(self, n: int) -> str:
+        if n < self._n:  # never happens in order; recompute rather than guess
+            self._h, self._n = hashlib.sha256(), 0
+        for rel, nbytes, mtime in self.entries[self._n : n]:
+            self._h.update(os.fsencode(rel) + f"\t{nbytes}\t{mtime}\n".encode())
+        self._n = max(self._n, n)
+        return self._h.hexdigest()
+
+
+def _flag(key: str) -> str:
+    name = key.rsplit(".", 1)[-1]
+    return {"input": "INPUT", "format": "--format/--spec"}.get(name, "--" + name.replace("_", "-"))
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _resume_check(options: dict[str, Any], entries: list[list[Any]], digest: _InputDigest
+                  ) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    """The writer's ``check_resume``: refuse a resume that would not equal a fresh run, naming
+    exactly what differs. Options must match; of the inputs, only those already converted (before
+    the committed cursor) must be unchanged: files not reached yet may be fixed, added or removed.
+    """
+
+    def check(before: dict[str, Any], state: dict[str, Any]) -> None:
+        if "options" not in before or "inputs_sha256" not in state:
+            return  # an output begun by an older version: the writer's fingerprint decides
+        why = []
+        old, new = _flat(before["options"].get("options", {})), _flat(options["options"])
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                why.append(f"{_flag(key)} was {old.get(key)!r}, now {new.get(key)!r}")
+        if before["options"].get("spec") != options["spec"]:
+            why.append("the joint spec's content changed")
+        if before["options"].get("s2i_version") != options["s2i_version"]:
+            why.append(f"s2i was version {before['options'].get('s2i_version')}, "
+                       f"now {options['s2i_version']}")
+        n = int(state.get("inputs", 0))
+        if digest.of_first(n) != state["inputs_sha256"]:
+            why.append(_input_changes([list(e) for e in before.get("inputs", [])], entries, n))
+        if why:
+            raise S2IError(
+                "cannot resume this partial output: " + "; ".join(why)
+                + ". Rerun with the original inputs and options, or pass --overwrite to start over"
+            )
+
+    return check
+
+
+def _input_changes(before: list[list[Any]], now: list[list[Any]], n: int) -> str:
+    """'of the 1,200 input files already converted, 2 were changed (e.g. ...), 1 removed'."""
+    old = {e[0]: e for e in before[:n]}
+    new = {e[0]: e for e in now}
+    changed = [k for k in old if k in new and new[k] != old[k]]
+    removed = [k for k in old if k not in new]
+    first_old = set(old)
+    added = [e[0] for e in now[:n] if e[0] not in first_old]
+    parts = []
+    for what, names in (("changed", changed), ("removed", removed), ("added among them", added)):
+        if names:
+            parts.append(f"{len(names)} {what} (e.g. {_printable(names[0])})")
+    detail = ", ".join(parts) or "their order changed"
+    return f"of the {n} input files already converted, {detail}"
+
+
+def _tasks(files: list[InputFile], start: int) -> Iterator[tuple[int, list[InputFile]]]:
     for i in range(start, len(files), FILES_PER_TASK):
         yield i, files[i : i + FILES_PER_TASK]
 
@@ -416,7 +673,7 @@ _STATS_FIELDS = ("count", "sum", "sumsq", "min", "max")
 
 
 def _ordered_results(
-    pool: OrderedPool, files: list[tuple[str, int]], start: int
+    pool: OrderedPool, files: list[InputFile], start: int
 ) -> Iterator[list[_FileResult]]:
     """Task results in input order; a dead worker becomes an error naming its files."""
     try:
@@ -424,8 +681,8 @@ def _ordered_results(
     except WorkerDied as exc:
         _, batch = exc.task
         raise S2IError(
-            f"{exc} while converting {batch[0][0]} .. {batch[-1][0]}; the committed shards are "
-            f"kept: rerun with --resume (with --workers 0 a crash shows where it happens)"
+            f"{exc} while converting {batch[0].path} .. {batch[-1].path} "
+            f"(with --workers 0 a crash shows where it happens)"
         ) from None
 
 
@@ -446,8 +703,10 @@ class _Assembler:
         on_error: str,
         sample_shape: tuple[int, ...],
         dtype: str,
+        digest: _InputDigest,
     ) -> None:
         self.writer = writer
+        self.digest = digest
         # Samples are copied into a preallocated shard buffer as they arrive; the second buffer
         # is allocated when the first goes to the writer thread.
         self.batch = np.empty((writer.shard_size, *sample_shape), dtype=dtype)
@@ -510,9 +769,12 @@ class _Assembler:
         for key in self.keys:
             self.columns[key].extend(cols[key].tolist())
         self.pending = []
+        inputs = cursor[0] + (cursor[1] > 0)  # files read in whole or in part
         state = {
             "file": cursor[0],
             "event": cursor[1],
+            "inputs": inputs,
+            "inputs_sha256": self.digest.of_first(inputs),
             "last_id": self.last_id,
             "stats": {name: getattr(self.stats, name).tolist() for name in _STATS_FIELDS},
             "skipped": [list(s) for s in self.skipped],
@@ -566,8 +828,7 @@ def _attrs(
     spec: JointSpec,
     stages: Stages,
     asm: _Assembler,
-    files: list[tuple[str, int]],
-    excluded_files: int,
+    plan: _Plan,
 ) -> dict[str, Any]:
     labels = asm.columns["label"]
     enc = cfg.encode
@@ -581,18 +842,19 @@ def _attrs(
         "source": {
             "input": str(cfg.input.resolve()),
             "format": spec.format,
-            "files": len(files),
-            "bytes": sum(n for _, n in files),
+            "files": len(plan.files),
+            "bytes": sum(f.nbytes for f in plan.files),
         },
         "s2i_version": __version__,
         "convert": {k: v for k, v in cfg.to_dict().items() if k not in _NOT_RECORDED},
         "report": {
             "skipped": [{"path": p, "reason": r, "kind": k} for p, r, k in asm.skipped],
             "counts": {
-                "files": len(files),
+                "files": len(plan.files),
                 "samples": asm.num_samples,
                 "skipped": len(asm.skipped),
-                "excluded": asm.excluded + excluded_files,
+                "excluded": asm.excluded + plan.excluded,
+                "limited": plan.limited,
             },
         },
         # the spec's label space; a spec without one falls back to the labels seen
@@ -600,16 +862,60 @@ def _attrs(
     }
 
 
+def _warm(stages: Stages, log: Callable[[str], None] | None) -> None:
+    """Compile the kernels before workers fork; say so when it takes more than a moment (the
+    first run after installing, before Numba's on-disk cache exists)."""
+    t0 = time.perf_counter()
+    timer = None
+    if log is not None:
+        timer = threading.Timer(
+            COMPILE_NOTICE_S, log, ("compiling kernels (first run only, cached afterwards)...",)
+        )
+        timer.daemon = True
+        timer.start()
+    try:
+        stages.warm()
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if log is not None and timer is not None and time.perf_counter() - t0 > COMPILE_NOTICE_S:
+        log(f"kernels compiled in {time.perf_counter() - t0:.1f} s")
+
+
+def _release(writer: Any, asm: _Assembler | None, files: list[InputFile]) -> Kept | None:
+    """After a stop or failure: let the in-flight shard commit, then close the output. A partial
+    output that committed nothing is removed; otherwise what it keeps is returned."""
+    try:
+        if asm is not None:
+            asm.close()
+    finally:
+        if writer is not None:
+            if writer.num_samples == 0:
+                writer.discard()
+            else:
+                writer.close()
+    if writer is None or writer.num_samples == 0:
+        return None
+    return Kept(writer.partial, writer.num_samples, int(writer.resume_state.get("file", 0)),
+                len(files))
+
+
 def convert(
     cfg: ConvertConfig,
     progress: Callable[[ProgressUpdate], None] | None = None,
     stages: Stages | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> ConvertResult:
     """Convert the raw dataset ``cfg.input`` into the S2I dataset ``cfg.output``.
 
+    ``progress`` gets an update as soon as the inputs are planned and after every input file;
+    ``log`` gets notices (kernel compilation on a first run).
+
     Raises:
-        S2IError: bad options or input, a locked/existing output (StoreError), a bad file under
-            ``on_error="fail"``, or no sample converted at all.
+        S2IError: bad options or input, a locked/existing output (StoreError).
+        ConvertFailed: an error after the output was opened (a bad file under
+            ``on_error="fail"``, no sample converted at all, a dead worker, a write error).
+        ConvertStopped: KeyboardInterrupt (Ctrl-C, or a stop signal turned into one).
     """
     t0 = time.perf_counter()
     workers = default_workers() if cfg.workers is None else cfg.workers
@@ -618,27 +924,35 @@ def convert(
     # Conversion needs only joint positions; readers may skip converting the other fields.
     reader = stages.get_reader(spec.reader, **{"fields": "xyz", **cfg.reader_options})
     excluded = frozenset() if cfg.keep_missing else exclusion_names(spec)
-    files, excluded_files = _plan(cfg, spec, reader, excluded)
+    plan = _plan(cfg, spec, reader, excluded)
+    files = plan.files
     if not files:
-        raise S2IError(f"{cfg.input}: no {spec.format} input files found (reader {spec.reader})")
+        raise S2IError(_no_input_message(cfg, spec, reader))
+    bytes_total = sum(f.nbytes for f in files)
+    if progress is not None:
+        progress(ProgressUpdate(0, len(files), 0, bytes_total, 0, 0))
     shape = stages.stored_shape(spec, cfg.encode)
-    stages.warm()
-    ctx = _WorkerContext(spec, reader, stages, cfg.encode, excluded)
-    bytes_total = sum(n for _, n in files)
-
-    with OrderedPool(min(workers, len(files)), _install, (ctx,)) as pool:
-        writer = stages.open_writer(
-            cfg.output,
-            sample_shape=shape,
-            dtype=cfg.encode.dtype,
-            codec=cfg.codec,
-            shard_size=cfg.shard_size,
-            resume=cfg.resume,
-            overwrite=cfg.overwrite,
-            fingerprint=_fingerprint(cfg, spec, files),
-        )
-        asm: _Assembler | None = None
-        try:
+    options = _options(cfg, spec)
+    entries = [_entry(cfg, f) for f in files]
+    digest = _InputDigest(entries)
+    writer: Any = None
+    asm: _Assembler | None = None
+    try:
+        _warm(stages, log)
+        ctx = _WorkerContext(spec, reader, stages, cfg.encode, excluded)
+        with OrderedPool(min(workers, len(files)), _install, (ctx,)) as pool:
+            writer = stages.open_writer(
+                cfg.output,
+                sample_shape=shape,
+                dtype=cfg.encode.dtype,
+                codec=cfg.codec,
+                shard_size=cfg.shard_size,
+                resume=cfg.resume,
+                overwrite=cfg.overwrite,
+                fingerprint=_fingerprint(options),
+                run_info={"options": options, "inputs": entries},
+                check_resume=_resume_check(options, entries, digest),
+            )
             state = writer.resume_state
             asm = _Assembler(
                 writer,
@@ -647,9 +961,11 @@ def convert(
                 cfg.on_error,
                 shape,
                 cfg.encode.dtype,
+                digest,
             )
             start, skip_events = int(state.get("file", 0)), int(state.get("event", 0))
-            bytes_done = bytes_before = sum(n for _, n in files[:start])
+            bytes_done = bytes_before = sum(f.nbytes for f in files[:start])
+            t_run = time.perf_counter()
             for results in _ordered_results(pool, files, start):
                 for res in results:
                     first = skip_events if res.index == start else 0
@@ -666,6 +982,8 @@ def convert(
                                 bytes_total,
                                 asm.num_samples + len(asm.pending),
                                 len(asm.skipped),
+                                bytes_done - bytes_before,
+                                time.perf_counter() - t_run,
                             )
                         )
             asm.flush((len(files), 0))
@@ -679,24 +997,35 @@ def convert(
                     f"skipped{first_skip})"
                 )
             splits, sources = _splits(cfg, spec, reader, asm.columns)
-            attrs = _attrs(cfg, spec, stages, asm, files, excluded_files)
+            attrs = _attrs(cfg, spec, stages, asm, plan)
             attrs["split_sources"] = sources
             out = writer.finalize(attrs, splits)
-        except BaseException:
-            try:
-                if asm is not None:
-                    asm.close()
-            finally:
-                writer.close()
+            asm.close()
+    except KeyboardInterrupt as exc:
+        kept = _release(writer, asm, files)
+        raise ConvertStopped(getattr(exc, "signum", signal.SIGINT), kept) from None
+    except BaseException as exc:
+        if writer is None:
             raise
-        asm.close()
+        kept = _release(writer, asm, files)
+        if not isinstance(exc, S2IError):
+            raise
+        if kept is None:
+            after = "; nothing was committed, so no partial output was left"
+        else:
+            after = (f"; {kept.partial} keeps the {kept.samples} samples converted so far: fix "
+                     "the cause and continue with --resume")
+        raise ConvertFailed(f"{exc}{after}", kept) from None
+    t_end = time.perf_counter()
     return ConvertResult(
         output=Path(out),
         files=len(files),
         samples=asm.num_samples,
         skipped=len(asm.skipped),
-        excluded=asm.excluded + excluded_files,
+        excluded=asm.excluded + plan.excluded,
         skipped_list=tuple(asm.skipped),
-        seconds=time.perf_counter() - t0,
+        seconds=t_end - t0,
         bytes_in=bytes_done - bytes_before,
+        setup_seconds=t_run - t0,
+        limited=plan.limited,
     )
