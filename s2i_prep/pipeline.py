@@ -615,8 +615,8 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _resume_check(options: dict[str, Any], entries: list[list[Any]], digest: _InputDigest
-                  ) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+def _resume_check(partial: Path, options: dict[str, Any], entries: list[list[Any]],
+                  digest: _InputDigest) -> Callable[[dict[str, Any], dict[str, Any]], None]:
     """The writer's ``check_resume``: refuse a resume that would not equal a fresh run, naming
     exactly what differs. Options must match; of the inputs, only those already converted (before
     the committed cursor) must be unchanged: files not reached yet may be fixed, added or removed.
@@ -640,7 +640,7 @@ def _resume_check(options: dict[str, Any], entries: list[list[Any]], digest: _In
             why.append(_input_changes([list(e) for e in before.get("inputs", [])], entries, n))
         if why:
             raise S2IError(
-                "cannot resume this partial output: " + "; ".join(why)
+                f"{partial}: cannot resume: " + "; ".join(why)
                 + ". Rerun with the original inputs and options, or pass --overwrite to start over"
             )
 
@@ -951,7 +951,10 @@ def convert(
                 overwrite=cfg.overwrite,
                 fingerprint=_fingerprint(options),
                 run_info={"options": options, "inputs": entries},
-                check_resume=_resume_check(options, entries, digest),
+                check_resume=_resume_check(
+                    cfg.output.with_name(cfg.output.name + layout.PARTIAL_SUFFIX),
+                    options, entries, digest,
+                ),
             )
             state = writer.resume_state
             asm = _Assembler(
