@@ -92,20 +92,24 @@ def cap_threads() -> None:
 _PARENT_POLL_S = 1.0
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """End this worker as soon as the process ``parent_pid`` ends, however it ends."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _set_pdeathsig() -> None:
+    """Linux: have the kernel SIGKILL this process when its parent (the forking thread) ends."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
 
-        pr_set_pdeathsig = 1
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):  # pragma: no cover - no usable libc: the watcher remains
-            pass
-    # The parent may have died before the prctl above: then this process was already reparented.
-    if os.getppid() != parent_pid:
-        os._exit(1)
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no usable libc: the watcher remains
+        pass
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit this process when the parent ends: a daemon thread waits on the pipe that only the
+    parent holds open (multiprocessing's parent sentinel, on fork and spawn alike) and also
+    checks the parent's pid every second (a sentinel may be missing or held by a sibling)."""
     parent = multiprocessing.parent_process()
     sentinel = parent.sentinel if parent is not None else None
 
@@ -113,15 +117,24 @@ def _die_with_parent(parent_pid: int) -> None:
         from multiprocessing.connection import wait
 
         while True:
-            # The sentinel is the read end of a pipe only the parent writes: readable = EOF = dead.
-            if sentinel is not None and wait([sentinel], timeout=_PARENT_POLL_S):
-                os._exit(1)
-            if sentinel is None:
+            if sentinel is not None:
+                if wait([sentinel], timeout=_PARENT_POLL_S):
+                    os._exit(1)  # readable = EOF: the parent is gone
+            else:
                 threading.Event().wait(_PARENT_POLL_S)
             if os.getppid() != parent_pid:
                 os._exit(1)
 
     threading.Thread(target=watch, name="s2i-parent-watch", daemon=True).start()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker as soon as the process ``parent_pid`` ends, however it ends."""
+    _set_pdeathsig()
+    # The parent may have died before the prctl above: then this process was already reparented.
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    _watch_parent(parent_pid)
 
 
 def _worker_init(install: Callable[..., None], args: tuple[Any, ...], parent_pid: int) -> None:

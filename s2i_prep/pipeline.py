@@ -862,9 +862,25 @@ def _attrs(
     }
 
 
-def _warm(stages: Stages, log: Callable[[str], None] | None) -> None:
-    """Compile the kernels before workers fork; say so when it takes more than a moment (the
-    first run after installing, before Numba's on-disk cache exists)."""
+#: Input files the parent converts as a trial to compile the kernels (see :func:`_warm`).
+TRIAL_FILES = 4
+
+
+def _warm_by_trial(ctx: _WorkerContext, files: list[InputFile]) -> bool:
+    """Convert the first regular input files in this process until one gives a sample: that
+    compiles exactly the kernels and type specialisations this run uses (one reader, one
+    encoding mode), not every kernel of every format. False when no trial file converts."""
+    trials = [f for f in files[: TRIAL_FILES * 4] if f.problem is None][:TRIAL_FILES]
+    return any(isinstance(e, _Sample) for f in trials for e in _file_events(ctx, f))
+
+
+def _warm(stages: Stages, ctx: _WorkerContext, files: list[InputFile],
+          log: Callable[[str], None] | None) -> None:
+    """Compile the kernels before workers fork, so they inherit compiled code; say so when it
+    takes more than a moment (the first run after installing, before Numba's on-disk cache
+    exists). The default warm-up is a trial conversion in this process, falling back to
+    :func:`warm_kernels` (every kernel) when no trial file converts; a custom ``stages.warm``
+    is called as it is."""
     t0 = time.perf_counter()
     timer = None
     if log is not None:
@@ -874,11 +890,12 @@ def _warm(stages: Stages, log: Callable[[str], None] | None) -> None:
         timer.daemon = True
         timer.start()
     try:
-        stages.warm()
+        if stages.warm is not warm_kernels or not _warm_by_trial(ctx, files):
+            stages.warm()
     finally:
         if timer is not None:
             timer.cancel()
-    if log is not None and timer is not None and time.perf_counter() - t0 > COMPILE_NOTICE_S:
+    if log is not None and time.perf_counter() - t0 > COMPILE_NOTICE_S:
         log(f"kernels compiled in {time.perf_counter() - t0:.1f} s")
 
 
@@ -938,8 +955,8 @@ def convert(
     writer: Any = None
     asm: _Assembler | None = None
     try:
-        _warm(stages, log)
         ctx = _WorkerContext(spec, reader, stages, cfg.encode, excluded)
+        _warm(stages, ctx, files, log)
         with OrderedPool(min(workers, len(files)), _install, (ctx,)) as pool:
             writer = stages.open_writer(
                 cfg.output,

@@ -188,3 +188,45 @@ def test_stop_before_anything_was_committed_leaves_nothing(raw: Path, tmp_path: 
     assert run.returncode == 143
     assert "nothing had been committed yet" in run.stderr
     assert not out.with_name("o.h5.partial").exists()
+
+
+_SPAWNING_PARENT = """
+import multiprocessing, os, sys, time
+from s2i_prep import parallel
+
+def child(parent_pid):
+    parallel._watch_parent(parent_pid)  # the fallback alone: no PR_SET_PDEATHSIG here
+    time.sleep(120)
+
+if __name__ == "__main__":
+    proc = multiprocessing.get_context("spawn").Process(target=child, args=(os.getpid(),))
+    proc.start()
+    print(proc.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_the_parent_watch_alone_ends_a_spawned_worker_when_the_parent_is_killed(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(_SPAWNING_PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        child = int(parent.stdout.readline())
+        time.sleep(0.5)  # let the child start its watcher
+        assert Path(f"/proc/{child}").exists()
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            break
+        if state == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the spawned worker outlived its parent")
