@@ -55,16 +55,21 @@ def reference(raw: Path) -> dict[str, dict[str, bytes]]:
     return refs
 
 
-def _killed_child(raw: Path, out: Path, fault: str) -> None:
+def _killed_child(raw: Path, out: Path, fault: str, resume: bool = False) -> None:
     os.environ["S2I_FAULT"] = fault
     from s2i_prep.pipeline import convert
 
-    convert(_cfg(raw, out))
+    convert(_cfg(raw, out, resume=resume))
     os._exit(0)  # the fault never fired
 
 
-def _without_input_paths(files: dict[str, bytes]) -> dict[str, bytes]:
-    return files
+def _stop(raw: Path, out: Path, fault: str, resume: bool = False) -> int | None:
+    child = multiprocessing.get_context("fork").Process(
+        target=_killed_child, args=(raw, out, fault, resume)
+    )
+    child.start()
+    child.join(60)
+    return child.exitcode
 
 
 @pytest.mark.parametrize("suffix", [".zarr", ".h5"])
@@ -78,7 +83,7 @@ def _without_input_paths(files: dict[str, bytes]) -> dict[str, bytes]:
         "shard-data@3=KILL",  # same after two committed shards
         "shard-committed@2=KILL",  # right after a commit
         "shard-committed@4=TERM",  # a clean stop (SIGTERM without the CLI: default action)
-        "hdf5-assemble@2=KILL",  # HDF5 file half assembled at finalize
+        "hdf5-finish=KILL",  # HDF5 attributes written, file not closed
         "finished=KILL",  # data complete, not yet renamed into place
     ],
 )
@@ -90,11 +95,8 @@ def test_resume_after_a_stop_at_any_moment_equals_an_uninterrupted_run(
     if fault.startswith("hdf5-") and suffix != ".h5":
         pytest.skip("an HDF5-only moment")
     out = tmp_path / f"out{suffix}"
-    child = multiprocessing.get_context("fork").Process(target=_killed_child, args=(raw, out, fault))
-    child.start()
-    child.join(60)
     sig = signal.Signals["SIG" + fault.rsplit("=", 1)[1]]
-    assert child.exitcode == -sig, f"the fault {fault} did not stop the run"
+    assert _stop(raw, out, fault) == -sig, f"the fault {fault} did not stop the run"
     assert not out.exists()
     res = convert(_cfg(raw, out, resume=True))
     assert (res.samples, res.skipped) == (N_FILES, 1)
@@ -102,23 +104,25 @@ def test_resume_after_a_stop_at_any_moment_equals_an_uninterrupted_run(
     assert not out.with_name(out.name + ".partial").exists()
 
 
-def test_a_torn_hdf5_stage_and_stray_temp_files_do_not_block_resume(
+def test_a_torn_hdf5_file_a_torn_stage_and_a_stopped_rebuild_do_not_block_resume(
     raw: Path, reference: dict, tmp_path: Path
 ) -> None:
     from s2i_prep.pipeline import convert
 
     out = tmp_path / "out.h5"
-    child = multiprocessing.get_context("fork").Process(
-        target=_killed_child, args=(raw, out, "shard-data@3=KILL")
-    )
-    child.start()
-    child.join(60)
-    shards = out.with_name("out.h5.partial") / "shards"
-    staged = sorted(shards.glob("*.npz"))
-    assert len(staged) == 3  # the third is beyond the manifest
-    staged[-1].write_bytes(staged[-1].read_bytes()[:1000])  # torn
-    (shards / ".000003.npz.tmp").write_bytes(b"junk")
-    (out.with_name("out.h5.partial") / "data.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 88)
+    assert _stop(raw, out, "shard-data@3=KILL") == -signal.SIGKILL
+    partial = out.with_name("out.h5.partial")
+    shards = partial / "shards"
+    assert sorted(p.name for p in shards.iterdir()) == [
+        f"{k:06d}.{ext}" for k in range(3) for ext in ("cols.npz", "npy")
+    ]  # the third shard is beyond the manifest
+    third = shards / "000002.npy"
+    third.write_bytes(third.read_bytes()[:1000])  # torn
+    (shards / ".000003.npy.tmp").write_bytes(b"junk")
+    data = partial / "data.h5"
+    data.write_bytes(data.read_bytes()[:96])  # "truncated file: eof = 96"
+    # A resume stopped while it rebuilds data.h5 from the staged shards, then one that finishes.
+    assert _stop(raw, out, "hdf5-replay@1=KILL", resume=True) == -signal.SIGKILL
     convert(_cfg(raw, out, resume=True))
     assert _output_bytes(out) == reference[".h5"]
 

@@ -7,12 +7,15 @@ Group attributes that are not scalars are stored as JSON text; their names are l
 ``json_attrs`` attribute.
 
 HDF5 is not crash-safe: a process killed while it writes (or before its first flush) can leave a
-file that no longer opens ("truncated file") or whose index disagrees with its data. So the file
-is not written during the conversion. Each committed shard is staged as one ``.npz`` in
-``<out>.partial/shards/`` (temp file + rename, so a staged shard is whole or absent), and the
-HDF5 file is assembled from them in one pass at finalize. A stop at any moment leaves only whole
-staged shards plus at most a half-assembled file that the next finalize rebuilds. The price is
-one extra sequential copy of the samples (staged shards stay until the file is complete).
+file that no longer opens ("truncated file") or whose index disagrees with its data. So the HDF5
+file is never trusted after an interruption. Each committed shard is also staged in
+``<out>.partial/shards/`` as ``NNNNNN.npy`` (the samples, read back memory-mapped) and
+``NNNNNN.cols.npz`` (its columns), each written under a temporary name and renamed, so a staged
+file is whole or absent. An uninterrupted run appends every shard to ``data.h5`` as it goes (no
+extra pass at the end); a resumed run deletes ``data.h5`` and replays the staged shards with
+exactly the same sequence of HDF5 calls, so the result is byte-identical to an uninterrupted run
+whatever moment the stop came at. The price: the samples are written twice (the staged copy is
+a sequential write in the background writer thread) and the disk holds both until the end.
 """
 
 from __future__ import annotations
@@ -51,135 +54,151 @@ def read_column(file: Any, name: str) -> np.ndarray:
 
 
 class Hdf5Backend:
-    """Stages shards under ``<partial>/shards`` and assembles ``<partial>/data.h5`` at the end."""
+    """Writes ``<partial>/data.h5`` shard by shard, staging every shard under ``shards/``."""
 
     name = "hdf5"
 
     def __init__(self, partial: Path) -> None:
         self.path = partial / DATA_FILE  # what finalize renames to the output
         self.shards = partial / SHARD_DIR
-        self._columns: dict[str, str] = {}  # columns declared before the first shard
+        self.file: Any = None
 
     def create(
         self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int
     ) -> None:
         self.shards.mkdir()
-        self.open_existing(sample_shape, dtype, codec, shard_size)
+        self._open_new(sample_shape, dtype, codec, shard_size)
+
+    def _open_new(
+        self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int
+    ) -> None:
+        import h5py
+
+        self._shard_size = shard_size
+        remove(self.path)
+        self.file = h5py.File(self.path, "w")
+        self.file.create_dataset(
+            layout.S2I,
+            shape=(0, *sample_shape),
+            maxshape=(None, *sample_shape),
+            dtype=dtype,
+            chunks=(1, *sample_shape),
+            fillvalue=np.nan if dtype == "float16" else 0,
+            fletcher32=True,
+            **_compression(codec),
+        )
 
     def open_existing(
         self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int
     ) -> None:
+        """Start ``data.h5`` afresh; :meth:`truncate` then replays the committed staged shards."""
         if not self.shards.is_dir():
             raise StoreError(
                 f"{self.shards}: missing; this partial output cannot be resumed, start over "
                 "with --overwrite"
             )
-        self._sample_shape, self._dtype, self._codec = tuple(sample_shape), dtype, codec
-        self._shard_size = shard_size
+        self._open_new(sample_shape, dtype, codec, shard_size)
 
     def _shard_file(self, index: int) -> Path:
-        return self.shards / f"{index:06d}.npz"
+        return self.shards / f"{index:06d}.npy"
 
-    def _staged(self) -> list[Path]:
-        return sorted(p for p in self.shards.iterdir() if p.suffix == ".npz")
+    def _columns_file(self, index: int) -> Path:
+        return self.shards / f"{index:06d}.cols.npz"
 
     def column_names(self) -> list[str]:
-        return sorted(self._columns)
+        return sorted(k for k, v in self.file.items() if k != layout.S2I and hasattr(v, "shape"))
 
     def create_column(self, name: str, dtype: str) -> None:
-        self._columns[name] = dtype
+        import h5py
+
+        h5dtype = h5py.string_dtype("utf-8") if dtype == "str" else dtype
+        self.file.create_dataset(
+            name, shape=(0,), maxshape=(None,), dtype=h5dtype, chunks=(self._shard_size,)
+        )
 
     def append(self, start: int, s2i: np.ndarray, columns: dict[str, np.ndarray]) -> None:
         if start % self._shard_size:
             raise StoreError(f"shard must start at a multiple of {self._shard_size}, not {start}")
-        path = self._shard_file(start // self._shard_size)
-        tmp = path.with_name(f".{path.name}.tmp")
-        arrays = {layout.S2I: s2i}
-        arrays.update((_COLUMN_PREFIX + name, data) for name, data in columns.items())
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+        self._stage(start // self._shard_size, s2i, columns)
+        self._append(start, s2i, columns)
+
+    def _stage(self, index: int, s2i: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        cols, data = self._columns_file(index), self._shard_file(index)
+        cols_tmp, data_tmp = (p.with_name(f".{p.name}.tmp") for p in (cols, data))
+        with open(cols_tmp, "wb") as fh:
+            np.savez(fh, **{_COLUMN_PREFIX + name: v for name, v in columns.items()})
+        with open(data_tmp, "wb") as fh:
+            np.save(fh, s2i, allow_pickle=False)
         fault_point("shard-tmp")
-        os.replace(tmp, path)
+        os.replace(cols_tmp, cols)
+        os.replace(data_tmp, data)
+
+    def _append(self, start: int, s2i: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        stop = start + len(s2i)
+        for name, data in ((layout.S2I, s2i), *columns.items()):
+            dset = self.file[name]
+            dset.resize(stop, axis=0)
+            dset[start:stop] = data.astype(object) if data.dtype.kind in "TU" else data
+        self.file.flush()
 
     def truncate(self, count: int) -> None:
-        """Drop staged shards beyond ``count`` samples, temp files and a half-assembled file."""
+        """Keep the staged shards of the first ``count`` samples and rebuild ``data.h5`` from
+        them with the calls an uninterrupted run made; drop later shards and temp files."""
         keep = -(-count // self._shard_size)
         for entry in self.shards.iterdir():
-            stem = entry.name.removesuffix(".npz")
-            if entry.suffix != ".npz" or not stem.isdigit() or int(stem) >= keep:
+            stem = entry.name.split(".", 1)[0]
+            if entry.name not in (f"{stem}.npy", f"{stem}.cols.npz") or not stem.isdigit() \
+                    or int(stem) >= keep:
                 remove(entry)
-        remove(self.path)
+        start = 0
+        for index in range(keep):
+            try:
+                with np.load(self._columns_file(index), allow_pickle=False) as npz:
+                    columns = {k[len(_COLUMN_PREFIX):]: npz[k] for k in npz.files}
+                s2i = np.load(self._shard_file(index), mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"{self.shards}: staged shard {index} is unreadable ({exc}); "
+                                 "start over with --overwrite") from None
+            if index == 0:  # as the writer does before its first shard: sorted, stored dtypes
+                for name in sorted(columns):
+                    data = columns[name]
+                    self.create_column(name, "str" if data.dtype.kind == "U" else data.dtype.name)
+            self._append(start, s2i, columns)
+            start += len(s2i)
+            del s2i
+            fault_point("hdf5-replay")
+        if start != count:
+            raise StoreError(f"{self.shards}: staged shards hold {start} samples, the manifest "
+                             f"{count}; start over with --overwrite")
 
     def read_column(self, name: str) -> np.ndarray:
         """A whole committed column (a resumed pipeline needs them to compute the splits)."""
-        parts = []
-        for path in self._staged():
-            with np.load(path, allow_pickle=False) as npz:
-                parts.append(npz[_COLUMN_PREFIX + name])
-        return np.concatenate(parts) if parts else np.array([])
+        return read_column(self.file, name)
 
     def finish(
         self, splits: dict[str, tuple[np.ndarray, np.ndarray]], attrs: dict[str, Any]
     ) -> None:
-        """Assemble ``data.h5`` from the staged shards, then write splits and attributes."""
-        import h5py
-
-        staged = self._staged()
-        total = 0
-        names = dict(self._columns)
-        for k, path in enumerate(staged):
-            if path.name != self._shard_file(k).name:
-                raise StoreError(f"{self.shards}: staged shard {k} is missing; start over with "
-                                 "--overwrite")
-            with np.load(path, allow_pickle=False) as npz:
-                total += len(npz[_COLUMN_PREFIX + layout.LABEL])
-                for key in npz.files:
-                    if key.startswith(_COLUMN_PREFIX):
-                        kind = npz[key].dtype
-                        names[key[len(_COLUMN_PREFIX):]] = "str" if kind.kind == "U" else kind.name
-        remove(self.path)  # a file half-assembled by a stopped finalize
-        with h5py.File(self.path, "w") as fh:
-            fh.create_dataset(
-                layout.S2I,
-                shape=(total, *self._sample_shape),
-                maxshape=(None, *self._sample_shape),
-                dtype=self._dtype,
-                chunks=(1, *self._sample_shape),
-                fillvalue=np.nan if self._dtype == "float16" else 0,
-                fletcher32=True,
-                **_compression(self._codec),
-            )
-            for name in sorted(names):
-                dtype = h5py.string_dtype("utf-8") if names[name] == "str" else names[name]
-                fh.create_dataset(name, shape=(total,), maxshape=(None,), dtype=dtype,
-                                  chunks=(self._shard_size,))
-            start = 0
-            for path in staged:
-                with np.load(path, allow_pickle=False) as npz:
-                    s2i = npz[layout.S2I]
-                    stop = start + len(s2i)
-                    fh[layout.S2I][start:stop] = s2i
-                    for name in names:
-                        data = npz[_COLUMN_PREFIX + name]
-                        fh[name][start:stop] = data.astype(object) if data.dtype.kind == "U" else data
-                start = stop
-                fault_point("hdf5-assemble")
-            root = fh.require_group(layout.SPLITS)
-            for name, parts in splits.items():
-                sub = root.require_group(name)
-                for part, idx in zip(layout.SPLIT_PARTS, parts, strict=True):
-                    sub.create_dataset(part, data=np.asarray(idx, dtype=layout.SPLIT_DTYPE))
-            encoded = []
-            for key, value in attrs.items():
-                if isinstance(value, (str, int, float, bool)):
-                    fh.attrs[key] = value
-                else:
-                    fh.attrs[key] = json.dumps(value)
-                    encoded.append(key)
-            fh.attrs[layout.ATTR_JSON_NAMES] = json.dumps(sorted(encoded))
+        """Write splits and attributes and close the finished file."""
+        root = self.file.require_group(layout.SPLITS)
+        for name, parts in splits.items():
+            sub = root.require_group(name)
+            for part, idx in zip(layout.SPLIT_PARTS, parts, strict=True):
+                sub.create_dataset(part, data=np.asarray(idx, dtype=layout.SPLIT_DTYPE))
+        encoded = []
+        for key, value in attrs.items():
+            if isinstance(value, (str, int, float, bool)):
+                self.file.attrs[key] = value
+            else:
+                self.file.attrs[key] = json.dumps(value)
+                encoded.append(key)
+        self.file.attrs[layout.ATTR_JSON_NAMES] = json.dumps(sorted(encoded))
+        fault_point("hdf5-finish")
+        self.close()
 
     def close(self, finished: bool = False) -> None:
-        """Nothing is held open between shards."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 class Hdf5Source:
