@@ -34,6 +34,7 @@ from .parallel import OrderedPool, WorkerDied, default_workers
 from .skeleton import RawSkeleton, Skeleton
 from .specs import JointSpec, load_spec
 from .store import layout
+from .store.staging import fault_point
 
 if TYPE_CHECKING:
     from .encoding import EncodeConfig
@@ -942,6 +943,7 @@ def convert(
     reader = stages.get_reader(spec.reader, **{"fields": "xyz", **cfg.reader_options})
     excluded = frozenset() if cfg.keep_missing else exclusion_names(spec)
     plan = _plan(cfg, spec, reader, excluded)
+    fault_point("planned")
     files = plan.files
     if not files:
         raise S2IError(_no_input_message(cfg, spec, reader))

@@ -185,10 +185,13 @@ def test_sigterm_and_sigint_keep_the_shards_and_print_the_resume_command(
     assert _output_bytes(out) == reference[".zarr"]
 
 
-def test_stop_before_anything_was_committed_leaves_nothing(raw: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fault", ["planned=TERM", "backend-created=TERM"])
+def test_stop_before_anything_was_committed_leaves_nothing(
+    raw: Path, tmp_path: Path, fault: str
+) -> None:
     tag = uuid.uuid4().hex
     out = tmp_path / "o.h5"
-    run = _cli_run(raw, out, fault="backend-created=TERM", tag=tag)
+    run = _cli_run(raw, out, fault=fault, tag=tag)
     assert run.returncode == 143
     assert "nothing had been committed yet" in run.stderr
     assert not out.with_name("o.h5.partial").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -259,14 +260,14 @@ def convert(
         with stop_signals():
             result = run_convert(cfg, progress=progress,
                                  log=None if progress is None else progress.write)
-    except ConvertStopped as exc:
+    except KeyboardInterrupt as exc:  # ConvertStopped, or a stop before the output was opened
         if progress is not None:
             progress.close()
-        import signal
-
-        click.echo(f"stopped by {signal.Signals(exc.signum).name}: workers stopped; "
-                   f"{_kept_text(exc.kept, output)}.\ncontinue with:\n  {again}", err=True)
-        ctx.exit(exit_status(exc.signum))
+        signum = getattr(exc, "signum", signal.SIGINT)
+        kept = exc.kept if isinstance(exc, ConvertStopped) else None
+        click.echo(f"stopped by {signal.Signals(signum).name}: workers stopped; "
+                   f"{_kept_text(kept, output)}.\ncontinue with:\n  {again}", err=True)
+        ctx.exit(exit_status(signum))
     except ConvertFailed as exc:
         if exc.kept is None:
             raise
