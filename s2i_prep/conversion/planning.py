@@ -144,4 +144,5 @@ def no_input_message(cfg: ConvertConfig, spec: JointSpec, reader: Reader) -> str
     if hints:
         text += f"; try --format {' or --format '.join(hints)}"
     layout_help = getattr(reader, "expected_layout", None) or (type(reader).discover.__doc__ or "")
-    return f"{text}. The {spec.format} reader expects: {' '.join(layout_help.split())}"
+    layout_help = " ".join(layout_help.replace("``", "").split())
+    return f"{text}. The {spec.format} reader expects: {layout_help}"
