@@ -172,7 +172,9 @@ def test_12_fail_fix_resume_and_precise_refusals(tmp_path):
     original = first.read_bytes()
     first.write_bytes(original + b"\n")
     status, text = run_cli(*args, "--resume")
-    assert status == 1 and "o.zarr.partial: cannot resume: of the 8 input files already converted, 1 changed" in text
+    assert status == 1
+    assert ("o.zarr.partial: cannot resume: of the 8 input files already converted, 1 changed"
+            in text)
     assert "S001C001P001R001A001.skeleton" in text
     first.write_bytes(original)  # put back as it was, modification time included
     os.utime(first, ns=(json.loads((out.with_name("o.zarr.partial") / "s2i_run.json")

@@ -143,7 +143,9 @@ def _procs_tagged(tag: str) -> list[int]:
     return found
 
 
-def _cli_run(raw: Path, out: Path, *extra: str, fault: str, tag: str) -> subprocess.CompletedProcess:
+def _cli_run(
+    raw: Path, out: Path, *extra: str, fault: str, tag: str
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "S2I_FAULT": fault, "S2I_TEST_TAG": tag}
     cmd = [*CLI, "convert", "--format", "ntu25", str(raw), str(out), "--shard-size", str(SHARD),
            "--workers", "2", *extra]

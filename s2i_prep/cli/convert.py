@@ -280,9 +280,10 @@ def convert(
                  if result.setup_seconds >= 1 else "")
         limited = f", left out {result.limited} by --limit" if result.limited else ""
         click.echo(
-            f"converted {result.samples} samples from {result.files} files, skipped {result.skipped}"
-            f", excluded {result.excluded}{limited}; {result.mb_per_s:.1f} MB/s in "
-            f"{result.seconds - result.setup_seconds:.1f} s{setup} -> {result.output}",
+            f"converted {result.samples} samples from {result.files} files, "
+            f"skipped {result.skipped}, excluded {result.excluded}{limited}; "
+            f"{result.mb_per_s:.1f} MB/s in {result.seconds - result.setup_seconds:.1f} s{setup}"
+            f" -> {result.output}",
             err=True,
         )
         for path, reason, kind in result.skipped_list[:10]:

@@ -99,7 +99,7 @@ def write_json_atomic(path: Path, payload: dict[str, Any], indent: int | None = 
 
 def read_manifest(partial: Path) -> dict[str, Any] | None:
     """The manifest of a partial output; ``None`` when it has none yet (nothing committed);
-    StoreError when it is unreadable (it is written atomically, so only outside damage does that)."""
+    StoreError when it is unreadable (it is written atomically: only outside damage does that)."""
     mpath = partial / layout.MANIFEST
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))

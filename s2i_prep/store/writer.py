@@ -73,8 +73,9 @@ def jsonable(value: Any, what: str = "value") -> Any:
     try:
         return json.loads(json.dumps(value, default=convert, allow_nan=False))
     except (TypeError, ValueError) as exc:
-        plain = json.loads(json.dumps(value, default=convert)) if isinstance(exc, ValueError) else None
-        where = _bad_json_value(plain) if plain is not None else None
+        where = None
+        if isinstance(exc, ValueError):  # a NaN or inf somewhere: find it in the lenient form
+            where = _bad_json_value(json.loads(json.dumps(value, default=convert)))
         raise StoreError(f"cannot store the {what}: {where or exc} (not valid JSON)") from None
 
 
