@@ -381,3 +381,18 @@ def test_thread_loader_takes_a_wrapper_dataset_and_its_collate(datasets: Dataset
     for x, y, index in batches:
         np.testing.assert_array_equal(y.numpy(), ds.labels[index.numpy()])
         assert torch.equal(x[3], ds[int(index[3])][0])
+
+
+def test_attributes_that_disagree_with_the_array_are_refused(
+    datasets: Datasets, tmp_path: Path
+) -> None:
+    copy = copy_dataset(datasets.ntu, tmp_path)
+    g = zarr.open_group(copy, mode="r+", use_consolidated=False)
+    storage = dict(g.attrs["storage"])
+    storage["sample_shape"] = [3, 3, 64, 25]
+    g.attrs["storage"] = storage
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(copy)
+    with pytest.raises(DatasetFormatError, match=r"s2i holds \(3, 3, 64, 50\) float16 samples"):
+        S2IDataset(copy)
