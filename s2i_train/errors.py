@@ -7,8 +7,10 @@ that fits, so callers catching ``ValueError``/``KeyError``/``OSError`` keep work
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointMismatchError",
     "DatasetFormatError",
     "DatasetRequestError",
+    "NonFiniteLossError",
     "S2ITrainError",
     "SampleReadError",
 ]
@@ -28,3 +30,11 @@ class DatasetFormatError(S2ITrainError, ValueError):
 
 class SampleReadError(S2ITrainError, OSError):
     """Stored samples cannot be read back exactly: missing shard, checksum mismatch, bad index."""
+
+
+class CheckpointMismatchError(S2ITrainError, ValueError):
+    """A checkpoint or init file does not fit the model that was asked for."""
+
+
+class NonFiniteLossError(S2ITrainError, FloatingPointError):
+    """Training produced a NaN/inf loss; the message names the epoch and step."""
