@@ -129,6 +129,13 @@ def open_source(
         stored_streams = tuple(attrs["streams"])
         sample_shape = tuple(int(v) for v in storage["sample_shape"])
         num = len(reader)
+        array = reader.array(layout.S2I)
+        found = (tuple(int(v) for v in array.shape[1:]), str(array.dtype))
+        if found != (sample_shape, str(storage.get("dtype"))) or len(stored_streams) != found[0][0]:
+            raise DatasetFormatError(
+                f"{path}: s2i holds {found[0]} {found[1]} samples but the attributes say "
+                f"{sample_shape} {storage.get('dtype')} with streams {list(stored_streams)}"
+            )
         if streams is None:
             chosen = stored_streams
         else:

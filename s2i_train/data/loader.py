@@ -10,20 +10,32 @@ which release the GIL, so ``threads=2..4`` overlap reading with the training ste
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
 
 from ..errors import DatasetRequestError
-from .dataset import S2IDataset, collate
+from .dataset import collate
 
 __all__ = ["ThreadLoader", "make_loader"]
 
 
+def _pin(batch: Any) -> Any:
+    """``batch`` with every tensor in page-locked memory (tuples and lists kept)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.pin_memory()
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_pin(b) for b in batch)
+    return batch
+
+
 class ThreadLoader:
     """Batches read by ``threads`` background threads, ``prefetch`` batches ahead, in order.
+
+    ``dataset`` is an :class:`~s2i_train.data.S2IDataset` or any dataset (its ``__getitems__``
+    when it has one, else one item at a time), ``collate_fn`` makes a batch of what it returns.
 
     Iterating it draws one pass of ``sampler`` (call ``sampler.set_epoch`` before each epoch, as
     with a ``DataLoader``); ``len`` is the number of batches of that pass.
@@ -31,13 +43,14 @@ class ThreadLoader:
 
     def __init__(
         self,
-        dataset: S2IDataset,
+        dataset: torch.utils.data.Dataset[Any],
         batch_size: int,
         sampler: torch.utils.data.Sampler[int] | None = None,
         threads: int = 2,
         prefetch: int | None = None,
         drop_last: bool = False,
         pin_memory: bool = False,
+        collate_fn: Callable[[Any], Any] = collate,
     ) -> None:
         if threads < 1:
             raise DatasetRequestError(f"threads must be >= 1, found {threads}")
@@ -49,19 +62,19 @@ class ThreadLoader:
         self.threads = threads
         self.prefetch = prefetch if prefetch is not None else 2 * threads
         self.pin_memory = pin_memory
+        self.collate_fn = collate_fn
 
     def __len__(self) -> int:
         return len(self.batch_sampler)
 
-    def _fetch(self, indices: list[int]) -> tuple[Any, torch.Tensor]:
-        x, y = collate(self.dataset.__getitems__(indices))
-        if self.pin_memory:
-            x = x.pin_memory() if isinstance(x, torch.Tensor) else [t.pin_memory() for t in x]
-            y = y.pin_memory()
-        return x, y
+    def _fetch(self, indices: list[int]) -> Any:
+        getitems = getattr(self.dataset, "__getitems__", None)
+        items = getitems(indices) if getitems else [self.dataset[i] for i in indices]
+        batch = self.collate_fn(items)
+        return _pin(batch) if self.pin_memory else batch
 
-    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
-        pending: deque[Future[tuple[Any, torch.Tensor]]] = deque()
+    def __iter__(self) -> Iterator[Any]:
+        pending: deque[Future[Any]] = deque()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="s2i-loader") as pool:
             try:
                 for indices in self.batch_sampler:
@@ -76,7 +89,7 @@ class ThreadLoader:
 
 
 def make_loader(
-    dataset: S2IDataset,
+    dataset: torch.utils.data.Dataset[Any],
     batch_size: int,
     sampler: torch.utils.data.Sampler[int] | None = None,
     *,
@@ -86,6 +99,7 @@ def make_loader(
     pin_memory: bool = False,
     context: str | None = None,
     prefetch_factor: int | None = None,
+    collate_fn: Callable[[Any], Any] = collate,
 ) -> torch.utils.data.DataLoader | ThreadLoader:
     """Batches ``(x, y)`` of ``dataset`` through its batched read path (``__getitems__`` +
     :func:`collate`).
@@ -93,7 +107,8 @@ def make_loader(
     ``workers > 0``: a ``DataLoader`` with that many worker processes (``context`` is the start
     method, ``"fork"``/``"spawn"``/``"forkserver"``; workers persist across epochs, so each
     opens its files once). ``threads > 0``: a :class:`ThreadLoader` in this process. Neither: a
-    ``DataLoader`` reading in this process when asked for a batch.
+    ``DataLoader`` reading in this process when asked for a batch. ``collate_fn`` receives what
+    ``dataset.__getitems__`` returns (a wrapper dataset may add, e.g., the batch's indices).
     """
     if workers and threads:
         raise DatasetRequestError("choose worker processes or reader threads, not both")
@@ -106,6 +121,7 @@ def make_loader(
             prefetch_factor,
             drop_last,
             pin_memory,
+            collate_fn,
         )
     return torch.utils.data.DataLoader(
         dataset,
@@ -113,7 +129,7 @@ def make_loader(
         sampler=sampler,
         shuffle=False if sampler is not None else None,
         num_workers=workers,
-        collate_fn=collate,
+        collate_fn=collate_fn,
         drop_last=drop_last,
         pin_memory=pin_memory,
         persistent_workers=workers > 0,

@@ -360,3 +360,39 @@ def test_batch_buffers_are_reused_only_when_nothing_holds_them(datasets: Dataset
         assert third.data_ptr() == held_ptr  # released: recycled (no fresh page faults)
         np.testing.assert_array_equal(third.numpy(), ref[[7, 8, 9]])
         np.testing.assert_array_equal(second.numpy(), ref[[4, 5, 6]])
+
+
+def test_thread_loader_takes_a_wrapper_dataset_and_its_collate(datasets: Datasets) -> None:
+    ds = S2IDataset(datasets.ntu, read="shard", as_float=False)
+
+    class WithIndex(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(ds)
+
+        def __getitems__(self, indices: list[int]) -> tuple:
+            return ds.__getitems__(indices), torch.tensor(indices)
+
+    def collate_with_index(batch: tuple) -> tuple:
+        items, index = batch
+        return (*collate(items), index)
+
+    batches = list(make_loader(WithIndex(), 16, threads=2, collate_fn=collate_with_index))
+    assert [len(b[2]) for b in batches] == [16, 16, 16]
+    for x, y, index in batches:
+        np.testing.assert_array_equal(y.numpy(), ds.labels[index.numpy()])
+        assert torch.equal(x[3], ds[int(index[3])][0])
+
+
+def test_attributes_that_disagree_with_the_array_are_refused(
+    datasets: Datasets, tmp_path: Path
+) -> None:
+    copy = copy_dataset(datasets.ntu, tmp_path)
+    g = zarr.open_group(copy, mode="r+", use_consolidated=False)
+    storage = dict(g.attrs["storage"])
+    storage["sample_shape"] = [3, 3, 64, 25]
+    g.attrs["storage"] = storage
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(copy)
+    with pytest.raises(DatasetFormatError, match=r"s2i holds \(3, 3, 64, 50\) float16 samples"):
+        S2IDataset(copy)
