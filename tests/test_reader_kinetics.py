@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from s2i_prep.bodies import select_bodies
 from s2i_prep.cli import cli
-from s2i_prep.errors import EmptySampleError, ParseError, ReadError
+from s2i_prep.errors import EmptySampleError, ParseError, ReadError, S2IError
 from s2i_prep.readers import get_reader
 from s2i_prep.specs import load_spec
 from s2i_prep.synthetic import make_job, write_synthetic
@@ -220,7 +220,7 @@ def test_person_orders(synthetic):
 
 
 def test_bad_option_and_bad_files(tmp_path):
-    with pytest.raises(ReadError, match="person_order must be one of stgcn, clip, file"):
+    with pytest.raises(S2IError, match="person_order must be one of stgcn, clip, file"):
         get_reader("kinetics_json", person_order="best")
     reader = get_reader("kinetics_json")
     cases = {

@@ -149,10 +149,10 @@ Examples:
 )
 @click.option(
     "--person-order",
-    type=click.Choice(["stgcn", "clip", "file"]),
-    help="Kinetics-skeleton (kinetics_json reader) only: how untracked people fill the actor "
-    "slots: stgcn = per frame by summed joint score, as st-gcn [reader default]; clip = by "
-    "score summed over the clip; file = file order.",
+    type=click.Choice(["stgcn", "clip", "score", "file"]),
+    help="Untracked people (estimated poses): how they fill the actor slots. Kinetics-skeleton: "
+    "stgcn = per frame by summed joint score, as st-gcn [default]; clip = by score summed over "
+    "the clip; file. Toyota: score = per frame by cumscore [default]; file.",
 )
 @click.option(
     "--trust-pickle",

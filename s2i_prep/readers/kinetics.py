@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EmptySampleError, ParseError, ReadError, SourceLocation
+from ..errors import EmptySampleError, ParseError, ReadError, S2IError, SourceLocation
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
@@ -77,9 +77,8 @@ class KineticsReader:
     def __init__(self, fields: str = "all", person_order: str = "stgcn") -> None:
         self.fields = check_fields(fields)
         if person_order not in PERSON_ORDERS:
-            raise ReadError(
-                SourceLocation("<options>"),
-                f"person_order must be one of {', '.join(PERSON_ORDERS)}, found {person_order!r}",
+            raise S2IError(
+                f"person_order must be one of {', '.join(PERSON_ORDERS)}, found {person_order!r}"
             )
         self.person_order = person_order
         self._labels: dict[Path, _LabelFiles] = {}
