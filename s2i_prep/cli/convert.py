@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .input_options import input_format, reader_options, refuse_align_for_2d
+from .input_options import input_format, reader_options, refuse_align_for_2d, workers_for_input
 from .options import format_options
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ def convert(
             image_size=image_size,
             dtype=dtype,
         ),
-        workers=workers,
+        workers=workers_for_input(input_dir, workers),
         codec=codec,
         shard_size=shard_size,
         on_error=on_error,
