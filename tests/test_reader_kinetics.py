@@ -255,3 +255,38 @@ def test_align_is_refused_for_2d(tmp_path, synthetic):
                                    str(tmp_path / "x.zarr")])
     assert res.exit_code == 2
     assert "spec 'openpose18' is 2-D" in res.output and "--align cannot be used" in res.output
+
+
+# ------------------------------------------------------------------------------ property
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def kinetics_docs(draw):
+    frames = draw(st.integers(1, 12))
+    data = []
+    for k in range(1, frames + 1):
+        people = []
+        for _ in range(draw(st.integers(0, 7))):
+            pose = draw(st.lists(st.sampled_from([0.0, 0.125, 0.5, 0.875, 1.0]), min_size=36, max_size=36))
+            # scores on a coarse grid: ties between people are common
+            score = draw(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0]), min_size=18, max_size=18))
+            people.append({"pose": pose, "score": score})
+        data.append({"frame_index": k, "skeleton": people})
+    return {"data": data, "label": "x", "label_index": 0}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=kinetics_docs())
+def test_stgcn_order_equals_the_feeder_on_any_frames(tmp_path, doc):
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps(doc))
+    (raw,) = get_reader("kinetics_json").read(path, SPEC)
+    if not raw.present.any():
+        with pytest.raises(EmptySampleError):
+            select_bodies(raw, SPEC)
+        return
+    _compare_with_stgcn(doc, select_bodies(raw, SPEC))
