@@ -24,7 +24,8 @@ REAL = ("cU1fyH2QssA", "kkwHdOvpCoc", "sAP-xS5P0Bw")
 
 def stgcn_feeder_twin(doc: dict, people_in: int = 5, people_out: int = 2) -> np.ndarray:
     """st-gcn ``Feeder_kinetics.__getitem__`` without augmentation and centring, as numpy:
-    (3, T, 18, people_out) with x, y, score; frame slot k holds frame_index k."""
+    (3, T, 18, people_out) with x, y, score; frame slot k holds frame_index k. Tied scores keep
+    file order (see below)."""
     frames = max(f["frame_index"] for f in doc["data"]) + 1
     data = np.zeros((3, frames, 18, people_in))
     for frame in doc["data"]:
@@ -37,7 +38,10 @@ def stgcn_feeder_twin(doc: dict, people_in: int = 5, people_out: int = 2) -> np.
             data[2, k, :, m] = person["score"]
     data[0][data[2] == 0] = 0
     data[1][data[2] == 0] = 0
-    order = (-data[2].sum(axis=1)).argsort(axis=1)
+    # st-gcn calls argsort with numpy's default kind, which leaves the order of tied scores to
+    # the sort implementation (numpy's AVX-512 sort does not keep it); s2i keeps file order on
+    # ties, so the twin says so explicitly
+    order = (-data[2].sum(axis=1)).argsort(axis=1, kind="stable")
     for t, s in enumerate(order):
         data[:, t, :, :] = data[:, t, :, s].transpose((1, 2, 0))
     return data[:, :, :, :people_out]

@@ -16,8 +16,11 @@ joint field.
 same person. ``person_order`` says how the reader fills its body slots:
 
 - ``stgcn`` (default, exactly st-gcn's feeder): in every frame, the first 5 skeletons in file
-  order (``num_person_in``) are ranked by their summed joint score, highest first (ties keep file
-  order); slot 0 holds each frame's best-scored person. With the spec's ``max_persons: 2`` the
+  order (``num_person_in``) are ranked by their summed joint score, highest first; slot 0 holds
+  each frame's best-scored person. Ties keep file order: st-gcn's ``argsort`` uses numpy's
+  default sort, which leaves tied people in an implementation-defined order (numpy 2.4's SIMD
+  sort reorders about a quarter of tie-heavy rows), so exact ties are the one place where no
+  reader can promise st-gcn's order. With the spec's ``max_persons: 2`` the
   actors are the two best people of every frame (``num_person_out``).
 - ``clip``: slot ``m`` is the ``m``-th skeleton of every frame; slots are ranked by their score
   summed over the whole clip (the two best-scored slots become the actors).
