@@ -283,7 +283,7 @@ def kinetics_docs(draw):
     return {"data": data, "label": "x", "label_index": 0}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=kinetics_docs())
 def test_stgcn_order_equals_the_feeder_on_any_frames(tmp_path, doc):
     path = tmp_path / "v.json"
