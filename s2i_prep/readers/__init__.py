@@ -36,6 +36,10 @@ class Reader(Protocol):
     """What every reader offers. Readers know nothing about images or storage.
 
     Constructors take keyword options only; every reader accepts ``fields`` (:data:`FIELDS`).
+    Files are read through :func:`~s2i_prep.readers.rawfile.read_bytes` (regular files of bounded
+    size only). A reader that cuts one file into labelled clips may also offer
+    ``read_recording(path, spec) -> RawSkeleton``, the whole file without labels, which
+    ``s2i-prep dump --stage raw`` then shows.
     """
 
     #: Registry key, named after the file grammar (``ntu_skeleton``, ``pku_txt``, ``ucla_json``).

@@ -8,12 +8,12 @@ UTF-8 (a BOM is accepted), and the top level must be an object. Every failure is
 from __future__ import annotations
 
 import json
-import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParseError, ReadError, SourceLocation
+from ..errors import ParseError, SourceLocation
+from .rawfile import read_bytes
 
 __all__ = ["MAX_BYTES", "load_object", "is_number", "all_numbers"]
 
@@ -24,15 +24,7 @@ MAX_BYTES = 2 << 30
 def load_object(path: Path, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
     """The JSON object in ``path``."""
     where = SourceLocation(str(path))
-    try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise ReadError(where, "not a regular file")
-        if st.st_size > max_bytes:
-            raise ReadError(where, f"file is {st.st_size} bytes; the limit is {max_bytes}")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReadError(where, f"cannot read file: {exc.strerror}") from None
+    data = read_bytes(path, max_bytes)  # regular files only, bounded; says why a path is refused
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

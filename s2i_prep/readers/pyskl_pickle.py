@@ -47,6 +47,7 @@ from ..errors import ParseError, ReadError, S2IError, SourceLocation
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
+from .rawfile import read_bytes
 
 __all__ = [
     "PysklPickleReader", "PICKLE_SUFFIXES", "TRUST_MESSAGE", "is_pickle_input", "infer_format",
@@ -74,6 +75,8 @@ _ALLOWED = {
     ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"),
     ("builtins", "bytearray"), ("builtins", "slice"),
 }
+#: Bound on an annotation pickle (whole-dataset pickles are several GB).
+_MAX_PICKLE_BYTES = 64 << 30
 _CACHE: dict[tuple[str, int, int], tuple[list[dict], dict[str, list[str]] | None]] = {}
 
 
@@ -107,9 +110,11 @@ def load_pickle(path: Path, trust: bool) -> tuple[list[dict], dict[str, list[str
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
         if key in _CACHE:
             return _CACHE[key]
-        data = path.read_bytes()
     except OSError as exc:
         raise ReadError(where, f"cannot read file: {exc.strerror}") from None
+    # Regular files only (a FIFO would block); annotation pickles of whole datasets reach several
+    # GB, so the bound is the machine's problem, not a format limit.
+    data = read_bytes(path, limit=_MAX_PICKLE_BYTES)
     try:
         doc = _AnnotationUnpickler(io.BytesIO(data)).load()
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad input file

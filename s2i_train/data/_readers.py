@@ -1,0 +1,367 @@
+"""Read paths: stored samples of one dataset -> a numpy batch, by stored index.
+
+Every reader fills ``out`` (n, S, 3, H, W) in the stored dtype for sorted, unique stored indices
+(sample ``idx[j]`` into row ``rows[j]``, so a shuffled batch is read in storage order straight
+into its place) and checks what it reads. Files are opened lazily in the process that reads: a
+reader built in the main process and pickled or forked into DataLoader workers reopens there.
+Figures behind the default choice: benchmarks/RESULTS.md, "Training loader".
+
+- ``ShardReader``: Zarr v3 without zarr-python. Caches each shard's index (crc32c checked), reads
+  each run of adjacent uncompressed samples with one ``preadv`` into their rows and checks every
+  sample's crc32c in place; compressed chunks (zstd, blosc) are checked, then decoded in place.
+- ``Hdf5Reader``: h5py ``read_direct`` per sample, per run when loading (fletcher32 checked).
+- ``ZarrReader``: plain zarr-python, the reference the benchmark compares against.
+
+The in-memory path (``S2IDataset(read="memory")``) loads through one of these once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SampleReadError
+
+#: Shard index entry of a chunk that was never written.
+_EMPTY = np.uint64(2**64 - 1)
+#: Compressed chunks: one byte range per run of samples in a shard when it wastes at most this
+#: factor of bandwidth over reading each sample separately; else one ``pread`` per sample.
+_SPAN_SLACK = 2.0
+#: Samples per ``preadv`` call: two buffers each, within Linux's IOV_MAX of 1024.
+_IOV_PAIRS = 512
+
+
+@dataclass(frozen=True)
+class StoreGeometry:
+    """What a reader needs to know about ``s2i`` (from the dataset attributes and metadata)."""
+
+    path: Path
+    num_samples: int
+    sample_shape: tuple[int, ...]
+    dtype: str
+    shard_size: int
+    codec: str  # "none" | "zstd" | "lz4" (blosc) | anything else: not readable by ShardReader
+
+    @property
+    def sample_nbytes(self) -> int:
+        return int(np.prod(self.sample_shape)) * np.dtype(self.dtype).itemsize
+
+
+class _LazyFiles:
+    """Per-process file handles: dropped on pickling and when the process id changes (fork)."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._handles: dict[Any, Any] = {}
+        self._lock = threading.Lock()  # reader threads (ThreadLoader) open each file once
+
+    def get(self, key: Any, opener: Any) -> Any:
+        handle = self._handles.get(key) if self._pid == os.getpid() else None
+        if handle is not None:
+            return handle
+        with self._lock:
+            if self._pid != os.getpid():
+                self._handles = {}  # inherited across fork: never share an h5py handle
+                self._pid = os.getpid()
+            handle = self._handles.get(key)
+            if handle is None:
+                handle = self._handles[key] = opener()
+        return handle
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for handle in self._handles.values():
+                if isinstance(handle, int):
+                    os.close(handle)
+                elif hasattr(handle, "close"):
+                    handle.close()
+        self._handles = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class ShardReader:
+    """Zarr v3 ``s2i`` read directly: shard index cached, chunks crc32c-checked and decoded."""
+
+    name = "shard"
+
+    def __init__(self, geo: StoreGeometry) -> None:
+        if geo.codec not in ("none", "zstd", "lz4"):
+            raise ValueError(f"ShardReader cannot decode codec {geo.codec!r}")
+        self.geo = geo
+        self._files = _LazyFiles()
+        self._index: dict[int, np.ndarray] = {}
+        self._index_pid = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"geo": self.geo, "_files": self._files, "_index": {}, "_index_pid": -1}
+
+    def shard_path(self, shard: int) -> Path:
+        return self.geo.path.joinpath("s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape))
+
+    def _fd(self, shard: int) -> int:
+        def opener() -> int:
+            path = self.shard_path(shard)
+            try:
+                return os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                first = shard * self.geo.shard_size
+                last = min(first + self.geo.shard_size, self.geo.num_samples) - 1
+                raise SampleReadError(
+                    f"{self.geo.path}: shard file {path.relative_to(self.geo.path)} of samples "
+                    f"{first}..{last} is missing (the dataset is incomplete; run s2i-prep verify)"
+                ) from None
+
+        return int(self._files.get(shard, opener))
+
+    def shard_index(self, shard: int) -> np.ndarray:
+        """(shard_size, 2) uint64 (offset, nbytes) of every inner chunk, crc32c checked, cached."""
+        if self._index_pid != os.getpid():
+            self._index, self._index_pid = {}, os.getpid()
+        index = self._index.get(shard)
+        if index is not None:
+            return index
+        import google_crc32c
+
+        fd = self._fd(shard)
+        size = os.fstat(fd).st_size
+        nbytes = 16 * self.geo.shard_size + 4
+        where = f"{self.geo.path}: shard file {self.shard_path(shard).relative_to(self.geo.path)}"
+        if size < nbytes:
+            raise SampleReadError(f"{where}: {size} bytes, too short for its {nbytes}-byte index")
+        raw = os.pread(fd, nbytes, size - nbytes)
+        body = raw[:-4]
+        if len(raw) != nbytes or google_crc32c.value(body) != int.from_bytes(raw[-4:], "little"):
+            raise SampleReadError(f"{where}: shard index fails its crc32c check (corrupt file)")
+        index = np.frombuffer(body, np.dtype("<u8")).reshape(self.geo.shard_size, 2)
+        filled = index[:, 0] != _EMPTY
+        ends = index[filled, 0] + index[filled, 1]
+        if ends.size and int(ends.max()) > size - nbytes:
+            raise SampleReadError(f"{where}: index points past the end of the file (truncated?)")
+        self._index[shard] = index
+        return index
+
+    def read(self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None) -> None:
+        ss = self.geo.shard_size
+        shards = idx // ss
+        bounds = np.flatnonzero(np.diff(shards)) + 1
+        starts = np.concatenate(([0], bounds))
+        stops = np.concatenate((bounds, [len(idx)]))
+        flat = out.reshape(len(out), -1).view(np.uint8)
+        rows = np.arange(len(idx)) if rows is None else rows
+        for a, b in zip(starts.tolist(), stops.tolist()):
+            self._read_run(int(shards[a]), idx[a:b], flat, rows[a:b])
+
+    def _read_run(self, shard: int, idx: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:
+        """Samples ``idx`` (sorted, all in ``shard``) into rows ``rows`` of ``out`` (n, sample
+        bytes) uint8."""
+        import google_crc32c
+
+        entries = self.shard_index(shard)[idx - shard * self.geo.shard_size]
+        offsets, sizes = entries[:, 0], entries[:, 1]
+        if (offsets == _EMPTY).any():
+            missing = idx[offsets == _EMPTY].tolist()
+            raise SampleReadError(
+                f"{self.geo.path}: samples {missing[:8]} were never written (empty chunks in "
+                f"shard {shard}; the dataset is incomplete)"
+            )
+        raw = self.geo.codec == "none"
+        expect = self.geo.sample_nbytes + 4
+        if raw and (sizes != expect).any():
+            bad = int(idx[np.flatnonzero(sizes != expect)[0]])
+            raise SampleReadError(
+                f"{self.geo.path}: sample {bad} has a {int(sizes[sizes != expect][0])}-byte chunk, "
+                f"expected {expect} (uncompressed sample + crc32c)"
+            )
+        fd = self._fd(shard)
+        if raw:
+            self._read_raw(fd, shard, idx, offsets, out, rows)
+            return
+        lo = int(offsets.min())
+        span = int((offsets + sizes).max()) - lo
+        # numpy views of the read bytes: google_crc32c takes read-only buffers, not memoryviews
+        if span <= _SPAN_SLACK * int(sizes.sum()):
+            buf = np.frombuffer(os.pread(fd, span, lo), np.uint8)
+            chunks = [buf[o - lo : o - lo + n] for o, n in zip(offsets.tolist(), sizes.tolist())]
+        else:
+            chunks = [
+                np.frombuffer(os.pread(fd, n, o), np.uint8)
+                for o, n in zip(offsets.tolist(), sizes.tolist())
+            ]
+        for j, (chunk, row) in enumerate(zip(chunks, rows.tolist())):
+            if len(chunk) != int(sizes[j]) or google_crc32c.value(chunk[:-4]) != int.from_bytes(
+                chunk[-4:].tobytes(), "little"
+            ):
+                self._corrupt(shard, int(idx[j]))
+            self._decode_into(chunk[:-4], out[row], int(idx[j]))
+
+    def _read_raw(
+        self,
+        fd: int,
+        shard: int,
+        idx: np.ndarray,
+        offsets: np.ndarray,
+        out: np.ndarray,
+        rows: np.ndarray,
+    ) -> None:
+        """Uncompressed chunks read with ``preadv`` straight into their rows of ``out`` (the
+        4-byte checksums into a side buffer), one call per run of adjacent chunks; then every
+        sample's crc32c is checked in place."""
+        import google_crc32c
+
+        per = out.shape[1] + 4
+        crcs = np.empty((len(idx), 4), np.uint8)
+        breaks = np.flatnonzero(np.diff(offsets) != per) + 1
+        starts = np.concatenate(([0], breaks)).tolist()
+        stops = np.concatenate((breaks, [len(idx)])).tolist()
+        row_list = rows.tolist()
+        for a, b in zip(starts, stops):
+            for lo in range(a, b, _IOV_PAIRS):
+                hi = min(b, lo + _IOV_PAIRS)
+                bufs: list[memoryview] = []
+                for j in range(lo, hi):
+                    bufs += (memoryview(out[row_list[j]]), memoryview(crcs[j]))
+                got = os.preadv(fd, bufs, int(offsets[lo]))
+                if got != (hi - lo) * per:
+                    self._corrupt(shard, int(idx[lo + got // per]))
+        stored = crcs.view("<u4").ravel()
+        for j, row in enumerate(row_list):
+            if google_crc32c.value(out[row]) != int(stored[j]):
+                self._corrupt(shard, int(idx[j]))
+
+    def _corrupt(self, shard: int, sample: int) -> None:
+        raise SampleReadError(
+            f"{self.geo.path}: sample {sample} fails its crc32c check "
+            f"(shard {shard} is corrupt or truncated)"
+        )
+
+    def _decode_into(self, payload: np.ndarray, dest: np.ndarray, sample: int) -> None:
+        """Decompress one chunk straight into ``dest`` after checking, from the frame header,
+        that it holds exactly ``dest.nbytes`` bytes (the decoders accept a larger buffer and
+        would leave its tail stale)."""
+        size = _content_size(self.geo.codec, payload)
+        try:
+            if size is None:  # no size in the header: decode, then compare
+                data = np.frombuffer(self._decoder().decode(payload), np.uint8)
+                size = len(data)
+                if size == dest.nbytes:
+                    dest[:] = data
+            elif size == dest.nbytes:
+                self._decoder().decode(payload, out=dest)
+        except (ValueError, RuntimeError) as exc:
+            raise SampleReadError(
+                f"{self.geo.path}: sample {sample} cannot be decompressed ({exc})"
+            ) from None
+        if size != dest.nbytes:
+            raise SampleReadError(
+                f"{self.geo.path}: sample {sample} decodes to {size} bytes, expected {dest.nbytes}"
+            )
+
+    def _decoder(self) -> Any:
+        if self.geo.codec == "zstd":
+            from numcodecs.zstd import Zstd
+
+            return Zstd()
+        from numcodecs.blosc import Blosc
+
+        return Blosc()
+
+    def close(self) -> None:
+        self._files.close()
+
+
+def _content_size(codec: str, payload: np.ndarray) -> int | None:
+    """Decompressed size recorded in a zstd frame or blosc header, ``None`` if absent/unknown."""
+    head = payload[:18].tobytes()
+    if codec == "lz4":  # blosc: version, versionlz, flags, typesize, nbytes (uint32 LE), ...
+        return int.from_bytes(head[4:8], "little") if len(head) >= 16 else None
+    if len(head) < 6 or int.from_bytes(head[:4], "little") != 0xFD2FB528:
+        return None
+    descriptor = head[4]
+    single = (descriptor >> 5) & 1
+    field = (1 if single else 0, 2, 4, 8)[descriptor >> 6]
+    if field == 0:
+        return None
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[descriptor & 3]
+    if len(head) < pos + field:
+        return None
+    value = int.from_bytes(head[pos : pos + field], "little")
+    return value + 256 if field == 2 else value
+
+
+class Hdf5Reader:
+    """h5py: one ``read_direct`` per sample (HDF5 checks fletcher32 and raises on corruption)."""
+
+    name = "hdf5"
+
+    def __init__(self, geo: StoreGeometry) -> None:
+        self.geo = geo
+        self._files = _LazyFiles()
+
+    def _dataset(self) -> Any:
+        def opener() -> Any:
+            import h5py
+
+            return h5py.File(self.geo.path, "r")
+
+        return self._files.get("file", opener)["s2i"]
+
+    def read(self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None) -> None:
+        dset = self._dataset()
+        if rows is None:  # runs of consecutive samples, one call each (loading into memory)
+            breaks = (np.flatnonzero(np.diff(idx) != 1) + 1).tolist()
+            for a, b in zip([0, *breaks], [*breaks, len(idx)], strict=True):
+                self._read(dset, out, np.s_[int(idx[a]) : int(idx[b - 1]) + 1], np.s_[a:b])
+            return
+        for i, j in zip(idx.tolist(), rows.tolist(), strict=True):
+            self._read(dset, out, np.s_[i], np.s_[j])
+
+    def _read(self, dset: Any, out: np.ndarray, source: Any, dest: Any) -> None:
+        try:
+            dset.read_direct(out, source, dest)
+        except OSError as exc:
+            first = source.start if isinstance(source, slice) else source
+            last = source.stop - 1 if isinstance(source, slice) else source
+            what = f"sample {first}" if first == last else f"samples {first}..{last}"
+            raise SampleReadError(f"{self.geo.path}: {what} cannot be read ({exc})") from None
+
+    def close(self) -> None:
+        self._files.close()
+
+
+class ZarrReader:
+    """Plain zarr-python ``get_orthogonal_selection``: the reference read path."""
+
+    name = "zarr"
+
+    def __init__(self, geo: StoreGeometry) -> None:
+        self.geo = geo
+        self._files = _LazyFiles()
+
+    def read(self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None) -> None:
+        def opener() -> Any:
+            import zarr
+
+            return zarr.open_array(self.geo.path / "s2i", mode="r")
+
+        arr = self._files.get("array", opener)
+        data = arr.get_orthogonal_selection((idx,))
+        if rows is None:
+            out[...] = data
+        else:
+            out[rows] = data
+
+    def close(self) -> None:
+        self._files = _LazyFiles()
+
+
+READERS = {"shard": ShardReader, "hdf5": Hdf5Reader, "zarr": ZarrReader}
