@@ -294,3 +294,22 @@ def test_stgcn_order_equals_the_feeder_on_any_frames(tmp_path, doc):
             select_bodies(raw, SPEC)
         return
     _compare_with_stgcn(doc, select_bodies(raw, SPEC))
+
+
+@pytest.mark.realdata
+def test_real_folder_converts_as_is(realdata, tmp_path):
+    """The shared folder (train/ and labels_trainval/kinetics_val_label.json) converts directly:
+    train/ is the train part, and the val label file checks the class names' indices."""
+    out = tmp_path / "real.zarr"
+    res = CliRunner().invoke(cli, ["convert", "--format", "openpose18", "--workers", "0", "-q",
+                                   str(realdata / "kinetics_skeleton"), str(out)])
+    assert res.exit_code == 0, res.output
+    import zarr
+
+    g = zarr.open_group(str(out), mode="r")
+    assert [str(s) for s in g["sample_id"][:]] == sorted(REAL)
+    labels = {stem: json.loads((realdata / "kinetics_skeleton/train" / f"{stem}.json").read_text())["label_index"]
+              for stem in REAL}
+    assert list(g["label"][:]) == [labels[s] for s in sorted(REAL)]
+    assert list(g["splits/kinetics/train"][:]) == [0, 1, 2] and len(g["splits/kinetics/test"][:]) == 0
+    assert g["s2i"].shape == (3, 3, 3, 64, 36) and not np.asarray(g["s2i"][:, :, 2]).any()
