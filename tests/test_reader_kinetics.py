@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from s2i_prep.bodies import select_bodies
 from s2i_prep.cli import cli
-from s2i_prep.errors import EmptySampleError, ParseError, ReadError
+from s2i_prep.errors import EmptySampleError, ParseError, ReadError, S2IError
 from s2i_prep.readers import get_reader
 from s2i_prep.specs import load_spec
 from s2i_prep.synthetic import make_job, write_synthetic
@@ -24,7 +24,8 @@ REAL = ("cU1fyH2QssA", "kkwHdOvpCoc", "sAP-xS5P0Bw")
 
 def stgcn_feeder_twin(doc: dict, people_in: int = 5, people_out: int = 2) -> np.ndarray:
     """st-gcn ``Feeder_kinetics.__getitem__`` without augmentation and centring, as numpy:
-    (3, T, 18, people_out) with x, y, score; frame slot k holds frame_index k."""
+    (3, T, 18, people_out) with x, y, score; frame slot k holds frame_index k. Tied scores keep
+    file order (see below)."""
     frames = max(f["frame_index"] for f in doc["data"]) + 1
     data = np.zeros((3, frames, 18, people_in))
     for frame in doc["data"]:
@@ -37,7 +38,10 @@ def stgcn_feeder_twin(doc: dict, people_in: int = 5, people_out: int = 2) -> np.
             data[2, k, :, m] = person["score"]
     data[0][data[2] == 0] = 0
     data[1][data[2] == 0] = 0
-    order = (-data[2].sum(axis=1)).argsort(axis=1)
+    # st-gcn calls argsort with numpy's default kind, which leaves the order of tied scores to
+    # the sort implementation (numpy's AVX-512 sort does not keep it); s2i keeps file order on
+    # ties, so the twin says so explicitly
+    order = (-data[2].sum(axis=1)).argsort(axis=1, kind="stable")
     for t, s in enumerate(order):
         data[:, t, :, :] = data[:, t, :, s].transpose((1, 2, 0))
     return data[:, :, :, :people_out]
@@ -220,7 +224,7 @@ def test_person_orders(synthetic):
 
 
 def test_bad_option_and_bad_files(tmp_path):
-    with pytest.raises(ReadError, match="person_order must be one of stgcn, clip, file"):
+    with pytest.raises(S2IError, match="person_order must be one of stgcn, clip, file"):
         get_reader("kinetics_json", person_order="best")
     reader = get_reader("kinetics_json")
     cases = {
@@ -255,3 +259,57 @@ def test_align_is_refused_for_2d(tmp_path, synthetic):
                                    str(tmp_path / "x.zarr")])
     assert res.exit_code == 2
     assert "spec 'openpose18' is 2-D" in res.output and "--align cannot be used" in res.output
+
+
+# ------------------------------------------------------------------------------ property
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def kinetics_docs(draw):
+    frames = draw(st.integers(1, 12))
+    data = []
+    for k in range(1, frames + 1):
+        people = []
+        for _ in range(draw(st.integers(0, 7))):
+            pose = draw(st.lists(st.sampled_from([0.0, 0.125, 0.5, 0.875, 1.0]), min_size=36, max_size=36))
+            # scores on a coarse grid: ties between people are common
+            score = draw(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0]), min_size=18, max_size=18))
+            people.append({"pose": pose, "score": score})
+        data.append({"frame_index": k, "skeleton": people})
+    return {"data": data, "label": "x", "label_index": 0}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=kinetics_docs())
+def test_stgcn_order_equals_the_feeder_on_any_frames(tmp_path, doc):
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps(doc))
+    (raw,) = get_reader("kinetics_json").read(path, SPEC)
+    if not raw.present.any():
+        with pytest.raises(EmptySampleError):
+            select_bodies(raw, SPEC)
+        return
+    _compare_with_stgcn(doc, select_bodies(raw, SPEC))
+
+
+@pytest.mark.realdata
+def test_real_folder_converts_as_is(realdata, tmp_path):
+    """The shared folder (train/ and labels_trainval/kinetics_val_label.json) converts directly:
+    train/ is the train part, and the val label file checks the class names' indices."""
+    out = tmp_path / "real.zarr"
+    res = CliRunner().invoke(cli, ["convert", "--format", "openpose18", "--workers", "0", "-q",
+                                   str(realdata / "kinetics_skeleton"), str(out)])
+    assert res.exit_code == 0, res.output
+    import zarr
+
+    g = zarr.open_group(str(out), mode="r")
+    assert [str(s) for s in g["sample_id"][:]] == sorted(REAL)
+    labels = {stem: json.loads((realdata / "kinetics_skeleton/train" / f"{stem}.json").read_text())["label_index"]
+              for stem in REAL}
+    assert list(g["label"][:]) == [labels[s] for s in sorted(REAL)]
+    assert list(g["splits/kinetics/train"][:]) == [0, 1, 2] and len(g["splits/kinetics/test"][:]) == 0
+    assert g["s2i"].shape == (3, 3, 3, 64, 36) and not np.asarray(g["s2i"][:, :, 2]).any()

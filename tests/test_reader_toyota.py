@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from s2i_prep.bodies import select_bodies
 from s2i_prep.cli import cli
-from s2i_prep.errors import EmptySampleError, ParseError, ReadError
+from s2i_prep.errors import EmptySampleError, ParseError, ReadError, S2IError
 from s2i_prep.readers import get_reader
 from s2i_prep.specs import load_spec
 from s2i_prep.synthetic import make_job, write_synthetic
@@ -107,5 +107,5 @@ def test_bad_files(tmp_path):
         path.write_text(json.dumps(doc))
         with pytest.raises(error, match=pattern):
             reader.read(path, T3)
-    with pytest.raises(ReadError, match="person_order"):
+    with pytest.raises(S2IError, match="person_order"):
         get_reader("toyota_json", person_order="stgcn")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .input_options import input_format, reader_options, refuse_align_for_2d
+from .input_options import input_format, reader_options, refuse_align_for_2d, workers_for_input
 from .options import format_options
 
 if TYPE_CHECKING:
@@ -181,10 +181,10 @@ def _kept_text(kept: Kept | None, output: Path) -> str:
 )
 @click.option(
     "--person-order",
-    type=click.Choice(["stgcn", "clip", "file"]),
-    help="Kinetics-skeleton (kinetics_json reader) only: how untracked people fill the actor "
-    "slots: stgcn = per frame by summed joint score, as st-gcn [reader default]; clip = by "
-    "score summed over the clip; file = file order.",
+    type=click.Choice(["stgcn", "clip", "score", "file"]),
+    help="Untracked people (estimated poses): how they fill the actor slots. Kinetics-skeleton: "
+    "stgcn = per frame by summed joint score, as st-gcn [default]; clip = by score summed over "
+    "the clip; file. Toyota: score = per frame by cumscore [default]; file.",
 )
 @click.option(
     "--trust-pickle",
@@ -262,7 +262,7 @@ def convert(
             image_size=image_size,
             dtype=dtype,
         ),
-        workers=workers,
+        workers=workers_for_input(input_dir, workers),
         codec=codec,
         shard_size=shard_size,
         on_error=on_error,

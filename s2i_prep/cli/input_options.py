@@ -47,3 +47,13 @@ def refuse_align_for_2d(source: str) -> None:
 def reader_options(**options: str | None) -> dict[str, str]:
     """The reader-specific options the user gave (a reader rejects options it does not have)."""
     return {k: v for k, v in options.items() if v is not None}
+
+
+def workers_for_input(input_path: Path, workers: int | None) -> int | None:
+    """A pickle is one input file, converted by one task: without ``--workers`` it runs in this
+    process, so its samples are not sent back through a pipe in one large message."""
+    from ..readers.pyskl_pickle import is_pickle_input
+
+    if workers is None and is_pickle_input(input_path):
+        return 0
+    return workers

@@ -16,8 +16,11 @@ joint field.
 same person. ``person_order`` says how the reader fills its body slots:
 
 - ``stgcn`` (default, exactly st-gcn's feeder): in every frame, the first 5 skeletons in file
-  order (``num_person_in``) are ranked by their summed joint score, highest first (ties keep file
-  order); slot 0 holds each frame's best-scored person. With the spec's ``max_persons: 2`` the
+  order (``num_person_in``) are ranked by their summed joint score, highest first; slot 0 holds
+  each frame's best-scored person. Ties keep file order: st-gcn's ``argsort`` uses numpy's
+  default sort, which leaves tied people in an implementation-defined order (numpy 2.4's SIMD
+  sort reorders about a quarter of tie-heavy rows), so exact ties are the one place where no
+  reader can promise st-gcn's order. With the spec's ``max_persons: 2`` the
   actors are the two best people of every frame (``num_person_out``).
 - ``clip``: slot ``m`` is the ``m``-th skeleton of every frame; slots are ranked by their score
   summed over the whole clip (the two best-scored slots become the actors).
@@ -41,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EmptySampleError, ParseError, ReadError, SourceLocation
+from ..errors import EmptySampleError, ParseError, ReadError, S2IError, SourceLocation
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
@@ -77,9 +80,8 @@ class KineticsReader:
     def __init__(self, fields: str = "all", person_order: str = "stgcn") -> None:
         self.fields = check_fields(fields)
         if person_order not in PERSON_ORDERS:
-            raise ReadError(
-                SourceLocation("<options>"),
-                f"person_order must be one of {', '.join(PERSON_ORDERS)}, found {person_order!r}",
+            raise S2IError(
+                f"person_order must be one of {', '.join(PERSON_ORDERS)}, found {person_order!r}"
             )
         self.person_order = person_order
         self._labels: dict[Path, _LabelFiles] = {}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EmptySampleError, ParseError, ReadError, SourceLocation
+from ..errors import EmptySampleError, ParseError, ReadError, S2IError, SourceLocation
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
@@ -45,9 +45,8 @@ class ToyotaReader:
     def __init__(self, fields: str = "all", person_order: str = "score") -> None:
         self.fields = check_fields(fields)
         if person_order not in TOYOTA_ORDERS:
-            raise ReadError(
-                SourceLocation("<options>"),
-                f"person_order must be one of {', '.join(TOYOTA_ORDERS)}, found {person_order!r}",
+            raise S2IError(
+                f"person_order must be one of {', '.join(TOYOTA_ORDERS)}, found {person_order!r}"
             )
         self.person_order = person_order
 

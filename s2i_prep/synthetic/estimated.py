@@ -154,7 +154,10 @@ class EstimatedJob:
         xy = np.stack(
             [width / 2 + focal * xyz[..., 0] / z, height / 2 - focal * xyz[..., 1] / z], -1
         )
-        score = np.clip(vrng.normal(0.75, 0.12, xy.shape[:3]), 0.05, 0.99)
+        # an estimator's confidence persists: a level per person and per joint, small frame noise
+        # (iid scores would swap people ranked per frame in every frame, which real data do not)
+        level = vrng.uniform(0.55, 0.9, (n_people, 1, 1)) + vrng.normal(0.0, 0.08, (n_people, 1, vee))
+        score = np.clip(level + vrng.normal(0.0, 0.03, xy.shape[:3]), 0.05, 0.99)
         if n_people > len(people):
             score[len(people):] *= 0.35
         features: list[str] = []
