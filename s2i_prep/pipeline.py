@@ -16,6 +16,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,8 @@ def convert(
     excluded = frozenset() if cfg.keep_missing else exclusion_names(spec)
     plan = plan_inputs(cfg, spec, reader, excluded)
     fault_point("planned")
+    if plan.note:
+        (log or (lambda text: warnings.warn(text, stacklevel=3)))(plan.note)
     files = plan.files
     if not files:
         raise S2IError(no_input_message(cfg, spec, reader))

@@ -221,7 +221,9 @@ def convert(
 ) -> None:
     """Convert the raw skeleton dataset INPUT into the S2I dataset OUTPUT.
 
-    INPUT is the dataset's folder, or a pyskl/mmaction2 annotation pickle (with --trust-pickle).
+    INPUT is the dataset's folder, the dataset's own .zip archive (members are read in place,
+    never extracted; reported as archive.zip:member), or a pyskl/mmaction2 annotation pickle
+    (with --trust-pickle).
 
     OUTPUT ending in .zarr is written as Zarr v3, .h5/.hdf5 as HDF5. The output is built under
     OUTPUT.partial and renamed when complete; bad input files are skipped and reported.

@@ -29,6 +29,7 @@ FILES_PER_TASK = 8
 #: Skip kinds that are not reader/encoder exceptions.
 KIND_NAME, KIND_LABEL, KIND_DUPLICATE = "bad_name", "no_label", "duplicate"
 KIND_NOT_FILE, KIND_PATH, KIND_RANGE = "not_a_file", "bad_path", "out_of_range"
+KIND_MEMBER = "bad_member"  # an archive member known to be unreadable when planning
 
 
 class InputFile(NamedTuple):
