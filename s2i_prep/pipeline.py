@@ -67,8 +67,17 @@ __all__ = [
 COMPILE_NOTICE_S = 2.0
 
 
+def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext) -> Any:
+    """Local worker processes, or a Dask cluster with ``cfg.dask``; both yield in task order."""
+    if cfg.dask is not None:
+        from .dask_pool import DaskPool
+
+        return DaskPool(cfg.dask, install, (ctx,))
+    return OrderedPool(min(workers, num_files), install, (ctx,))
+
+
 def _ordered_results(
-    pool: OrderedPool, files: list[InputFile], start: int
+    pool: Any, files: list[InputFile], start: int
 ) -> Iterator[list[FileResult]]:
     """Task results in input order; a dead worker becomes an error naming its files."""
     try:
@@ -181,8 +190,9 @@ def convert(
     asm: Assembler | None = None
     try:
         ctx = WorkerContext(spec, reader, stages, cfg.encode, excluded)
-        _warm(stages, ctx, files, log)
-        with OrderedPool(min(workers, len(files)), install, (ctx,)) as pool:
+        if cfg.dask is None:
+            _warm(stages, ctx, files, log)
+        with _pool(cfg, workers, len(files), ctx) as pool:
             writer = stages.open_writer(
                 cfg.output,
                 sample_shape=shape,
