@@ -81,7 +81,7 @@ def _ordered_results(
 ) -> Iterator[list[FileResult]]:
     """Task results in input order; a dead worker becomes an error naming its files."""
     try:
-        yield from pool.map(run_task, task_batches(files, start))
+        yield from pool.map(run_task, task_batches(files, start, pool.files_per_task))
     except WorkerDied as exc:
         _, batch = exc.task
         raise S2IError(

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from s2i_prep.errors import ReadError, S2IError
+from s2i_prep.errors import ReadError
 from s2i_prep.readers import archive
 from s2i_prep.readers.rawfile import read_bytes
-
 from tests.test_convert import ROOT, _output_bytes, make_ntu, ntu_text, run_cli
 
 PREFIX = "nturgbd_skeletons_s001_to_s017/nturgbd+rgb/"

@@ -28,8 +28,14 @@ from pathlib import Path, PurePosixPath
 from ..errors import ReadError, S2IError, SourceLocation
 
 __all__ = [
-    "ARCHIVE_SUFFIXES", "Member", "is_archive", "list_members", "member_ref", "read_member",
-    "split_member", "file_stem",
+    "ARCHIVE_SUFFIXES",
+    "Member",
+    "file_stem",
+    "is_archive",
+    "list_members",
+    "member_ref",
+    "read_member",
+    "split_member",
 ]
 
 #: Input suffixes read as archives.
