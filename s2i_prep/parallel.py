@@ -51,6 +51,8 @@ _THREAD_VARS = (
 
 #: Outstanding tasks per worker: enough to hide scheduling gaps, few enough to bound memory.
 TASKS_PER_WORKER = 3
+#: Input files per conversion task in local worker processes: amortises IPC, balances load.
+FILES_PER_TASK = 8
 
 
 class WorkerDied(S2IError):
@@ -190,6 +192,8 @@ class OrderedPool:
             raise ValueError(f"workers must be >= 0, found {workers}")
         self.workers = workers
         self.window = window or max(1, workers) * TASKS_PER_WORKER
+        #: Consecutive input files per task (the conversion's batching of its files).
+        self.files_per_task = FILES_PER_TASK
         self._executor: ProcessPoolExecutor | None = None
         if workers == 0:
             install(*install_args)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,21 @@ __all__ = [
 COMPILE_NOTICE_S = 2.0
 
 
+def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext) -> Any:
+    """Local worker processes, or a Dask cluster with ``cfg.dask``; both yield in task order."""
+    if cfg.dask is not None:
+        from .dask_pool import DaskPool
+
+        return DaskPool(cfg.dask, install, (ctx,))
+    return OrderedPool(min(workers, num_files), install, (ctx,))
+
+
 def _ordered_results(
-    pool: OrderedPool, files: list[InputFile], start: int
+    pool: Any, files: list[InputFile], start: int
 ) -> Iterator[list[FileResult]]:
     """Task results in input order; a dead worker becomes an error naming its files."""
     try:
-        yield from pool.map(run_task, task_batches(files, start))
+        yield from pool.map(run_task, task_batches(files, start, pool.files_per_task))
     except WorkerDied as exc:
         _, batch = exc.task
         raise S2IError(
@@ -164,6 +174,8 @@ def convert(
     excluded = frozenset() if cfg.keep_missing else exclusion_names(spec)
     plan = plan_inputs(cfg, spec, reader, excluded)
     fault_point("planned")
+    if plan.note:
+        (log or (lambda text: warnings.warn(text, stacklevel=3)))(plan.note)
     files = plan.files
     if not files:
         raise S2IError(no_input_message(cfg, spec, reader))
@@ -178,8 +190,9 @@ def convert(
     asm: Assembler | None = None
     try:
         ctx = WorkerContext(spec, reader, stages, cfg.encode, excluded)
-        _warm(stages, ctx, files, log)
-        with OrderedPool(min(workers, len(files)), install, (ctx,)) as pool:
+        if cfg.dask is None:
+            _warm(stages, ctx, files, log)
+        with _pool(cfg, workers, len(files), ctx) as pool:
             writer = stages.open_writer(
                 cfg.output,
                 sample_shape=shape,

@@ -154,6 +154,12 @@ def _kept_text(kept: Kept | None, output: Path) -> str:
     help="Worker processes [default: all cores; 0 = none].",
 )
 @click.option(
+    "--dask",
+    metavar="ADDRESS",
+    help="Run the work on a Dask cluster: its scheduler address (tcp://host:8786), or local:N "
+    "for N local worker processes; needs the dask extra (see docs/DISTRIBUTED.md).",
+)
+@click.option(
     "--on-error",
     type=click.Choice(["skip", "fail"]),
     default="skip",
@@ -209,6 +215,7 @@ def convert(
     codec: str,
     shard_size: int | None,
     workers: int | None,
+    dask: str | None,
     on_error: str,
     resume: bool,
     overwrite: bool,
@@ -221,7 +228,9 @@ def convert(
 ) -> None:
     """Convert the raw skeleton dataset INPUT into the S2I dataset OUTPUT.
 
-    INPUT is the dataset's folder, or a pyskl/mmaction2 annotation pickle (with --trust-pickle).
+    INPUT is the dataset's folder, the dataset's own .zip archive (members are read in place,
+    never extracted; reported as archive.zip:member), or a pyskl/mmaction2 annotation pickle
+    (with --trust-pickle).
 
     OUTPUT ending in .zarr is written as Zarr v3, .h5/.hdf5 as HDF5. The output is built under
     OUTPUT.partial and renamed when complete; bad input files are skipped and reported.
@@ -234,6 +243,9 @@ def convert(
         )
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
+    if dask is not None and workers is not None:
+        raise click.UsageError("--dask and --workers exclude each other (a Dask cluster has its "
+                               "own workers)")
     if output.suffix not in (".zarr", ".h5", ".hdf5"):
         raise click.BadParameter(
             f"expected a name ending in .zarr, .h5 or .hdf5, found {output.name!r}",
@@ -263,6 +275,7 @@ def convert(
             dtype=dtype,
         ),
         workers=workers_for_input(input_dir, workers),
+        dask=dask,
         codec=codec,
         shard_size=shard_size,
         on_error=on_error,

@@ -14,12 +14,14 @@ def input_format(
     input_path: Path, fmt: str | None, spec: Path | None, trust_pickle: bool, quiet: bool
 ) -> str:
     """The format to convert with; a pickle INPUT may leave it to be inferred (pyskl_pickle)."""
+    from ..readers.archive import is_archive
     from ..readers.pyskl_pickle import infer_format, is_pickle_input
 
     pickle_input = is_pickle_input(input_path)
-    if input_path.is_file() and not pickle_input:
+    if input_path.is_file() and not pickle_input and not is_archive(input_path):
         raise click.BadParameter(
-            f"{input_path} is a file; INPUT is the dataset's folder, or a pyskl/mmaction2 "
+            f"{input_path} is a file; INPUT is the dataset's folder, its .zip archive, or a "
+            "pyskl/mmaction2 "
             "annotation pickle (.pkl, .pickle)",
             param_hint="INPUT",
         )

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 ON_ERROR = ("skip", "fail")
 #: Options that change how a run executes, not what it produces (left out of the fingerprint).
-RUN_ONLY = ("workers", "resume", "overwrite")
+RUN_ONLY = ("workers", "dask", "resume", "overwrite")
 #: Also left out of the options recorded in the dataset (the dataset does not name itself).
 NOT_RECORDED = (*RUN_ONLY, "output")
 
@@ -36,6 +36,8 @@ class ConvertConfig:
         format: a built-in format name (``ntu25``) or a path to a spec ``.yaml``.
         encode: the S2I encoding options.
         workers: worker processes; ``None`` = every usable core, ``0`` = in this process.
+        dask: run the tasks on a Dask cluster instead: a scheduler address or ``local:N``
+            (``workers`` is then ignored; see docs/DISTRIBUTED.md).
         codec, shard_size: passed to the store (``None`` = the store's default shard size).
         on_error: ``"skip"`` bad files into the report, or ``"fail"`` at the first one.
         resume, overwrite: continue a killed run / replace an existing output.
@@ -49,6 +51,7 @@ class ConvertConfig:
     format: str = "ntu25"
     encode: EncodeConfig = field(default_factory=_default_encode)
     workers: int | None = None
+    dask: str | None = None
     codec: str = "auto"
     shard_size: int | None = None
     on_error: str = "skip"
@@ -78,6 +81,7 @@ class ConvertConfig:
             "format": self.format,
             "encode": self.encode.to_dict(),
             "workers": self.workers,
+            "dask": self.dask,
             "codec": self.codec,
             "shard_size": self.shard_size,
             "on_error": self.on_error,

@@ -18,6 +18,8 @@ from .._version import __version__
 from ..errors import S2IError
 from ..specs import JointSpec
 from .config import RUN_ONLY, ConvertConfig
+from ..readers import archive
+from ..readers.archive import split_member
 from .planning import printable
 from .tasks import InputFile
 
@@ -33,7 +35,11 @@ def fingerprint(options: dict[str, Any]) -> str:
 
 
 def input_entry(cfg: ConvertConfig, f: InputFile) -> list[Any]:
-    return [os.path.relpath(f.path, cfg.input), f.nbytes, f.mtime_ns]
+    """``[name, size, mtime]``: the name relative to the input folder, or the member's name in
+    an archive input (with the member's own timestamp)."""
+    ref = split_member(f.path) if archive.is_archive(cfg.input) else None
+    name = ref[1] if ref else os.path.relpath(f.path, cfg.input)
+    return [name, f.nbytes, f.mtime_ns]
 
 
 class InputDigest:

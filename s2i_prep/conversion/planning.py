@@ -6,13 +6,15 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ..errors import S2IError
 from ..specs import JointSpec, load_spec
 from .config import ConvertConfig
-from .tasks import KIND_NOT_FILE, KIND_PATH, InputFile
+from ..readers import archive
+from ..readers.archive import file_stem
+from .tasks import KIND_MEMBER, KIND_NOT_FILE, KIND_PATH, InputFile
 
 if TYPE_CHECKING:
     from ..readers import Reader
@@ -36,9 +38,9 @@ def exclusion_names(spec: JointSpec) -> frozenset[str]:
     return frozenset(names)
 
 
-def sample_name_of_file(path: Path) -> str:
+def sample_name_of_file(path: Path | str) -> str:
     """The sample name a file stands for before it is read (its stem; PKU: the video's name)."""
-    return path.stem
+    return file_stem(path)
 
 
 def printable(path: str) -> str:
@@ -93,6 +95,7 @@ class Plan:
     files: list[InputFile]  # in sample-name order (so ``sample_id`` comes out sorted)
     excluded: int  # files dropped by the spec's exclude lists
     limited: int  # files left out by ``limit``
+    note: str | None = None  # what the user must know about the input (a damaged archive)
 
 
 def plan_inputs(
@@ -101,17 +104,47 @@ def plan_inputs(
     """The input files to convert, in order, each with its size and modification time."""
     if not cfg.input.exists():
         raise S2IError(f"{cfg.input}: input folder does not exist")
-    try:
-        found = reader.discover(cfg.input)
-    except OSError as exc:
-        raise S2IError(f"{cfg.input}: cannot list the input files: {exc}") from None
-    paths = sorted(found, key=lambda p: (sample_name_of_file(p), str(p)))
-    kept = [p for p in paths if sample_name_of_file(p) not in excluded]
+    note = None
+    if archive.is_archive(cfg.input):
+        planned, note = _archive_inputs(cfg.input, reader)
+    else:
+        try:
+            found = reader.discover(cfg.input)
+        except OSError as exc:
+            raise S2IError(f"{cfg.input}: cannot list the input files: {exc}") from None
+        planned = [(str(p), p) for p in found]
+    planned.sort(key=lambda entry: (sample_name_of_file(entry[0]), entry[0]))
+    kept = [entry for entry in planned if sample_name_of_file(entry[0]) not in excluded]
     limited = 0
     if cfg.limit is not None:
         limited = max(0, len(kept) - cfg.limit)
         kept = kept[: cfg.limit]
-    return Plan([_inspect_input(p) for p in kept], len(paths) - len(kept) - limited, limited)
+    files = [p if isinstance(p, InputFile) else _inspect_input(p) for _, p in kept]
+    return Plan(files, len(planned) - len(kept) - limited, limited, note)
+
+
+def _archive_inputs(path: Path, reader: Reader) -> tuple[list[tuple[str, InputFile]], str | None]:
+    """The members of an archive input that ``reader`` reads, as planned inputs, and a note on
+    damage; members are read in place by the workers (a damaged archive: what its local headers
+    still give)."""
+    suffixes = getattr(reader, "archive_suffixes", None)
+    if not suffixes:
+        raise S2IError(
+            f"{path}: the {reader.name} reader reads folders only (its files refer to each "
+            "other); extract the archive and convert the folder"
+        )
+    try:
+        members, damage = archive.list_members(path)
+    except OSError as exc:
+        raise S2IError(f"{path}: cannot read the archive: {exc.strerror or exc}") from None
+    out = []
+    for m in members:
+        if not m.name.lower().endswith(suffixes):
+            continue
+        ref = archive.member_ref(path, m.name)
+        kind = None if m.problem is None else KIND_MEMBER
+        out.append((ref, InputFile(ref, m.nbytes, m.date_ns, m.problem, kind)))
+    return out, damage
 
 
 def no_input_message(cfg: ConvertConfig, spec: JointSpec, reader: Reader) -> str:
@@ -121,7 +154,12 @@ def no_input_message(cfg: ConvertConfig, spec: JointSpec, reader: Reader) -> str
 
     counts: dict[str, int] = {}
     seen = 0
-    for path in cfg.input.rglob("*"):
+    if archive.is_archive(cfg.input):
+        for m in archive.list_members(cfg.input)[0]:
+            suffix = PurePosixPath(m.name).suffix.lower()
+            if suffix:
+                counts[suffix] = counts.get(suffix, 0) + 1
+    for path in () if archive.is_archive(cfg.input) else cfg.input.rglob("*"):
         seen += 1
         if seen > 100_000:
             break
@@ -130,8 +168,8 @@ def no_input_message(cfg: ConvertConfig, spec: JointSpec, reader: Reader) -> str
     top = sorted(counts.items(), key=lambda kv: -kv[1])[:4]
     found = (", ".join(f"{n} {suffix} file{'s' if n > 1 else ''}" for suffix, n in top)
              if top else "no files")
-    hints = []
-    for name in list_specs():
+    hints: list[str] = []
+    for name in [] if archive.is_archive(cfg.input) else list_specs():
         if name == spec.format:
             continue
         try:

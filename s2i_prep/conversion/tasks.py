@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from ..errors import ReadError
+from ..parallel import FILES_PER_TASK
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from ..store import layout
@@ -24,11 +25,10 @@ if TYPE_CHECKING:
     from ..encoding import EncodeConfig
     from ..readers import Reader
 
-#: Consecutive input files per worker task: large enough to amortise IPC, small enough to balance.
-FILES_PER_TASK = 8
 #: Skip kinds that are not reader/encoder exceptions.
 KIND_NAME, KIND_LABEL, KIND_DUPLICATE = "bad_name", "no_label", "duplicate"
 KIND_NOT_FILE, KIND_PATH, KIND_RANGE = "not_a_file", "bad_path", "out_of_range"
+KIND_MEMBER = "bad_member"  # an archive member known to be unreadable when planning
 
 
 class InputFile(NamedTuple):
@@ -200,6 +200,8 @@ def run_task(task: tuple[int, Sequence[InputFile]]) -> list[FileResult]:
     ]
 
 
-def task_batches(files: list[InputFile], start: int) -> Iterator[tuple[int, list[InputFile]]]:
-    for i in range(start, len(files), FILES_PER_TASK):
-        yield i, files[i : i + FILES_PER_TASK]
+def task_batches(
+    files: list[InputFile], start: int, size: int = FILES_PER_TASK
+) -> Iterator[tuple[int, list[InputFile]]]:
+    for i in range(start, len(files), size):
+        yield i, files[i : i + size]

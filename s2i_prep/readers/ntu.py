@@ -17,6 +17,7 @@ from ..kernels import parse_ntu as K
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
+from .archive import file_stem
 from .rawfile import encoding_problem, line_ending_problem, read_bytes
 
 __all__ = ["NtuSkeletonReader", "parse_ntu_bytes"]
@@ -164,7 +165,7 @@ def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec, fields: str = "all"
     # Ids stay uint64 until they become decimal strings: a float would merge distinct people.
     body_ids = tuple(str(x) for x in out.ids[:B])
     if fields == "xyz":
-        return RawSkeleton(name=Path(path).stem, source=path, joints=scatter(jf[..., :3], np.nan),
+        return RawSkeleton(name=file_stem(path), source=path, joints=scatter(jf[..., :3], np.nan),
                            body_ids=body_ids)
     # Four scatters; the per-field arrays are views into them.
     floats, ints = scatter(jf, np.nan), scatter(bints, -1)
@@ -177,7 +178,7 @@ def parse_ntu_bytes(data: bytes, path: str, spec: JointSpec, fields: str = "all"
     body_fields = {name: ints[..., k] for k, name in enumerate(K.BODY_INT_NAMES)}
     body_fields["lean"] = scatter(blean, np.nan)
     return RawSkeleton(
-        name=Path(path).stem,
+        name=file_stem(path),
         source=path,
         joints=floats[..., :3],
         body_ids=body_ids,
@@ -194,6 +195,9 @@ class NtuSkeletonReader:
 
     def __init__(self, fields: str = "all") -> None:
         self.fields = check_fields(fields)
+
+    #: Members of an archive input this reader reads (see :mod:`s2i_prep.readers.archive`).
+    archive_suffixes = (".skeleton",)
 
     def discover(self, root: Path) -> list[Path]:
         """Every ``*.skeleton`` under ``root`` (recursively), sorted by file name."""

@@ -26,6 +26,7 @@ from ..errors import EmptySampleError, ParseError, ReadError, SourceLocation
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
+from .archive import file_stem
 from .rawfile import encoding_problem, read_bytes
 
 __all__ = ["UclaReader"]
@@ -127,6 +128,9 @@ class UclaReader:
     def __init__(self, fields: str = "all") -> None:
         self.fields = check_fields(fields)
 
+    #: Members of an archive input this reader reads (see :mod:`s2i_prep.readers.archive`).
+    archive_suffixes = (".json",)
+
     def discover(self, root: Path) -> list[Path]:
         """Every ``*.json`` under ``root``, recursively."""
         return sorted(p for p in Path(root).rglob("*.json") if p.is_file())
@@ -134,6 +138,7 @@ class UclaReader:
     def read(self, path: Path, spec: JointSpec) -> list[RawSkeleton]:
         """The one body of the file as ``(1, T, V, C)`` float32, exactly the JSON's values."""
         path = Path(path)
+        stem = file_stem(path)
         doc, text = _load(path)
         missing = [k for k in KEYS if k not in doc]
         if missing:
@@ -141,11 +146,11 @@ class UclaReader:
                 _value_of(path, text, None),
                 f"expected the keys {', '.join(KEYS)}; missing {', '.join(missing)}",
             )
-        if doc["file_name"] != path.stem:
+        if doc["file_name"] != stem:
             raise ReadError(
                 _value_of(path, text, "file_name"),
                 f"file_name {_shown(doc['file_name'])} does not match the file name "
-                f"{_shown(path.stem)}",
+                f"{_shown(stem)}",
             )
         label = doc["label"]
         if isinstance(label, _OutOfRange) or (
@@ -160,11 +165,11 @@ class UclaReader:
             raise ParseError(
                 _value_of(path, text, "label"), f"label: expected an integer, found {_shown(label)}"
             )
-        meta = spec.parse_name(path.stem)
+        meta = spec.parse_name(stem)
         if meta is None:
             raise ReadError(
                 SourceLocation(str(path)),
-                f"file name {path.stem!r} does not match the spec's sample_name "
+                f"file name {stem!r} does not match the spec's sample_name "
                 f"pattern {spec.name_pattern!r}",
             )
         # A spec whose label comes from the reader trusts the file; otherwise both must agree.
@@ -174,13 +179,13 @@ class UclaReader:
         if expected is not None and label - 1 != expected:
             raise ReadError(
                 _value_of(path, text, "label"),
-                f"label {label} disagrees with the name: the spec gives {path.stem!r} "
+                f"label {label} disagrees with the name: the spec gives {stem!r} "
                 f"label {expected + 1} (1-based)",
             )
         joints = _skeleton_array(doc["skeletons"], path, text, spec.num_joints, len(spec.dims))
         return [
             RawSkeleton(
-                name=path.stem, source=str(path), joints=joints, body_ids=("0",), label=label - 1
+                name=stem, source=str(path), joints=joints, body_ids=("0",), label=label - 1
             )
         ]
 

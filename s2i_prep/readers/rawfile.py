@@ -4,7 +4,9 @@ Every reader (and ``s2i-prep dump``) reads its files through :func:`read_bytes`,
 is not a plain file is refused with a reason instead of hanging or exhausting memory: a FIFO
 would block ``open()`` until a writer appears, ``/dev/zero`` never ends, a symlink loop or a
 dangling link is an ``OSError`` deep in a worker. The conversion's planning already leaves
-non-regular paths out; this is the second line of defence for every other caller.
+non-regular paths out; this is the second line of defence for every other caller. A member
+reference ``archive.zip:member`` is read from the archive with the same bounds
+(:mod:`s2i_prep.readers.archive`).
 
 :func:`encoding_problem` and :func:`line_ending_problem` turn "found 49297 fields" or "expected a
 number, found '3.306044'" into the actual cause (UTF-16 text, CR-only or stray CR line ends).
@@ -19,6 +21,7 @@ import stat
 from pathlib import Path
 
 from ..errors import ReadError, SourceLocation
+from . import archive
 
 __all__ = ["MAX_FILE_BYTES", "read_bytes", "encoding_problem", "line_ending_problem"]
 
@@ -51,6 +54,8 @@ def read_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
             dangling link, a link loop, too large, permission denied, ...).
     """
     name = str(path)
+    if ":" in name and (ref := archive.split_member(name)) is not None:
+        return archive.read_member(ref[0], ref[1], limit)  # ``archive.zip:member``: same bounds
     try:
         info = os.stat(name)  # follows symlinks: a link to a regular file is fine
     except OSError as exc:

@@ -28,6 +28,7 @@ from ..errors import EmptySampleError, ParseError, ReadError, S2IError, SourceLo
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
+from .archive import file_stem
 from .jsonfile import all_numbers, is_number, load_object
 
 __all__ = ["ToyotaReader", "TOYOTA_ORDERS"]
@@ -49,6 +50,9 @@ class ToyotaReader:
                 f"person_order must be one of {', '.join(TOYOTA_ORDERS)}, found {person_order!r}"
             )
         self.person_order = person_order
+
+    #: Members of an archive input this reader reads (see :mod:`s2i_prep.readers.archive`).
+    archive_suffixes = (".json",)
 
     def discover(self, root: Path) -> list[Path]:
         """Every ``*.json`` under ``root``, recursively."""
@@ -96,7 +100,7 @@ class ToyotaReader:
         joints, cum = _slots(values, scores, slot_of, len(frames), dims, self.person_order, path)
         return [
             RawSkeleton(
-                name=path.stem,
+                name=file_stem(path),
                 source=str(path),
                 joints=joints,
                 body_ids=tuple(str(b) for b in range(joints.shape[0])),

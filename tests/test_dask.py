@@ -1,0 +1,126 @@
+"""``convert --dask``: a LocalCluster conversion equals the local one byte for byte, survives a
+worker killed mid-run, and resumes across both modes. One cluster (two worker processes) serves
+the whole module: starting one costs seconds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from s2i_prep.errors import S2IError
+from s2i_prep.pipeline import ConvertConfig, convert
+from tests.test_convert import ROOT, _output_bytes, make_ntu
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[str, object]]:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as local, \
+            distributed.Client(local) as client:
+        yield local.scheduler_address, client
+
+
+@pytest.fixture(autouse=True)
+def small_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 files per task (not 64), so both workers get tasks from these small corpora."""
+    monkeypatch.setattr("s2i_prep.dask_pool.FILES_PER_TASK", 4)
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dask") / "raw"
+    make_ntu(root, n=48, frames=24)
+    (root / "S001C001P001R001A012.skeleton").write_text("")  # one skip in the report
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    out = tmp_path_factory.mktemp("ref") / "ref.zarr"
+    convert(ConvertConfig(input=raw, output=out, format="ntu25", workers=0, shard_size=5))
+    return _output_bytes(out)
+
+
+def test_dask_output_equals_local(cluster: tuple[str, object], raw: Path,
+                                  reference: dict[str, bytes], tmp_path: Path) -> None:
+    out = tmp_path / "dask.zarr"
+    result = convert(ConvertConfig(input=raw, output=out, format="ntu25", dask=cluster[0],
+                                   shard_size=5))
+    assert result.samples == 48 and result.skipped == 1
+    assert _output_bytes(out) == reference
+
+
+def test_dask_reads_archive_members_in_workers(cluster: tuple[str, object], raw: Path,
+                                               reference: dict[str, bytes],
+                                               tmp_path: Path) -> None:
+    zipped = tmp_path / "ntu.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(raw.iterdir()):
+            zf.write(path, "skeletons/" + path.name)
+    out = tmp_path / "dask.zarr"
+    result = convert(ConvertConfig(input=zipped, output=out, format="ntu25", dask=cluster[0],
+                                   shard_size=5))
+    assert result.skipped_list[0][0] == f"{zipped}:skeletons/S001C001P001R001A012.skeleton"
+    got = _output_bytes(out)
+    assert {k: v for k, v in got.items() if k != "zarr.json"} == \
+        {k: v for k, v in reference.items() if k != "zarr.json"}
+
+
+def test_worker_killed_mid_run_changes_nothing(cluster: tuple[str, object], raw: Path,
+                                               reference: dict[str, bytes],
+                                               tmp_path: Path) -> None:
+    address, client = cluster
+    before = client.run(os.getpid)  # type: ignore[attr-defined]
+    victim = min(before)
+    # That worker process SIGKILLs itself when it starts its first task; its nanny restarts it
+    # (without the setting) and Dask reruns the lost task.
+    def arm() -> None:  # a closure: shipped by value, runs in the worker process
+        import os
+
+        os.environ["S2I_FAULT"] = "dask-task@1=KILL"
+
+    client.run(arm, workers=[victim])  # type: ignore[attr-defined]
+    out = tmp_path / "dask.zarr"
+    convert(ConvertConfig(input=raw, output=out, format="ntu25", dask=address, shard_size=5))
+    client.wait_for_workers(2, timeout=60)  # type: ignore[attr-defined]
+    after = client.run(os.getpid)  # type: ignore[attr-defined]
+    assert before[victim] not in after.values(), "the worker was not killed: test did nothing"
+    assert _output_bytes(out) == reference
+
+
+def _cli(raw: Path, out: Path, *extra: str, fault: str | None = None) -> int:
+    cmd = [sys.executable, "-m", "s2i_prep.cli", "convert", "--format", "ntu25", str(raw),
+           str(out), "-q", "--shard-size", "5", *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("S2I_FAULT", None)
+    if fault:
+        env["S2I_FAULT"] = fault
+    return subprocess.run(cmd, env=env, timeout=180, capture_output=True, check=False).returncode
+
+
+@pytest.mark.parametrize("first, then", [("local", "dask"), ("dask", "local")])
+def test_resume_across_modes(cluster: tuple[str, object], raw: Path, reference: dict[str, bytes],
+                             tmp_path: Path, first: str, then: str) -> None:
+    modes = {"local": ("--workers", "2"), "dask": ("--dask", cluster[0])}
+    out = tmp_path / "out.zarr"
+    assert _cli(raw, out, *modes[first], fault="shard-committed@3=KILL") == -9  # driver killed
+    assert not out.exists() and (tmp_path / "out.zarr.partial").is_dir()
+    assert _cli(raw, out, *modes[then], "--resume") == 3  # finished, with one skip
+    assert _output_bytes(out) == reference
+
+
+def test_bad_addresses_are_clear_errors(raw: Path, tmp_path: Path) -> None:
+    with pytest.raises(S2IError, match="expected local:N"):
+        convert(ConvertConfig(input=raw, output=tmp_path / "o.zarr", format="ntu25",
+                              dask="local:zero"))
+    assert not (tmp_path / "o.zarr.partial").exists()
