@@ -98,7 +98,7 @@ def test_bad_files(tmp_path):
     cases = {
         "short": ({"njts": 13, "frames": [[{"pose3d": [0.0] * 38}]]}, ParseError, "39 numbers"),
         "njts": ({"njts": 17, "frames": [[]]}, ParseError, "njts"),
-        "frames": ({"njts": 13, "frames": {}}, ParseError, "frames: expected a list"),
+        "frames": ({"njts": 13, "frames": {}}, ParseError, "frames: expected an array of frames"),
         "empty": ({"njts": 13, "frames": []}, EmptySampleError, "no frame"),
         "score": ({"frames": [[{"pose3d": [0.0] * 39, "cumscore": "x"}]]}, ParseError, "cumscore"),
     }
