@@ -116,9 +116,23 @@ def test_bad_annotations_name_the_annotation(tmp_path):
     kp = np.zeros((1, 4, 17, 2), np.float32) + 1
     cases = [
         (_ann("a", 0, np.zeros((1, 4, 25, 3), np.float32)), r"annotation 1 \(a\): keypoint has shape"),
-        (_ann("a", -1, kp), "label: expected an integer >= 0"),
-        (_ann("a", 0, np.where(np.arange(2)[None, None, None] == 0, np.inf, kp)), "not a finite"),
-        (_ann("a", 0, kp, keypoint_score=np.ones((1, 3, 17))), "keypoint_score: expected shape"),
+        (_ann("a", -1, kp), "label: expected an integer in 0..2147483647, found -1"),
+        (_ann("a", 0, np.where(np.arange(2)[None, None, None] == 0, np.inf, kp)),
+         r"keypoint\[0, 0, 0, 0\] is inf: NaN and infinity are not accepted"),
+        (_ann("a", 0, kp, keypoint_score=np.ones((1, 3, 17))), "keypoint_score: expected a float array of shape"),
+        # out of float32, NaN scores, wrong dtypes, lying total_frames, hostile sizes (hardening)
+        (_ann("a", 0, np.where(np.arange(2)[None, None, None] == 1, 1e39, kp.astype(np.float64))),
+         r"value out of range: keypoint\[0, 0, 0, 1\] = 1e\+39 is beyond float32"),
+        (_ann("a", 0, kp, keypoint_score=np.full((1, 4, 17), np.nan)),
+         r"keypoint_score\[0, 0, 0\] is nan: NaN and infinity"),
+        (_ann("a", 0, kp.astype(object)), "keypoint: expected a 4-D float array .* found a object array"),
+        (_ann("a", 0, kp.astype(np.complex64)), "found a complex64 array of shape"),
+        ({**_ann("a", 0, kp), "total_frames": 10**9}, "total_frames is 1000000000 but keypoint holds 4"),
+        ({**_ann("a", 0, kp), "total_frames": -1}, "total_frames is -1 but keypoint holds 4"),
+        ({**_ann("a", 0, kp), "total_frames": "4"}, "total_frames is '4' but"),
+        (_ann("a", 2**40, kp), "label: expected an integer in 0..2147483647, found 1099511627776"),
+        (_ann("a", 0, kp, img_shape=(10**12, 5)), r"img_shape: expected \(height, width\)"),
+        (_ann(list(range(10**5)), 0, kp), r"frame_dir: expected a non-empty string, found \[0, 1, 2"),
         ({"frame_dir": "a", "label": 0}, "no 'keypoint' array"),
     ]
     for i, (ann, pattern) in enumerate(cases):

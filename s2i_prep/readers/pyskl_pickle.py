@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -78,6 +79,38 @@ _ALLOWED = {
 #: Bound on an annotation pickle (whole-dataset pickles are several GB).
 _MAX_PICKLE_BYTES = 64 << 30
 _CACHE: dict[tuple[str, int, int], tuple[list[dict], dict[str, list[str]] | None]] = {}
+
+
+_INT32_MAX = 2**31 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _shown(x: Any) -> str:
+    """A value for a message: arrays by dtype and shape, anything else by a bounded repr."""
+    if isinstance(x, np.ndarray):
+        return f"a {x.dtype} array of shape {x.shape}"
+    return reprlib.repr(x)
+
+
+def _float32(values: np.ndarray, name: str, fail: Any) -> np.ndarray:
+    """``values`` as float32: every value finite and inside float32 (docs/READERS.md), else the
+    error names the first bad element."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = values.astype(np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        pos = tuple(int(k) for k in np.argwhere(bad)[0])
+        value = float(values[pos])
+        index = f"{name}[{', '.join(map(str, pos))}]"
+        if np.isfinite(value):
+            raise fail(f"value out of range: {index} = {value!r} is beyond float32 "
+                       f"(|x| <= {_FLOAT32_MAX:.8g})")
+        raise fail(f"{index} is {value!r}: NaN and infinity are not accepted (docs/READERS.md)")
+    return out
 
 
 def is_pickle_input(path: Path) -> bool:
@@ -243,43 +276,43 @@ class PysklPickleReader:
 
     def _sample(self, path: Path, i: int, ann: Mapping[str, Any], spec: JointSpec) -> RawSkeleton:
         name = ann.get("frame_dir", ann.get("filename"))
-        tag = f"annotation {i}" + (f" ({name})" if isinstance(name, str) else "")
+        tag = f"annotation {i}" + (f" ({name})" if isinstance(name, str) and name else "")
         where = SourceLocation(str(path))
 
         def fail(problem: str) -> ParseError:
             return ParseError(where, f"{tag}: {problem}")
 
         if not isinstance(name, str) or not name:
-            raise fail(f"frame_dir: expected a non-empty string, found {name!r}")
+            raise fail(f"frame_dir: expected a non-empty string, found {_shown(name)}")
         label = ann.get("label")
-        if not isinstance(label, (int, np.integer)) or isinstance(label, bool) or label < 0:
-            raise fail(f"label: expected an integer >= 0, found {label!r}")
+        if not _is_int(label) or not 0 <= label <= _INT32_MAX:
+            raise fail(f"label: expected an integer in 0..{_INT32_MAX}, found {_shown(label)}")
         kp = ann.get("keypoint")
         dims = len(spec.dims)
         if kp is None:
             raise fail("no 'keypoint' array")
-        if not (isinstance(kp, np.ndarray) and kp.dtype.kind == "f" and kp.ndim == 4):
-            shape = getattr(kp, "shape", type(kp).__name__)
-            raise fail(f"keypoint: expected a float array (M, T, V, C), found {shape}")
+        if not (isinstance(kp, np.ndarray) and kp.dtype.kind in "fiu" and kp.ndim == 4):
+            raise fail(f"keypoint: expected a 4-D float array (M, T, V, C), found {_shown(kp)}")
         if kp.shape[2] != spec.num_joints or kp.shape[3] != dims:
             raise fail(
                 f"keypoint has shape {kp.shape}; spec {spec.format!r} needs "
                 f"(M, T, {spec.num_joints}, {dims})"
             )
-        joints = kp.astype(np.float32)
-        finite = np.isfinite(joints)
-        if not finite.all():
-            m, t, v, _ = np.argwhere(~finite)[0]
-            raise fail(f"keypoint[{m}, {t}, {v}] is not a finite number")
+        total = ann.get("total_frames")
+        if total is not None and (not _is_int(total) or total != kp.shape[1]):
+            raise fail(
+                f"total_frames is {_shown(total)} but keypoint holds {kp.shape[1]} frames "
+                "(pyskl reads total_frames frames of keypoint)"
+            )
+        joints = _float32(kp, "keypoint", fail)
         fields: dict[str, np.ndarray] = {}
         score = ann.get("keypoint_score")
         if score is not None:
-            if not (isinstance(score, np.ndarray) and score.shape == kp.shape[:3]):
-                raise fail(
-                    f"keypoint_score: expected shape {kp.shape[:3]}, "
-                    f"found {getattr(score, 'shape', type(score).__name__)}"
-                )
-            score = score.astype(np.float32)
+            if not (isinstance(score, np.ndarray) and score.dtype.kind in "fiu"
+                    and score.shape == kp.shape[:3]):
+                raise fail(f"keypoint_score: expected a float array of shape {kp.shape[:3]}, "
+                           f"found {_shown(score)}")
+            score = _float32(score, "keypoint_score", fail)
             joints[score == 0] = np.nan
             if self.fields == "all":
                 fields["score"] = score
@@ -290,8 +323,8 @@ class PysklPickleReader:
         shape = ann.get("img_shape")
         if shape is not None:
             if not (isinstance(shape, (tuple, list)) and len(shape) == 2
-                    and all(isinstance(v, (int, np.integer)) and v > 0 for v in shape)):
-                raise fail(f"img_shape: expected (height, width), found {shape!r}")
+                    and all(_is_int(v) and 0 < v <= _INT32_MAX for v in shape)):
+                raise fail(f"img_shape: expected (height, width), positive integers, found {_shown(shape)}")
             meta = {"img_h": int(shape[0]), "img_w": int(shape[1])}
         self._check_label(spec, name, int(label), fail)
         return RawSkeleton(
