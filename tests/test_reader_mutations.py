@@ -224,6 +224,8 @@ class Format:
     alternates: tuple[dict, ...] = ()
     located: Callable[[BaseException], bool] | None = None
     prepare: Callable[[Path], None] | None = None
+    reader: str | None = None  # the spec's reader unless named (pickles: pyskl_pickle)
+    text_values: bool = True  # messages show the file's values as JSON (not for pickles)
 
     def write_case(self, rng: np.random.Generator, case: int, path: Path) -> str:
         if self.case is not None:
@@ -274,7 +276,7 @@ def _clean_error(exc: BaseException, path: Path, fmt: Format) -> str | None:
         located = fmt.located(exc) if fmt.located else loc.line is not None or loc.frame is not None
         if not located:
             return f"grammar error without its place: {exc}"
-    if re.search(r"\b(None|True|False)\b|found (list|dict|str|int|float)\b", exc.message):
+    if fmt.text_values and re.search(r"\b(None|True|False)\b|found (list|dict|str|int|float)\b", exc.message):
         return f"a value is shown as Python, not as JSON: {exc}"
     return None
 
@@ -310,7 +312,7 @@ def sweep(seed: int, cases: int, workdir: Path, names: list[str] | None = None) 
 
     def readers(fmt: Format):
         spec = load_spec(fmt.spec)
-        return spec, [get_reader(spec.reader, **{**fmt.options, **alt}) for alt in ({}, *fmt.alternates)]
+        return spec, [get_reader(fmt.reader or spec.reader, **{**fmt.options, **alt}) for alt in ({}, *fmt.alternates)]
 
     # Memory is judged by its growth over the sweep: compiling the kernels on a cold Numba cache
     # (a fresh clone) alone takes several hundred MB, once, before any mutated file is read.
@@ -322,7 +324,8 @@ def sweep(seed: int, cases: int, workdir: Path, names: list[str] | None = None) 
         spec, rs = readers(fmt)
         for reader in rs:
             _read(reader, workdir / fmt.file, spec)
-    baseline_mb = peak_mb()
+    baseline_mb = last_peak = peak_mb()
+    jumps: list[str] = []
     for name, fmt in formats.items():
         spec, (reader, *others) = readers(fmt)
         path = workdir / fmt.file
@@ -352,6 +355,10 @@ def sweep(seed: int, cases: int, workdir: Path, names: list[str] | None = None) 
                     problem = "the default and other options give different positions"
             if problem is not None:
                 violations.append(f"{where}: {problem}")
+            now = peak_mb()
+            if now > last_peak + 32:  # name the cases that raise the peak
+                jumps.append(f"{where}: peak {last_peak} -> {now} MB")
+            last_peak = max(last_peak, now)
     return {
         "seed": seed,
         "cases": len(formats) * cases,
@@ -359,6 +366,7 @@ def sweep(seed: int, cases: int, workdir: Path, names: list[str] | None = None) 
         "violations": violations,
         "peak_rss_mb": peak_mb(),
         "peak_growth_mb": peak_mb() - baseline_mb,
+        "peak_jumps": jumps,
     }
 
 

@@ -7,7 +7,8 @@ to one row with ``(frame, position in the frame)`` and :func:`fill_slots` scatte
 The grid is the one allocation whose size a file does not pay for in bytes (a frame index of
 100,000 or a crowd of 3,000 people costs a few bytes of JSON each), so it is bounded:
 :data:`MAX_GRID_JOINTS` joints per file, far above any real clip (Kinetics: 300 frames x 5 people
-x 18 joints = 27,000; a 10-minute Toyota clip: 18,000 x 5 x 13 = 1.2 M), and about 100 MB at most.
+x 18 joints = 27,000; a 10-minute Toyota clip: 18,000 x 5 x 13 = 1.2 M): 4 M joints, at most
+50 MB of coordinates and scores.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..errors import ReadError, SourceLocation
 __all__ = ["MAX_GRID_JOINTS", "fill_slots"]
 
 #: Largest body-slots x frames x joints grid allocated for one file.
-MAX_GRID_JOINTS = 1 << 23
+MAX_GRID_JOINTS = 1 << 22
 
 
 def fill_slots(

@@ -171,8 +171,9 @@ def load_pickle(path: Path, trust: bool) -> tuple[list[dict], dict[str, list[str
         raise ParseError(where, "split: expected {name: [frame_dir, ...]}")
     if annotations and not any("keypoint" in a for a in annotations):
         keys = sorted({k for a in annotations[:50] for k in a})
-        raise S2IError(
-            f"{path}: no annotation has a 'keypoint' array (M, T, V, C); the annotations hold only "
+        raise ParseError(
+            where,
+            f"no annotation has a 'keypoint' array (M, T, V, C); the annotations hold only "
             f"{', '.join(keys)}. This looks like a table-of-contents pickle (mmaction2's Kinetics "
             "annotations keep the keypoints in separate files); convert the pickle that carries "
             "'keypoint' (and 'keypoint_score' for 2-D) in every annotation."
@@ -283,8 +284,11 @@ class PysklPickleReader:
             return ParseError(where, f"{tag}: {problem}")
 
         if not isinstance(name, str) or not name:
-            raise fail(f"frame_dir: expected a non-empty string, found {_shown(name)}")
-        label = ann.get("label")
+            found = _shown(name) if "frame_dir" in ann or "filename" in ann else "no frame_dir"
+            raise fail(f"frame_dir: expected a non-empty string, found {found}")
+        if "label" not in ann:
+            raise fail("no 'label'")
+        label = ann["label"]
         if not _is_int(label) or not 0 <= label <= _INT32_MAX:
             raise fail(f"label: expected an integer in 0..{_INT32_MAX}, found {_shown(label)}")
         kp = ann.get("keypoint")
@@ -298,8 +302,8 @@ class PysklPickleReader:
                 f"keypoint has shape {kp.shape}; spec {spec.format!r} needs "
                 f"(M, T, {spec.num_joints}, {dims})"
             )
-        total = ann.get("total_frames")
-        if total is not None and (not _is_int(total) or total != kp.shape[1]):
+        total = ann.get("total_frames", kp.shape[1])
+        if not _is_int(total) or total != kp.shape[1]:
             raise fail(
                 f"total_frames is {_shown(total)} but keypoint holds {kp.shape[1]} frames "
                 "(pyskl reads total_frames frames of keypoint)"
