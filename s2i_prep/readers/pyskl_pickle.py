@@ -317,12 +317,12 @@ class PysklPickleReader:
                 raise fail(f"keypoint_score: expected a float array of shape {kp.shape[:3]}, "
                            f"found {_shown(score)}")
             score = _float32(score, "keypoint_score", fail)
-            joints[score == 0] = np.nan
+            np.copyto(joints, np.nan, where=(score == 0)[..., None])  # no index arrays
             if self.fields == "all":
                 fields["score"] = score
         else:
             padded = (joints == 0).all(axis=(2, 3))
-            joints[padded] = np.nan
+            np.copyto(joints, np.nan, where=padded[:, :, None, None])
         meta: dict[str, int] = {}
         shape = ann.get("img_shape")
         if shape is not None:
