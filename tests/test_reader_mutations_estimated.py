@@ -408,7 +408,7 @@ FORMATS.update({
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_mutated_estimated_inputs_give_exact_values_or_located_errors(seed, tmp_path):
-    summary = run_child("tests.test_reader_mutations_estimated", seed, 250, tmp_path, ESTIMATED)
+    summary = run_child("tests.test_reader_mutations_estimated", seed, 180, tmp_path, ESTIMATED)
     for fmt in ESTIMATED:
         assert summary["outcomes"].get(f"{fmt} ok", 0) > 10, summary["outcomes"]
         assert summary["outcomes"].get(f"{fmt} ParseError", 0) > 50, summary["outcomes"]
