@@ -352,7 +352,7 @@ def check_pickle(path: Path, raws) -> str | None:
     """Plain reading of the documented rules: every annotation's keypoint as float32 (finite,
     inside float32), NaN where its score is 0 (2-D) or where a person's frame is all zeros (3-D)."""
     try:
-        doc = pickle.loads(path.read_bytes())  # noqa: S301 - the sweep's own files
+        doc = pickle.loads(path.read_bytes())
         anns = doc if isinstance(doc, list) else doc["annotations"]
         assert len(raws) == len(anns)
         for raw, ann in zip(raws, anns):

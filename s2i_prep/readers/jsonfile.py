@@ -32,7 +32,7 @@ from .rawfile import MAX_FILE_BYTES, encoding_problem, read_bytes
 __all__ = [
     "MAX_BYTES", "FLOAT32_OVERFLOW", "OutOfRange", "load_document", "load_object", "is_number",
     "all_numbers", "shown", "json_type", "locate", "value_of", "float32_array", "numbers_problem",
-    "out_of_range",
+    "numbers_error", "out_of_range", "place",
 ]
 
 #: Largest Kinetics/Toyota JSON file read (untrimmed Toyota Smarthome files reach a few hundred MB).
@@ -227,6 +227,29 @@ def numbers_problem(value: Any, count: int, name: str) -> tuple[str, OutOfRange 
         if not is_number(v):
             return f"{name}[{j}]: expected a number, found {shown(v)}", None
     return f"{name}: expected an array of {count} numbers", None  # not reached
+
+
+def place(path: Path, text: str, value: Any, frame: int | None, body: int | None) -> SourceLocation:
+    """Frame and body of a value, with the line and column when it is an out-of-range literal."""
+    if isinstance(value, OutOfRange):
+        at = locate(path, text, value)
+        return SourceLocation(str(path), at.line, at.column, frame, body)
+    return SourceLocation(str(path), frame=frame, body=body)
+
+
+def numbers_error(
+    path: Path, text: str, node: Any, key: str, count: int, name: str, frame: int, body: int
+) -> ParseError:
+    """The error for the object at JSON path ``name`` whose ``key`` is not ``count`` numbers
+    (called once a check failed; the estimated-pose readers' person and detection entries)."""
+    literal = None
+    if not isinstance(node, dict):
+        problem = f'{name}: expected an object with "{key}", found {shown(node)}'
+    elif key not in node:
+        problem = f'{name}: missing "{key}"'
+    else:
+        problem, literal = numbers_problem(node[key], count, f"{name}.{key}")
+    return ParseError(place(path, text, literal, frame, body), problem)
 
 
 def out_of_range(name: str, value: float) -> str:

@@ -55,8 +55,7 @@ from .jsonfile import (
     float32_array,
     json_type,
     load_document,
-    locate,
-    numbers_problem,
+    numbers_error,
     out_of_range,
     shown,
     value_of,
@@ -268,7 +267,9 @@ def _read_frames(data: Any, path: Path, text: str, order: str) -> tuple[np.ndarr
             score = person.get("score") if isinstance(person, dict) else None
             for value, count, key in ((pose, 36, "pose"), (score, 18, "score")):
                 if not (isinstance(value, list) and len(value) == count and all_numbers(value)):
-                    _bad_person(path, text, i, k, m, person, value, count, key)
+                    raise numbers_error(
+                        path, text, person, key, count, f"data[{i}].skeleton[{m}]", k - 1, m
+                    )
             poses.append(pose)
             scores.append(score)
             slot_of.append((k - 1, m))
@@ -299,24 +300,6 @@ def _read_frames(data: Any, path: Path, text: str, order: str) -> tuple[np.ndarr
         ranking = np.argsort(-sc.sum(axis=(1, 2), dtype=np.float64), kind="stable")
         joints, sc = joints[ranking], sc[ranking]
     return joints, sc
-
-
-def _bad_person(
-    path: Path, text: str, i: int, k: int, m: int, person: Any, value: Any, count: int, key: str
-) -> None:
-    """Raise the error for ``data[i].skeleton[m]`` whose ``key`` is not ``count`` numbers."""
-    name = f"data[{i}].skeleton[{m}]"
-    if not isinstance(person, dict):
-        problem, literal = f"{name}: expected {{\"pose\", \"score\"}}, found {shown(person)}", None
-    elif key not in person:
-        problem, literal = f"{name}: missing \"{key}\"", None
-    else:
-        problem, literal = numbers_problem(value, count, f"{name}.{key}")
-    place = SourceLocation(str(path), frame=k - 1, body=m)
-    if literal is not None:
-        at = locate(path, text, literal)
-        place = SourceLocation(str(path), at.line, at.column, k - 1, m)
-    raise ParseError(place, problem)
 
 
 def _origin(data: list, row: int) -> tuple[int, int]:

@@ -21,7 +21,6 @@ kept as the per-body field ``cumscore`` (NaN where a slot is empty).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -32,15 +31,14 @@ from . import check_fields, register_reader
 from .jsonfile import (
     FLOAT32_OVERFLOW,
     MAX_BYTES,
-    OutOfRange,
     all_numbers,
     float32_array,
     is_number,
     json_type,
     load_document,
-    locate,
-    numbers_problem,
+    numbers_error,
     out_of_range,
+    place,
     shown,
     value_of,
 )
@@ -105,11 +103,11 @@ class ToyotaReader:
             for m, det in enumerate(dets):
                 pose = det.get(key) if isinstance(det, dict) else None
                 if not (isinstance(pose, list) and len(pose) == size and all_numbers(pose)):
-                    _bad_detection(path, text, t, m, det, key, size)
+                    raise numbers_error(path, text, det, key, size, f"frames[{t}][{m}]", t, m)
                 score = det.get("cumscore", np.nan)
                 if not is_number(score):
                     raise ParseError(
-                        _place(path, text, score, t, m),
+                        place(path, text, score, t, m),
                         f"frames[{t}][{m}].cumscore: expected a number, found {shown(score)}",
                     )
                 values.append(pose)
@@ -144,24 +142,3 @@ class ToyotaReader:
                 body_fields={"cumscore": cum} if self.fields == "all" else {},
             )
         ]
-
-
-def _place(path: Path, text: str, value: Any, t: int, m: int) -> SourceLocation:
-    """Frame and body of a detection, with the line and column of an out-of-range literal."""
-    if isinstance(value, OutOfRange):
-        at = locate(path, text, value)
-        return SourceLocation(str(path), at.line, at.column, t, m)
-    return SourceLocation(str(path), frame=t, body=m)
-
-
-def _bad_detection(path: Path, text: str, t: int, m: int, det: Any, key: str, size: int) -> None:
-    """Raise the error for ``frames[t][m]`` whose ``key`` is not ``size`` numbers."""
-    name = f"frames[{t}][{m}]"
-    literal = None
-    if not isinstance(det, dict):
-        problem = f"{name}: expected a detection {{\"{key}\", ...}}, found {shown(det)}"
-    elif key not in det:
-        problem = f"{name}: missing \"{key}\" ({size} numbers, coordinate-major)"
-    else:
-        problem, literal = numbers_problem(det[key], size, f"{name}.{key}")
-    raise ParseError(_place(path, text, literal, t, m), problem)
