@@ -145,6 +145,25 @@ def test_bad_annotations_name_the_annotation(tmp_path):
         reader.read(path, NTU)
 
 
+def test_a_hostile_memo_index_does_not_allocate(tmp_path):
+    """Found by the mutation sweep: a ``LONG_BINPUT`` index of about 0x7f000000 made the C
+    unpickler grow its memo table to gigabytes; the reader's unpickler keeps it in a dict. (The
+    index here is 2**24, 256 MB with the C unpickler, so the test is safe to fail.)"""
+    import struct
+    import tracemalloc
+
+    data = b"\x80\x04]r" + struct.pack("<I", 1 << 24) + b"."  # [] memoised at a huge index
+    path = tmp_path / "memo.pkl"
+    path.write_bytes(data)
+    tracemalloc.start()
+    try:
+        assert get_reader("pyskl_pickle", trust_pickle=True).read(path, COCO) == []
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 << 20, peak
+
+
 def _ntu_raw(tmp_path: Path):
     raw_dir = tmp_path / "raw"
     write_synthetic("ntu25", raw_dir, 9, seed=2, frames=(30, 45))
