@@ -164,6 +164,21 @@ def test_a_hostile_memo_index_does_not_allocate(tmp_path):
     assert peak < 10 << 20, peak
 
 
+def test_a_pickle_repeating_one_annotation_is_refused(tmp_path):
+    """Found by the sweep: 3 annotations repeated 40,000 times by reference (a few hundred KB)
+    expanded to 300 MB of samples; the reader now refuses to expand shared references."""
+    kp = np.ones((2, 4, 17, 2), np.float32)
+    ann = _ann("a", 0, kp, keypoint_score=np.ones((2, 4, 17), np.float32))
+    path = _write(tmp_path / "bomb.pkl", {"split": {}, "annotations": [ann] * 100_000})
+    assert path.stat().st_size < 300_000
+    with pytest.raises(ParseError, match=r"100,000 annotations with 163,200,000 bytes .* repeats the same"):
+        get_reader("pyskl_pickle", trust_pickle=True).read(path, COCO)
+    # the same annotations written out one by one are a legitimate file
+    anns = [_ann(f"v{i}", 0, kp.copy(), keypoint_score=np.ones((2, 4, 17), np.float32)) for i in range(300)]
+    path = _write(tmp_path / "fine.pkl", {"split": {}, "annotations": anns})
+    assert len(get_reader("pyskl_pickle", trust_pickle=True).read(path, COCO)) == 300
+
+
 def _ntu_raw(tmp_path: Path):
     raw_dir = tmp_path / "raw"
     write_synthetic("ntu25", raw_dir, 9, seed=2, frames=(30, 45))

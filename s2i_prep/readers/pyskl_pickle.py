@@ -187,9 +187,33 @@ def load_pickle(path: Path, trust: bool) -> tuple[list[dict], dict[str, list[str
             "annotations keep the keypoints in separate files); convert the pickle that carries "
             "'keypoint' (and 'keypoint_score' for 2-D) in every annotation."
         )
+    _check_expansion(where, annotations, len(data))
     result = (list(annotations), None if split is None else {k: list(v) for k, v in split.items()})
     _CACHE[key] = result
     return result
+
+
+def _check_expansion(where: SourceLocation, annotations: list, size: int) -> None:
+    """Refuse a pickle that names the same objects over and over (a "pickle bomb").
+
+    A pickle can refer back to an object for a few bytes, so 3 KB can list 100,000 annotations
+    sharing one array, which the reader would then expand into 100,000 samples. Real annotation
+    files store every array once, with at least ~100 bytes of framing per annotation; the bounds
+    (arrays at most twice the file plus 64 MB, one annotation per 64 bytes plus 1,000) are far
+    from them."""
+    arrays = sum(
+        value.nbytes
+        for ann in annotations
+        for key in ("keypoint", "keypoint_score")
+        if isinstance(value := ann.get(key), np.ndarray)
+    )
+    if arrays > 2 * size + (64 << 20) or len(annotations) > size // 64 + 1000:
+        raise ParseError(
+            where,
+            f"{len(annotations):,} annotations with {arrays:,} bytes of keypoint arrays in a "
+            f"{size:,}-byte file: the pickle repeats the same objects by reference, which no "
+            "annotation file does; refusing to expand it",
+        )
 
 
 def infer_format(path: Path, trust: bool) -> tuple[str, tuple[int, int]]:
