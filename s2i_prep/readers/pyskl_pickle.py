@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -119,15 +120,8 @@ def is_pickle_input(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in PICKLE_SUFFIXES
 
 
-class _AnnotationUnpickler(pickle._Unpickler):  # noqa: SLF001 - the pure-Python unpickler, on purpose
-    """Resolves only what an annotation file is made of.
-
-    Built on the pure-Python unpickler: the C one grows its memo table to the largest index a
-    ``LONG_BINPUT`` names, so four hostile bytes make it allocate gigabytes (a mutated 2.5 KB
-    pickle peaked at 5.6 GB); the Python one keeps the memo in a dict. It loads pyskl's NTU-60
-    sized pickles about 1.6x slower (0.49 s against 0.31 s for 5,000 annotations, 150 MB),
-    once per conversion.
-    """
+class _AnnotationUnpickler(pickle.Unpickler):
+    """Resolves only what an annotation file is made of (after :func:`_check_memo`)."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED or (module.startswith("numpy") and name.endswith("DType")):
@@ -136,6 +130,19 @@ class _AnnotationUnpickler(pickle._Unpickler):  # noqa: SLF001 - the pure-Python
             f"the pickle asks for {module}.{name}, which an annotation file does not need; "
             "refusing to load it"
         )
+
+
+def _check_memo(data: bytes) -> None:
+    """Refuse memo indices no pickler writes, before the C unpickler sees them.
+
+    The C unpickler grows its memo table to the largest index a ``PUT``/``LONG_BINPUT`` names,
+    so four hostile bytes make it allocate gigabytes (a mutated 2.5 KB pickle peaked at 5.6 GB).
+    Picklers number memo entries in order, so an index is never beyond the opcodes read so far.
+    The scan walks the opcodes only (``pickletools.genops``), about 0.1 s per 100,000 of them.
+    """
+    for count, (op, arg, pos) in enumerate(pickletools.genops(data)):
+        if op.name in ("PUT", "LONG_BINPUT") and isinstance(arg, int) and not 0 <= arg <= count:
+            raise ValueError(f"memo index {arg} at byte {pos} is beyond the {count} opcodes before it")
 
 
 def load_pickle(path: Path, trust: bool) -> tuple[list[dict], dict[str, list[str]] | None]:
@@ -158,6 +165,7 @@ def load_pickle(path: Path, trust: bool) -> tuple[list[dict], dict[str, list[str
     # GB, so the bound is the machine's problem, not a format limit.
     data = read_bytes(path, limit=_MAX_PICKLE_BYTES)
     try:
+        _check_memo(data)
         doc = _AnnotationUnpickler(io.BytesIO(data)).load()
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad input file
         raise ParseError(where, f"not a readable annotation pickle: {exc}") from None
