@@ -371,7 +371,8 @@ def check_pickle(path: Path, raws) -> str | None:
                 want[(want == 0).all(axis=(2, 3))] = np.nan
             if raw.joints.shape != want.shape or raw.joints.tobytes() != want.tobytes():
                 return f"annotation {ann['frame_dir']}: values differ from the plain reading"
-    except (AssertionError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (AssertionError, KeyError, TypeError, ValueError, AttributeError, EOFError,
+            pickle.UnpicklingError) as exc:
         return f"s2i accepted what the plain reading rejects ({type(exc).__name__}: {exc})"
     return None
 
