@@ -33,6 +33,11 @@ folder gives the ``part`` metadata field (0 train, 1 val, -1 other), which the `
 spec turns into the ``kinetics`` split. When the label file of the part is present, a video must
 be listed there, must not be marked ``has_skeleton: false``, and its ``label_index`` must agree;
 and across every label file found, a class name must always carry the same index.
+
+**Hostile input** (docs/READERS.md): numbers must be finite and inside float32; errors name the
+file and the JSON path (``data[3].skeleton[1].pose[7]``) or line:column, values shown as JSON;
+``frame_index`` is at most :data:`MAX_FRAME_INDEX` and the body-slot grid is bounded
+(:mod:`.persongrid`).
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ confident person; files without ``cumscore`` (v1.2) keep file order, as ``person
 always does. The official skeleton baseline instead keeps the detection slot with the largest
 motion (std); per-frame ranking is used here because slots are not identities. ``cumscore`` is
 kept as the per-body field ``cumscore`` (NaN where a slot is empty).
+
+Numbers must be finite and inside float32 (docs/READERS.md, "Hostile input"); errors name the
+JSON path (``frames[12][0].pose3d[7]``) or line:column; the body-slot grid is bounded
+(:mod:`.persongrid`).
 """
 
 from __future__ import annotations
