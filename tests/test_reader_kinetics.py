@@ -171,7 +171,7 @@ def test_class_name_with_another_index_in_the_label_file(tmp_path, realdata):
     entries["other"] = {"has_skeleton": True, "label": "dining", "label_index": 5}
     entries = {"other": entries.pop("other"), **entries}
     root = _release(tmp_path, realdata, entries)
-    with pytest.raises(ReadError, match="class 'dining' has label_index 91 here but 5"):
+    with pytest.raises(ReadError, match='class "dining" has label_index 91 here but 5'):
         get_reader("kinetics_json").read(root / "kinetics_val" / "cU1fyH2QssA.json", SPEC)
 
 
@@ -232,9 +232,9 @@ def test_bad_option_and_bad_files(tmp_path):
         "zero": ('{"data": [{"frame_index": 0, "skeleton": []}], "label_index": 1}', ParseError,
                  "1-based"),
         "twice": ('{"data": [{"frame_index": 1, "skeleton": []}, {"frame_index": 1, "skeleton": []}],'
-                  ' "label_index": 1}', ParseError, "frame_index 1 repeats"),
+                  ' "label_index": 1}', ParseError, "frame_index: 1 repeats"),
         "short": ('{"data": [{"frame_index": 1, "skeleton": [{"pose": [0.1, 0.2], "score": [1]}]}],'
-                  ' "label_index": 1}', ParseError, "expected 36 numbers"),
+                  ' "label_index": 1}', ParseError, "expected an array of 36 numbers"),
         "empty": ('{"data": [], "label_index": 1}', EmptySampleError, "no frame"),
         "huge": ('{"data": [{"frame_index": 100000000, "skeleton": []}], "label_index": 1}',
                  ParseError, r"1\.\.100000"),

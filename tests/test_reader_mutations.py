@@ -27,6 +27,8 @@ import subprocess
 import sys
 import traceback
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -201,9 +203,66 @@ def check_ucla_values(path: Path, raws) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------------------- formats
+
+@dataclass
+class Format:
+    """One input format plugged into the sweep.
+
+    ``base`` makes a valid file; ``case`` writes one mutated case into ``path`` (and any side
+    file) and describes it; ``check`` compares accepted values with an independent plain-Python
+    reading (``None``: equal); ``alternates`` are other reader options that must give the same
+    verdict, message and positions; ``located`` says whether a grammar error names its place.
+    """
+
+    spec: str
+    file: str
+    base: Callable[[np.random.Generator], bytes]
+    check: Callable[[Path, list], str | None]
+    case: Callable[[Format, np.random.Generator, int, Path], str] | None = None
+    options: dict = field(default_factory=dict)
+    alternates: tuple[dict, ...] = ()
+    located: Callable[[BaseException], bool] | None = None
+    prepare: Callable[[Path], None] | None = None
+    reader: str | None = None  # the spec's reader unless named (pickles: pyskl_pickle)
+    text_values: bool = True  # messages show the file's values as JSON (not for pickles)
+
+    def write_case(self, rng: np.random.Generator, case: int, path: Path) -> str:
+        if self.case is not None:
+            return self.case(self, rng, case, path)
+        desc, data = mutate(rng, self.base(rng))
+        path.write_bytes(data)
+        return desc
+
+
+def _pku_case(fmt: Format, rng: np.random.Generator, case: int, path: Path) -> str:
+    label = b"1,0,3,1\n"
+    desc, data = mutate(rng, fmt.base(rng))
+    if case % 5 == 0:  # mutate the label file instead
+        ldesc, label = mutate(rng, label)
+        desc, data = f"label file: {ldesc}", fmt.base(rng)
+    path.write_bytes(data)
+    (path.parent.parent / "label" / path.name).write_bytes(label)
+    return desc
+
+
+def _pku_prepare(workdir: Path) -> None:
+    (workdir / "label").mkdir(parents=True, exist_ok=True)
+    (workdir / "label" / "0007-L.txt").write_bytes(b"1,0,3,1\n")
+
+
+FORMATS: dict[str, Format] = {
+    "ntu25": Format("ntu25", "S001C001P001R001A001.skeleton", ntu_base, check_ntu_values,
+                    alternates=({"fields": "xyz"},)),
+    "pku25": Format("pku25", "skeleton/0007-L.txt", pku_base, check_pku_values, case=_pku_case,
+                    prepare=_pku_prepare),
+    "ucla20": Format("ucla20", "a08_s03_e01_v02.json", ucla_base, check_ucla_values),
+}
+
+
 # ---------------------------------------------------------------------------- the sweep
 
-def _clean_error(exc: BaseException, path: Path) -> str | None:
+def _clean_error(exc: BaseException, path: Path, fmt: Format) -> str | None:
     """``None`` if ``exc`` is a clean located error, else what is wrong with it."""
     from s2i_prep.errors import ParseError, ReadError, TruncatedError
 
@@ -212,9 +271,13 @@ def _clean_error(exc: BaseException, path: Path) -> str | None:
     label = path.parent.parent / "label" / path.name  # PKU: the skeleton's label file
     if not str(exc).startswith((str(path), str(label))) or not exc.message:
         return f"error does not start with the path: {exc}"
-    loc = exc.location
-    if isinstance(exc, (ParseError, TruncatedError)) and loc.line is None and loc.frame is None:
-        return f"grammar error without a line or frame: {exc}"
+    if isinstance(exc, (ParseError, TruncatedError)):
+        loc = exc.location
+        located = fmt.located(exc) if fmt.located else loc.line is not None or loc.frame is not None
+        if not located:
+            return f"grammar error without its place: {exc}"
+    if fmt.text_values and re.search(r"\b(None|True|False)\b|found (list|dict|str|int|float)\b", exc.message):
+        return f"a value is shown as Python, not as JSON: {exc}"
     return None
 
 
@@ -225,7 +288,16 @@ def _read(reader, path: Path, spec):
         return None, exc
 
 
-def sweep(seed: int, cases: int, workdir: Path) -> dict:
+def peak_mb() -> int:
+    """This process's peak resident memory. VmHWM, not ``ru_maxrss``: Linux carries
+    ``ru_maxrss`` across exec, so a child of a large pytest process would report the parent's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def sweep(seed: int, cases: int, workdir: Path, names: list[str] | None = None) -> dict:
     """Run ``cases`` mutations per format; returns a summary with every violation found."""
     from s2i_prep.kernels import parse_ntu, parse_text
     from s2i_prep.readers import get_reader
@@ -233,87 +305,76 @@ def sweep(seed: int, cases: int, workdir: Path) -> dict:
 
     parse_ntu.warm()
     parse_text.warm()
+    formats = {name: FORMATS[name] for name in (names or ["ntu25", "pku25", "ucla20"])}
     rng = np.random.default_rng(seed)
     violations: list[str] = []
     outcomes: Counter[str] = Counter()
-    formats = {
-        "ntu25": (ntu_base, "S001C001P001R001A001.skeleton", check_ntu_values),
-        "pku25": (pku_base, "skeleton/0007-L.txt", check_pku_values),
-        "ucla20": (ucla_base, "a08_s03_e01_v02.json", check_ucla_values),
-    }
-    (workdir / "label").mkdir(parents=True, exist_ok=True)
-    (workdir / "skeleton").mkdir(exist_ok=True)
-    def peak_mb() -> int:
-        """This process's peak resident memory. VmHWM, not ``ru_maxrss``: Linux carries
-        ``ru_maxrss`` across exec, so a child of a large pytest process would report the parent's."""
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-        import resource
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    def readers(fmt: Format):
+        spec = load_spec(fmt.spec)
+        return spec, [get_reader(fmt.reader or spec.reader, **{**fmt.options, **alt}) for alt in ({}, *fmt.alternates)]
 
     # Memory is judged by its growth over the sweep: compiling the kernels on a cold Numba cache
     # (a fresh clone) alone takes several hundred MB, once, before any mutated file is read.
-    for fmt, (base, name, _check) in formats.items():
-        spec = load_spec(fmt)
-        (workdir / name).write_bytes(base(np.random.default_rng(seed)))
-        (workdir / "label" / "0007-L.txt").write_bytes(b"1,0,3,1\n")
-        for fields in ("all", "xyz"):
-            _read(get_reader(spec.reader, fields=fields), workdir / name, spec)
-    baseline_mb = peak_mb()
-    for fmt, (base, name, check) in formats.items():
-        spec = load_spec(fmt)
-        reader = get_reader(spec.reader)
-        xyz = get_reader(spec.reader, fields="xyz")
-        path = workdir / name
+    for fmt in formats.values():
+        (workdir / fmt.file).parent.mkdir(parents=True, exist_ok=True)
+        if fmt.prepare:
+            fmt.prepare(workdir)
+        (workdir / fmt.file).write_bytes(fmt.base(np.random.default_rng(seed)))
+        spec, rs = readers(fmt)
+        for reader in rs:
+            _read(reader, workdir / fmt.file, spec)
+    baseline_mb = last_peak = peak_mb()
+    jumps: list[str] = []
+    for name, fmt in formats.items():
+        spec, (reader, *others) = readers(fmt)
+        path = workdir / fmt.file
         for case in range(cases):
-            label = b"1,0,3,1\n"
-            desc, data = mutate(rng, base(rng))
-            if fmt == "pku25" and case % 5 == 0:  # mutate the label file instead
-                ldesc, label = mutate(rng, label)
-                desc, data = f"label file: {ldesc}", base(rng)
-            path.write_bytes(data)
-            (workdir / "label" / "0007-L.txt").write_bytes(label)
-            where = f"{fmt} seed {seed} case {case} ({desc})"
+            desc = fmt.write_case(rng, case, path)
+            where = f"{name} seed {seed} case {case} ({desc})"
             raws, exc = _read(reader, path, spec)
             if exc is not None:
-                problem = _clean_error(exc, path)
-                outcomes[f"{fmt} {type(exc).__name__}"] += 1
+                problem = _clean_error(exc, path, fmt)
+                outcomes[f"{name} {type(exc).__name__}"] += 1
             else:
-                problem = check(path, raws)
-                outcomes[f"{fmt} ok"] += 1
+                problem = fmt.check(path, raws)
+                outcomes[f"{name} ok"] += 1
                 for raw in raws:
                     finite = raw.joints[~np.isnan(raw.joints)]
                     if not np.isfinite(finite).all():
                         problem = "an infinite value was read"
-            if problem is None and fmt == "ntu25":
-                raws2, exc2 = _read(xyz, path, spec)
+            for other in others if problem is None else ():
+                raws2, exc2 = _read(other, path, spec)
                 if (exc is None) != (exc2 is None):
-                    problem = f"fields=all {'accepts' if exc is None else 'rejects'} but fields=xyz " \
-                              f"{'rejects' if exc2 is not None else 'accepts'}: {exc or exc2}"
+                    problem = f"options {other.__dict__} {'reject' if exc2 is not None else 'accept'}" \
+                              f" what the default options {'accept' if exc is None else 'reject'}: " \
+                              f"{exc or exc2}"
                 elif exc is not None and str(exc) != str(exc2):
-                    problem = f"fields=all and xyz give different errors: {exc} / {exc2}"
-                elif exc is None and not _same(raws[0].joints, raws2[0].joints):
-                    problem = "fields=all and xyz give different positions"
+                    problem = f"the default and other options give different errors: {exc} / {exc2}"
+                elif exc is None and not all(_same(a.joints, b.joints) for a, b in zip(raws, raws2)):
+                    problem = "the default and other options give different positions"
             if problem is not None:
                 violations.append(f"{where}: {problem}")
+            now = peak_mb()
+            if now > last_peak + 32:  # name the cases that raise the peak
+                jumps.append(f"{where}: peak {last_peak} -> {now} MB")
+            last_peak = max(last_peak, now)
     return {
         "seed": seed,
-        "cases": 3 * cases,
+        "cases": len(formats) * cases,
         "outcomes": dict(sorted(outcomes.items())),
         "violations": violations,
         "peak_rss_mb": peak_mb(),
         "peak_growth_mb": peak_mb() - baseline_mb,
+        "peak_jumps": jumps,
     }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_mutated_files_give_exact_values_or_located_errors(seed, tmp_path):
+def run_child(module: str, seed: int, cases: int, workdir: Path, formats: list[str]) -> dict:
+    """The sweep in a child process (a hang is a timeout; memory is the child's own)."""
     out = subprocess.run(
-        [sys.executable, "-m", "tests.test_reader_mutations", "--seed", str(seed), "--cases", "400",
-         "--workdir", str(tmp_path)],
+        [sys.executable, "-m", module, "--seed", str(seed), "--cases", str(cases),
+         "--workdir", str(workdir), "--formats", ",".join(formats)],
         check=False, capture_output=True, text=True, timeout=300, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
@@ -321,22 +382,31 @@ def test_mutated_files_give_exact_values_or_located_errors(seed, tmp_path):
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["violations"] == [], "\n".join(summary["violations"][:20])
     assert summary["peak_growth_mb"] < 256, summary
+    return summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mutated_files_give_exact_values_or_located_errors(seed, tmp_path):
+    formats = ["ntu25", "pku25", "ucla20"]
+    summary = run_child("tests.test_reader_mutations", seed, 400, tmp_path, formats)
     # the sweep exercised both outcomes of every format
-    for fmt in ("ntu25", "pku25", "ucla20"):
+    for fmt in formats:
         assert summary["outcomes"].get(f"{fmt} ok", 0) > 10, summary["outcomes"]
         assert summary["outcomes"].get(f"{fmt} ParseError", 0) > 50, summary["outcomes"]
 
 
-def main() -> None:
+def main(default_formats: str = "ntu25,pku25,ucla20") -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cases", type=int, default=300, help="mutations per format")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--formats", default=default_formats, help="comma-separated")
     args = parser.parse_args()
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        summary = sweep(args.seed, args.cases, args.workdir or Path(tmp))
+        summary = sweep(args.seed, args.cases, args.workdir or Path(tmp), args.formats.split(","))
     for line in summary["violations"][:50]:
         print(line, file=sys.stderr)
     print(json.dumps(summary))

@@ -116,9 +116,23 @@ def test_bad_annotations_name_the_annotation(tmp_path):
     kp = np.zeros((1, 4, 17, 2), np.float32) + 1
     cases = [
         (_ann("a", 0, np.zeros((1, 4, 25, 3), np.float32)), r"annotation 1 \(a\): keypoint has shape"),
-        (_ann("a", -1, kp), "label: expected an integer >= 0"),
-        (_ann("a", 0, np.where(np.arange(2)[None, None, None] == 0, np.inf, kp)), "not a finite"),
-        (_ann("a", 0, kp, keypoint_score=np.ones((1, 3, 17))), "keypoint_score: expected shape"),
+        (_ann("a", -1, kp), "label: expected an integer in 0..2147483647, found -1"),
+        (_ann("a", 0, np.where(np.arange(2)[None, None, None] == 0, np.inf, kp)),
+         r"keypoint\[0, 0, 0, 0\] is inf: NaN and infinity are not accepted"),
+        (_ann("a", 0, kp, keypoint_score=np.ones((1, 3, 17))), "keypoint_score: expected a float array of shape"),
+        # out of float32, NaN scores, wrong dtypes, lying total_frames, hostile sizes (hardening)
+        (_ann("a", 0, np.where(np.arange(2)[None, None, None] == 1, 1e39, kp.astype(np.float64))),
+         r"value out of range: keypoint\[0, 0, 0, 1\] = 1e\+39 is beyond float32"),
+        (_ann("a", 0, kp, keypoint_score=np.full((1, 4, 17), np.nan)),
+         r"keypoint_score\[0, 0, 0\] is nan: NaN and infinity"),
+        (_ann("a", 0, kp.astype(object)), "keypoint: expected a 4-D float array .* found a object array"),
+        (_ann("a", 0, kp.astype(np.complex64)), "found a complex64 array of shape"),
+        ({**_ann("a", 0, kp), "total_frames": 10**9}, "total_frames is 1000000000 but keypoint holds 4"),
+        ({**_ann("a", 0, kp), "total_frames": -1}, "total_frames is -1 but keypoint holds 4"),
+        ({**_ann("a", 0, kp), "total_frames": "4"}, "total_frames is '4' but"),
+        (_ann("a", 2**40, kp), "label: expected an integer in 0..2147483647, found 1099511627776"),
+        (_ann("a", 0, kp, img_shape=(10**12, 5)), r"img_shape: expected \(height, width\)"),
+        (_ann(list(range(10**5)), 0, kp), r"frame_dir: expected a non-empty string, found \[0, 1, 2"),
         ({"frame_dir": "a", "label": 0}, "no 'keypoint' array"),
     ]
     for i, (ann, pattern) in enumerate(cases):
@@ -129,6 +143,41 @@ def test_bad_annotations_name_the_annotation(tmp_path):
     path = _write(tmp_path / "wrong.pkl", [_ann("S001C001P001R001A002", 5, np.ones((1, 3, 25, 3)))])
     with pytest.raises(ParseError, match="label 5 disagrees with the name"):
         reader.read(path, NTU)
+
+
+def test_a_hostile_memo_index_does_not_allocate(tmp_path):
+    """Found by the mutation sweep: a ``LONG_BINPUT`` index of about 0x7f000000 made the C
+    unpickler grow its memo table to gigabytes; the reader refuses such indices before unpickling.
+    (The index here is 2**24, 256 MB with the C unpickler, so the test is safe to fail.)"""
+    import struct
+    import tracemalloc
+
+    data = b"\x80\x04]r" + struct.pack("<I", 1 << 24) + b"."  # [] memoised at a huge index
+    path = tmp_path / "memo.pkl"
+    path.write_bytes(data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParseError, match=r"memo index 16777216 at byte 3 is beyond the 2 opcodes"):
+            get_reader("pyskl_pickle", trust_pickle=True).read(path, COCO)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 << 20, peak
+
+
+def test_a_pickle_repeating_one_annotation_is_refused(tmp_path):
+    """Found by the sweep: 3 annotations repeated 40,000 times by reference (a few hundred KB)
+    expanded to 300 MB of samples; the reader now refuses to expand shared references."""
+    kp = np.ones((2, 4, 17, 2), np.float32)
+    ann = _ann("a", 0, kp, keypoint_score=np.ones((2, 4, 17), np.float32))
+    path = _write(tmp_path / "bomb.pkl", {"split": {}, "annotations": [ann] * 100_000})
+    assert path.stat().st_size < 300_000
+    with pytest.raises(ParseError, match=r"100,000 annotations with 163,200,000 bytes .* repeats the same"):
+        get_reader("pyskl_pickle", trust_pickle=True).read(path, COCO)
+    # the same annotations written out one by one are a legitimate file
+    anns = [_ann(f"v{i}", 0, kp.copy(), keypoint_score=np.ones((2, 4, 17), np.float32)) for i in range(300)]
+    path = _write(tmp_path / "fine.pkl", {"split": {}, "annotations": anns})
+    assert len(get_reader("pyskl_pickle", trust_pickle=True).read(path, COCO)) == 300
 
 
 def _ntu_raw(tmp_path: Path):

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from s2i_prep.bodies import select_bodies
 from s2i_prep.cli import cli
-from s2i_prep.errors import EmptySampleError, ParseError, ReadError, S2IError
+from s2i_prep.errors import EmptySampleError, ParseError, S2IError
 from s2i_prep.readers import get_reader
 from s2i_prep.specs import load_spec
 from s2i_prep.synthetic import make_job, write_synthetic
@@ -98,7 +98,7 @@ def test_bad_files(tmp_path):
     cases = {
         "short": ({"njts": 13, "frames": [[{"pose3d": [0.0] * 38}]]}, ParseError, "39 numbers"),
         "njts": ({"njts": 17, "frames": [[]]}, ParseError, "njts"),
-        "frames": ({"njts": 13, "frames": {}}, ParseError, "frames: expected a list"),
+        "frames": ({"njts": 13, "frames": {}}, ParseError, "frames: expected an array of frames"),
         "empty": ({"njts": 13, "frames": []}, EmptySampleError, "no frame"),
         "score": ({"frames": [[{"pose3d": [0.0] * 39, "cumscore": "x"}]]}, ParseError, "cumscore"),
     }

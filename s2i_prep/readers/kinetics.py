@@ -33,6 +33,11 @@ folder gives the ``part`` metadata field (0 train, 1 val, -1 other), which the `
 spec turns into the ``kinetics`` split. When the label file of the part is present, a video must
 be listed there, must not be marked ``has_skeleton: false``, and its ``label_index`` must agree;
 and across every label file found, a class name must always carry the same index.
+
+**Hostile input** (docs/READERS.md): numbers must be finite and inside float32; errors name the
+file and the JSON path (``data[3].skeleton[1].pose[7]``) or line:column, values shown as JSON;
+``frame_index`` is at most :data:`MAX_FRAME_INDEX` and the body-slot grid is bounded
+(:mod:`.persongrid`).
 """
 
 from __future__ import annotations
@@ -48,7 +53,19 @@ from ..errors import EmptySampleError, ParseError, ReadError, S2IError, SourceLo
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
-from .jsonfile import all_numbers, load_object
+from .jsonfile import (
+    MAX_BYTES,
+    OutOfRange,
+    all_numbers,
+    float32_array,
+    json_type,
+    load_document,
+    numbers_error,
+    out_of_range,
+    shown,
+    value_of,
+)
+from .persongrid import fill_slots
 
 __all__ = ["KineticsReader", "PERSON_ORDERS", "STGCN_PEOPLE_IN", "part_of", "label_file_name"]
 
@@ -60,8 +77,7 @@ _PARTS = {"kinetics_train": 0, "train": 0, "kinetics_val": 1, "val": 1}
 _PART_NAMES = ("train", "val")
 #: Largest frame_index accepted (st-gcn's clips have 300; a hostile index must not allocate).
 MAX_FRAME_INDEX = 100_000
-#: Largest body-slots x frames grid allocated for one file (64 M joints, about 0.5 GB).
-MAX_GRID_JOINTS = 1 << 26
+_LABEL_MAX = 2**31 - 1
 
 
 def part_of(path: Path) -> int:
@@ -107,21 +123,28 @@ class KineticsReader:
                 f"kinetics_json reads 18 joints x 2 coordinates; spec {spec.format!r} has "
                 f"{spec.num_joints} x {len(spec.dims)}",
             )
-        doc = load_object(path)
-        for key in ("data", "label_index"):
-            if key not in doc:
-                raise ParseError(where, f"expected the keys data, label, label_index; missing {key}")
+        doc, text = load_document(path, MAX_BYTES)
+        missing = [key for key in ("data", "label_index") if key not in doc]
+        if missing:
+            raise ParseError(
+                value_of(path, text, None),
+                f"expected the keys data, label, label_index; missing {', '.join(missing)}",
+            )
         label = doc["label_index"]
-        if not isinstance(label, int) or isinstance(label, bool):
-            raise ParseError(where, f"label_index: expected an integer, found {label!r}")
+        if type(label) is not int or not 0 <= label <= _LABEL_MAX:
+            raise ParseError(
+                value_of(path, text, "label_index"),
+                f"label_index: expected an integer in 0..{_LABEL_MAX}, found {shown(label)}",
+            )
         name = doc.get("label")
-        if name is not None and not isinstance(name, str):
-            raise ParseError(where, f"label: expected a class name, found {name!r}")
+        if name is not None and not isinstance(name, str) or isinstance(name, OutOfRange):
+            raise ParseError(
+                value_of(path, text, "label"), f"label: expected a class name, found {shown(name)}"
+            )
         part = part_of(path)
         self._check_label(path, part, label, name)
-        poses, scores, slot_of, frames = _parse_frames(doc["data"], path)
-        joints, score = _slots(poses, scores, slot_of, frames, self.person_order, path)
-        joints[score == 0] = np.nan
+        joints, score = _read_frames(doc["data"], path, text, self.person_order)
+        np.copyto(joints, np.nan, where=(score == 0)[..., None])  # a boolean index would cost 24 B/joint
         extra = {"score": score} if self.fields == "all" else {}
         return [
             RawSkeleton(
@@ -149,21 +172,21 @@ class KineticsReader:
             source, entries = table
             entry = entries.get(path.stem)
             if entry is None:
-                raise ReadError(where, f"video {path.stem!r} is not listed in {source}")
+                raise ReadError(where, f"video {shown(path.stem)} is not listed in {source}")
             if entry.get("has_skeleton") is False:
-                raise EmptySampleError(where, f"{source} marks {path.stem!r} has_skeleton: false")
+                raise EmptySampleError(where, f"{source} marks {shown(path.stem)} has_skeleton: false")
             if entry.get("label_index") != label:
                 raise ReadError(
                     where,
                     f"label_index {label} disagrees with {source}, which gives "
-                    f"{entry.get('label_index')!r}",
+                    f"{shown(entry.get('label_index'))}",
                 )
         if name is not None and name in files.index_of_name:
             expected, source = files.index_of_name[name]
             if expected != label:
                 raise ReadError(
                     where,
-                    f"class {name!r} has label_index {label} here but {expected} in {source}",
+                    f"class {shown(name)} has label_index {label} here but {expected} in {source}",
                 )
 
 
@@ -183,104 +206,112 @@ class _LabelFiles:
             found = [p for p in found if p.is_file()]
             if not found:
                 continue
-            doc = load_object(found[0])
+            doc, text = load_document(found[0], MAX_BYTES)
             source = os.path.relpath(found[0], base)
             out.by_part[part] = (source, doc)
             for vid, entry in doc.items():
-                if not (isinstance(entry, dict) and isinstance(entry.get("label"), str)):
+                index = entry.get("label_index") if isinstance(entry, dict) else None
+                if not (
+                    isinstance(entry, dict)
+                    and type(entry.get("label")) is str
+                    and type(index) is int
+                    and 0 <= index <= _LABEL_MAX
+                    and entry.get("has_skeleton", True) in (True, False)
+                ):
                     raise ParseError(
-                        SourceLocation(str(found[0])),
-                        f"entry {vid!r}: expected {{has_skeleton, label, label_index}}, "
-                        f"found {entry!r}",
+                        value_of(found[0], text, vid),
+                        f"{shown(vid)}: expected {{\"has_skeleton\": true|false, \"label\": "
+                        f"<class name>, \"label_index\": 0..{_LABEL_MAX}}}, found {shown(entry)}",
                     )
-                out.index_of_name.setdefault(entry["label"], (entry.get("label_index"), source))
+                out.index_of_name.setdefault(entry["label"], (index, source))
         return out
 
 
-def _parse_frames(
-    data: Any, path: Path
-) -> tuple[list[list[float]], list[list[float]], list[tuple[int, int]], int]:
-    """Validate ``data`` and flatten it: poses, scores, ``(frame, rank in frame)`` per skeleton
-    and the frame count (the largest ``frame_index``)."""
+def _read_frames(data: Any, path: Path, text: str, order: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``data`` and place its skeletons: ``(B, T, 18, 2)`` joints (NaN where a slot is
+    empty) and ``(B, T, 18)`` scores (0 there) in the body slots ``order`` asks for. Errors name
+    the JSON path (``data[3].skeleton[1].pose[7]``), frames 0-based."""
     if not isinstance(data, list):
-        raise ParseError(SourceLocation(str(path)), "data: expected a list of frames")
+        raise ParseError(
+            value_of(path, text, "data"), f"data: expected an array of frames, found {json_type(data)}"
+        )
     poses: list[list[float]] = []
     scores: list[list[float]] = []
     slot_of: list[tuple[int, int]] = []
     seen: set[int] = set()
+    last, crowd = 0, (0, 0)
     for i, frame in enumerate(data):
         if not isinstance(frame, dict) or "frame_index" not in frame or "skeleton" not in frame:
             raise ParseError(
-                SourceLocation(str(path), frame=i),
-                f"data[{i}]: expected {{frame_index, skeleton}}, found {repr(frame)[:60]}",
+                SourceLocation(str(path)),
+                f"data[{i}]: expected {{\"frame_index\", \"skeleton\"}}, found {shown(frame)}",
             )
         k = frame["frame_index"]
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_FRAME_INDEX:
+        if type(k) is not int or not 1 <= k <= MAX_FRAME_INDEX:
             raise ParseError(
-                SourceLocation(str(path), frame=i),
+                SourceLocation(str(path)),
                 f"data[{i}].frame_index: expected an integer in 1..{MAX_FRAME_INDEX} (1-based), "
-                f"found {k!r}",
+                f"found {shown(k)}",
             )
         if k in seen:
-            raise ParseError(SourceLocation(str(path), frame=k), f"frame_index {k} repeats")
+            raise ParseError(
+                SourceLocation(str(path), frame=k - 1), f"data[{i}].frame_index: {k} repeats"
+            )
         seen.add(k)
+        last = max(last, k)
         people = frame["skeleton"]
         if not isinstance(people, list):
             raise ParseError(
-                SourceLocation(str(path), frame=k), "skeleton: expected a list of people"
+                SourceLocation(str(path), frame=k - 1),
+                f"data[{i}].skeleton: expected an array of people, found {shown(people)}",
             )
+        if len(people) > crowd[1]:
+            crowd = (i, len(people))
         for m, person in enumerate(people):
-            where = SourceLocation(str(path), frame=k, body=m)
             pose = person.get("pose") if isinstance(person, dict) else None
             score = person.get("score") if isinstance(person, dict) else None
-            if not (isinstance(pose, list) and len(pose) == 36 and all_numbers(pose)):
-                raise ParseError(where, f"pose: expected 36 numbers (18 x, y), found {repr(pose)[:60]}")
-            if not (isinstance(score, list) and len(score) == 18 and all_numbers(score)):
-                raise ParseError(where, f"score: expected 18 numbers, found {repr(score)[:60]}")
+            for value, count, key in ((pose, 36, "pose"), (score, 18, "score")):
+                if not (isinstance(value, list) and len(value) == count and all_numbers(value)):
+                    raise numbers_error(
+                        path, text, person, key, count, f"data[{i}].skeleton[{m}]", k - 1, m
+                    )
             poses.append(pose)
             scores.append(score)
             slot_of.append((k - 1, m))
     if not seen:
-        raise EmptySampleError(SourceLocation(str(path)), "data holds no frame")
-    return poses, scores, slot_of, max(seen)
-
-
-def _slots(
-    poses: list[list[float]],
-    scores: list[list[float]],
-    slot_of: list[tuple[int, int]],
-    frames: int,
-    order: str,
-    path: Path,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(B, T, 18, 2)`` joints and ``(B, T, 18)`` scores in the body slots ``order`` asks for;
-    NaN joints and score 0 where a slot is empty."""
-    pose = np.array(poses, dtype=np.float32).reshape(-1, 18, 2)
-    score = np.array(scores, dtype=np.float32).reshape(-1, 18)
+        raise EmptySampleError(value_of(path, text, "data"), "data holds no frame")
+    pose_arr, bad = float32_array(poses, 36)
+    if pose_arr is not None:
+        score_arr, bad_score = float32_array(scores, 18)
+    if pose_arr is None or score_arr is None:
+        rows, width, key = (poses, 36, "pose") if pose_arr is None else (scores, 18, "score")
+        r, j = divmod(bad if pose_arr is None else bad_score, width)
+        i, m = _origin(data, r)
+        raise ParseError(
+            SourceLocation(str(path), frame=slot_of[r][0], body=m),
+            out_of_range(f"data[{i}].skeleton[{m}].{key}[{j}]", rows[r][j]),
+        )
     where = np.array(slot_of, dtype=np.int64).reshape(-1, 2)
+    pose_arr = pose_arr.reshape(-1, 18, 2)
     if order == "stgcn":
         keep = where[:, 1] < STGCN_PEOPLE_IN
-        pose, score, where = pose[keep], score[keep], where[keep]
-    slots = int(where[:, 1].max()) + 1 if len(where) else 1
-    if slots * frames * 18 > MAX_GRID_JOINTS:
-        raise ReadError(
-            SourceLocation(str(path)),
-            f"{slots} people in one frame x {frames} frames is beyond what a video holds",
-        )
-    joints = np.full((slots, frames, 18, 2), np.nan, np.float32)
-    sc = np.zeros((slots, frames, 18), np.float32)
-    if order == "stgcn" and len(where):
-        # rank inside each frame: sort by (frame, -summed score, file position), stable
-        total = score.sum(axis=1, dtype=np.float64)
-        ranked = np.lexsort((where[:, 1], -total, where[:, 0]))
-        t = where[ranked, 0]
-        first = np.searchsorted(t, t, side="left")
-        rank = np.arange(len(t)) - first
-        where = np.stack([t, rank], axis=1)
-        pose, score = pose[ranked], score[ranked]
-    joints[where[:, 1], where[:, 0]] = pose
-    sc[where[:, 1], where[:, 0]] = score
-    if order == "clip" and slots > 1:
+        pose_arr, score_arr, where = pose_arr[keep], score_arr[keep], where[keep]
+    rank_by = score_arr.sum(axis=1, dtype=np.float64) if order == "stgcn" else None
+    joints, sc = fill_slots(
+        path, where, last, 18, [(pose_arr, np.nan), (score_arr, 0.0)], rank_by,
+        crowd=f"data[{crowd[0]}] lists {crowd[1]}",
+    )
+    if order == "clip" and len(joints) > 1:
         ranking = np.argsort(-sc.sum(axis=(1, 2), dtype=np.float64), kind="stable")
         joints, sc = joints[ranking], sc[ranking]
     return joints, sc
+
+
+def _origin(data: list, row: int) -> tuple[int, int]:
+    """``(i, m)`` of the ``row``-th skeleton in file order (for an error message only)."""
+    for i, frame in enumerate(data):
+        n = len(frame["skeleton"])
+        if row < n:
+            return i, row
+        row -= n
+    raise AssertionError("row beyond the skeletons read")

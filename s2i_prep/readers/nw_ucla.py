@@ -14,8 +14,6 @@ would otherwise hit Python's 4,300-digit limit) and absurd nesting (``RecursionE
 
 from __future__ import annotations
 
-import json
-import re
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -27,97 +25,17 @@ from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
 from .archive import file_stem
-from .rawfile import encoding_problem, read_bytes
+from .jsonfile import OutOfRange as _OutOfRange
+from .jsonfile import json_type as _json_type
+from .jsonfile import load_document
+from .jsonfile import locate as _locate
+from .jsonfile import shown as _shown
+from .jsonfile import value_of as _value_of
 
 __all__ = ["UclaReader"]
 
 KEYS = ("file_name", "skeletons", "label")
-#: float64 values at or beyond this round to infinity in float32 (the midpoint between the
-#: largest float32 and 2**128 rounds to even, i.e. up).
-_FLOAT32_OVERFLOW = 3.4028235677973366e38
-#: Longer integer literals are beyond float32 whatever their digits; they are never converted.
-_MAX_INT_CHARS = 45
 _LABEL_MAX = 2**31 - 1
-#: Nesting depth reported when Python's parser gives up (the format itself needs 4).
-_DEPTH_SHOWN = 64
-
-
-class _OutOfRange(str):
-    """A number literal beyond float32, kept as its text so the error can show and locate it."""
-
-
-class _NonFinite(Exception):
-    """``NaN``, ``Infinity`` or ``-Infinity`` in the JSON text."""
-
-
-def _parse_float(text: str) -> float | _OutOfRange:
-    value = float(text)
-    return value if -_FLOAT32_OVERFLOW < value < _FLOAT32_OVERFLOW else _OutOfRange(text)
-
-
-def _parse_int(text: str) -> int | _OutOfRange:
-    if len(text) > _MAX_INT_CHARS:
-        return _OutOfRange(text)
-    value = int(text)
-    return value if -_FLOAT32_OVERFLOW < float(value) < _FLOAT32_OVERFLOW else _OutOfRange(text)
-
-
-def _parse_constant(name: str) -> Any:
-    raise _NonFinite(name)
-
-
-def _shown(value: Any, limit: int = 60) -> str:
-    """A JSON value as JSON text (``true``, ``null``, ``"7"``), shortened for a message."""
-    text = str(value) if isinstance(value, _OutOfRange) else json.dumps(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _at(path: Path, text: str, offset: int, frame: int | None = None) -> SourceLocation:
-    """The location of character ``offset`` of the text (1-based line and column)."""
-    line = text.count("\n", 0, offset) + 1
-    return SourceLocation(str(path), line, offset - text.rfind("\n", 0, offset), frame)
-
-
-_STRING = r'"(?:[^"\\]|\\.)*"'
-
-
-def _locate(path: Path, text: str, literal: str, frame: int | None = None) -> SourceLocation:
-    """Where ``literal`` (a number or NaN/Infinity as the parser saw it) first stands outside
-    strings. The parser reads maximal literals, so a number is not followed by another number
-    character; a constant may be (``-Infinity0`` fails only after it)."""
-    tail = r"(?![0-9.eE+-])" if literal[-1:].isdigit() else ""
-    for pattern in (_STRING + r"|(?<![\w.+-])" + re.escape(literal) + tail,
-                    _STRING + "|" + re.escape(literal)):
-        for m in re.finditer(pattern, text):
-            if not m.group().startswith('"'):
-                return _at(path, text, m.start(), frame)
-    return _at(path, text, len(text) - len(text.lstrip()), frame)
-
-
-def _value_of(path: Path, text: str, key: str | None) -> SourceLocation:
-    """Where the value of top-level ``key`` starts (the last one, as ``json`` keeps the last of
-    repeated keys), or the document's first character when ``key`` is None or absent."""
-    found = None if key is None else list(re.finditer(rf'"{key}"\s*:\s*', text))
-    return _at(path, text, found[-1].end() if found else len(text) - len(text.lstrip()))
-
-
-def _too_deep(path: Path, text: str) -> ParseError:
-    """The error for nesting Python's parser cannot follow, at the bracket that goes too deep."""
-    depth = 0
-    for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
-        c = m.group()
-        if c in "[{":
-            depth += 1
-            if depth > _DEPTH_SHOWN:
-                line = text.count("\n", 0, m.start()) + 1
-                column = m.start() - text.rfind("\n", 0, m.start())
-                return ParseError(
-                    SourceLocation(str(path), line, column),
-                    f"JSON nested more than {_DEPTH_SHOWN} levels deep (the format needs 4)",
-                )
-        elif c in "]}":
-            depth -= 1
-    return ParseError(SourceLocation(str(path)), "JSON nested too deeply to parse")
 
 
 @register_reader("ucla_json")
@@ -139,7 +57,7 @@ class UclaReader:
         """The one body of the file as ``(1, T, V, C)`` float32, exactly the JSON's values."""
         path = Path(path)
         stem = file_stem(path)
-        doc, text = _load(path)
+        doc, text = load_document(path, check_floats=True)
         missing = [k for k in KEYS if k not in doc]
         if missing:
             raise ParseError(
@@ -188,52 +106,6 @@ class UclaReader:
                 name=stem, source=str(path), joints=joints, body_ids=("0",), label=label - 1
             )
         ]
-
-
-def _load(path: Path) -> tuple[dict[str, Any], str]:
-    """The parsed document and its text (kept to locate values in error messages)."""
-    data = read_bytes(path)
-    problem = encoding_problem(data)
-    if problem:
-        raise ParseError(SourceLocation(str(path), 1, 1), problem)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - data.rfind(b"\n", 0, exc.start)
-        raise ParseError(
-            SourceLocation(str(path), line, column),
-            f"not UTF-8 text: byte 0x{data[exc.start]:02X} ({exc.reason})",
-        ) from None
-    try:
-        doc = json.loads(
-            text, parse_float=_parse_float, parse_int=_parse_int, parse_constant=_parse_constant
-        )
-    except json.JSONDecodeError as exc:
-        raise ParseError(
-            SourceLocation(str(path), exc.lineno, exc.colno), f"not valid JSON: {exc.msg}"
-        ) from None
-    except _NonFinite as exc:
-        raise ParseError(
-            _locate(path, text, str(exc)),
-            f"{exc} is not accepted: numbers must be finite (see docs/READERS.md)",
-        ) from None
-    except RecursionError:
-        raise _too_deep(path, text) from None
-    if not isinstance(doc, dict):
-        raise ParseError(
-            _value_of(path, text, None), f"expected a JSON object, found {_json_type(doc)}"
-        )
-    return doc, text
-
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type (array, object, string, number, true, null)."""
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, str) and not isinstance(value, _OutOfRange):
-        return "string"
-    return {list: "array", dict: "object"}.get(type(value), "number")
 
 
 def _is_number(x: Any) -> bool:

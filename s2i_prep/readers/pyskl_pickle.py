@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -80,6 +82,38 @@ _MAX_PICKLE_BYTES = 64 << 30
 _CACHE: dict[tuple[str, int, int], tuple[list[dict], dict[str, list[str]] | None]] = {}
 
 
+_INT32_MAX = 2**31 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _shown(x: Any) -> str:
+    """A value for a message: arrays by dtype and shape, anything else by a bounded repr."""
+    if isinstance(x, np.ndarray):
+        return f"a {x.dtype} array of shape {x.shape}"
+    return reprlib.repr(x)
+
+
+def _float32(values: np.ndarray, name: str, fail: Any) -> np.ndarray:
+    """``values`` as float32: every value finite and inside float32 (docs/READERS.md), else the
+    error names the first bad element."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = values.astype(np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        pos = tuple(int(k) for k in np.argwhere(bad)[0])
+        value = float(values[pos])
+        index = f"{name}[{', '.join(map(str, pos))}]"
+        if np.isfinite(value):
+            raise fail(f"value out of range: {index} = {value!r} is beyond float32 "
+                       f"(|x| <= {_FLOAT32_MAX:.8g})")
+        raise fail(f"{index} is {value!r}: NaN and infinity are not accepted (docs/READERS.md)")
+    return out
+
+
 def is_pickle_input(path: Path) -> bool:
     """Whether ``path`` is a pickle file given as the whole input."""
     path = Path(path)
@@ -87,6 +121,8 @@ def is_pickle_input(path: Path) -> bool:
 
 
 class _AnnotationUnpickler(pickle.Unpickler):
+    """Resolves only what an annotation file is made of (after :func:`_check_memo`)."""
+
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED or (module.startswith("numpy") and name.endswith("DType")):
             return super().find_class(module, name)
@@ -94,6 +130,19 @@ class _AnnotationUnpickler(pickle.Unpickler):
             f"the pickle asks for {module}.{name}, which an annotation file does not need; "
             "refusing to load it"
         )
+
+
+def _check_memo(data: bytes) -> None:
+    """Refuse memo indices no pickler writes, before the C unpickler sees them.
+
+    The C unpickler grows its memo table to the largest index a ``PUT``/``LONG_BINPUT`` names,
+    so four hostile bytes make it allocate gigabytes (a mutated 2.5 KB pickle peaked at 5.6 GB).
+    Picklers number memo entries in order, so an index is never beyond the opcodes read so far.
+    The scan walks the opcodes only (``pickletools.genops``), about 0.1 s per 100,000 of them.
+    """
+    for count, (op, arg, pos) in enumerate(pickletools.genops(data)):
+        if op.name in ("PUT", "LONG_BINPUT") and isinstance(arg, int) and not 0 <= arg <= count:
+            raise ValueError(f"memo index {arg} at byte {pos} is beyond the {count} opcodes before it")
 
 
 def load_pickle(path: Path, trust: bool) -> tuple[list[dict], dict[str, list[str]] | None]:
@@ -116,6 +165,7 @@ def load_pickle(path: Path, trust: bool) -> tuple[list[dict], dict[str, list[str
     # GB, so the bound is the machine's problem, not a format limit.
     data = read_bytes(path, limit=_MAX_PICKLE_BYTES)
     try:
+        _check_memo(data)
         doc = _AnnotationUnpickler(io.BytesIO(data)).load()
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad input file
         raise ParseError(where, f"not a readable annotation pickle: {exc}") from None
@@ -138,15 +188,40 @@ def load_pickle(path: Path, trust: bool) -> tuple[list[dict], dict[str, list[str
         raise ParseError(where, "split: expected {name: [frame_dir, ...]}")
     if annotations and not any("keypoint" in a for a in annotations):
         keys = sorted({k for a in annotations[:50] for k in a})
-        raise S2IError(
-            f"{path}: no annotation has a 'keypoint' array (M, T, V, C); the annotations hold only "
+        raise ParseError(
+            where,
+            f"no annotation has a 'keypoint' array (M, T, V, C); the annotations hold only "
             f"{', '.join(keys)}. This looks like a table-of-contents pickle (mmaction2's Kinetics "
             "annotations keep the keypoints in separate files); convert the pickle that carries "
             "'keypoint' (and 'keypoint_score' for 2-D) in every annotation."
         )
+    _check_expansion(where, annotations, len(data))
     result = (list(annotations), None if split is None else {k: list(v) for k, v in split.items()})
     _CACHE[key] = result
     return result
+
+
+def _check_expansion(where: SourceLocation, annotations: list, size: int) -> None:
+    """Refuse a pickle that names the same objects over and over (a "pickle bomb").
+
+    A pickle can refer back to an object for a few bytes, so 3 KB can list 100,000 annotations
+    sharing one array, which the reader would then expand into 100,000 samples. Real annotation
+    files store every array once, with at least ~100 bytes of framing per annotation; the bounds
+    (arrays at most twice the file plus 64 MB, one annotation per 64 bytes plus 1,000) are far
+    from them."""
+    arrays = sum(
+        value.nbytes
+        for ann in annotations
+        for key in ("keypoint", "keypoint_score")
+        if isinstance(value := ann.get(key), np.ndarray)
+    )
+    if arrays > 2 * size + (64 << 20) or len(annotations) > size // 64 + 1000:
+        raise ParseError(
+            where,
+            f"{len(annotations):,} annotations with {arrays:,} bytes of keypoint arrays in a "
+            f"{size:,}-byte file: the pickle repeats the same objects by reference, which no "
+            "annotation file does; refusing to expand it",
+        )
 
 
 def infer_format(path: Path, trust: bool) -> tuple[str, tuple[int, int]]:
@@ -243,55 +318,58 @@ class PysklPickleReader:
 
     def _sample(self, path: Path, i: int, ann: Mapping[str, Any], spec: JointSpec) -> RawSkeleton:
         name = ann.get("frame_dir", ann.get("filename"))
-        tag = f"annotation {i}" + (f" ({name})" if isinstance(name, str) else "")
+        tag = f"annotation {i}" + (f" ({name})" if isinstance(name, str) and name else "")
         where = SourceLocation(str(path))
 
         def fail(problem: str) -> ParseError:
             return ParseError(where, f"{tag}: {problem}")
 
         if not isinstance(name, str) or not name:
-            raise fail(f"frame_dir: expected a non-empty string, found {name!r}")
-        label = ann.get("label")
-        if not isinstance(label, (int, np.integer)) or isinstance(label, bool) or label < 0:
-            raise fail(f"label: expected an integer >= 0, found {label!r}")
+            found = _shown(name) if "frame_dir" in ann or "filename" in ann else "no frame_dir"
+            raise fail(f"frame_dir: expected a non-empty string, found {found}")
+        if "label" not in ann:
+            raise fail("no 'label'")
+        label = ann["label"]
+        if not _is_int(label) or not 0 <= label <= _INT32_MAX:
+            raise fail(f"label: expected an integer in 0..{_INT32_MAX}, found {_shown(label)}")
         kp = ann.get("keypoint")
         dims = len(spec.dims)
         if kp is None:
             raise fail("no 'keypoint' array")
-        if not (isinstance(kp, np.ndarray) and kp.dtype.kind == "f" and kp.ndim == 4):
-            shape = getattr(kp, "shape", type(kp).__name__)
-            raise fail(f"keypoint: expected a float array (M, T, V, C), found {shape}")
+        if not (isinstance(kp, np.ndarray) and kp.dtype.kind in "fiu" and kp.ndim == 4):
+            raise fail(f"keypoint: expected a 4-D float array (M, T, V, C), found {_shown(kp)}")
         if kp.shape[2] != spec.num_joints or kp.shape[3] != dims:
             raise fail(
                 f"keypoint has shape {kp.shape}; spec {spec.format!r} needs "
                 f"(M, T, {spec.num_joints}, {dims})"
             )
-        joints = kp.astype(np.float32)
-        finite = np.isfinite(joints)
-        if not finite.all():
-            m, t, v, _ = np.argwhere(~finite)[0]
-            raise fail(f"keypoint[{m}, {t}, {v}] is not a finite number")
+        total = ann.get("total_frames", kp.shape[1])
+        if not _is_int(total) or total != kp.shape[1]:
+            raise fail(
+                f"total_frames is {_shown(total)} but keypoint holds {kp.shape[1]} frames "
+                "(pyskl reads total_frames frames of keypoint)"
+            )
+        joints = _float32(kp, "keypoint", fail)
         fields: dict[str, np.ndarray] = {}
         score = ann.get("keypoint_score")
         if score is not None:
-            if not (isinstance(score, np.ndarray) and score.shape == kp.shape[:3]):
-                raise fail(
-                    f"keypoint_score: expected shape {kp.shape[:3]}, "
-                    f"found {getattr(score, 'shape', type(score).__name__)}"
-                )
-            score = score.astype(np.float32)
-            joints[score == 0] = np.nan
+            if not (isinstance(score, np.ndarray) and score.dtype.kind in "fiu"
+                    and score.shape == kp.shape[:3]):
+                raise fail(f"keypoint_score: expected a float array of shape {kp.shape[:3]}, "
+                           f"found {_shown(score)}")
+            score = _float32(score, "keypoint_score", fail)
+            np.copyto(joints, np.nan, where=(score == 0)[..., None])  # no index arrays
             if self.fields == "all":
                 fields["score"] = score
         else:
             padded = (joints == 0).all(axis=(2, 3))
-            joints[padded] = np.nan
+            np.copyto(joints, np.nan, where=padded[:, :, None, None])
         meta: dict[str, int] = {}
         shape = ann.get("img_shape")
         if shape is not None:
             if not (isinstance(shape, (tuple, list)) and len(shape) == 2
-                    and all(isinstance(v, (int, np.integer)) and v > 0 for v in shape)):
-                raise fail(f"img_shape: expected (height, width), found {shape!r}")
+                    and all(_is_int(v) and 0 < v <= _INT32_MAX for v in shape)):
+                raise fail(f"img_shape: expected (height, width), positive integers, found {_shown(shape)}")
             meta = {"img_h": int(shape[0]), "img_w": int(shape[1])}
         self._check_label(spec, name, int(label), fail)
         return RawSkeleton(

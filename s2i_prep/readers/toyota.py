@@ -16,6 +16,10 @@ confident person; files without ``cumscore`` (v1.2) keep file order, as ``person
 always does. The official skeleton baseline instead keeps the detection slot with the largest
 motion (std); per-frame ranking is used here because slots are not identities. ``cumscore`` is
 kept as the per-body field ``cumscore`` (NaN where a slot is empty).
+
+Numbers must be finite and inside float32 (docs/READERS.md, "Hostile input"); errors name the
+JSON path (``frames[12][0].pose3d[7]``) or line:column; the body-slot grid is bounded
+(:mod:`.persongrid`).
 """
 
 from __future__ import annotations
@@ -29,14 +33,26 @@ from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
 from .archive import file_stem
-from .jsonfile import all_numbers, is_number, load_object
+from .jsonfile import (
+    FLOAT32_OVERFLOW,
+    MAX_BYTES,
+    all_numbers,
+    float32_array,
+    is_number,
+    json_type,
+    load_document,
+    numbers_error,
+    out_of_range,
+    place,
+    shown,
+    value_of,
+)
+from .persongrid import fill_slots
 
 __all__ = ["ToyotaReader", "TOYOTA_ORDERS"]
 
 TOYOTA_ORDERS = ("score", "file")
 _JOINTS = 13
-#: Largest body-slots x frames grid allocated for one file (64 M joints, about 0.8 GB in 3-D).
-MAX_GRID_JOINTS = 1 << 26
 
 
 @register_reader("toyota_json")
@@ -67,37 +83,64 @@ class ToyotaReader:
                 where, f"toyota_json reads 13 LCR-Net joints; spec {spec.format!r} has {spec.num_joints}"
             )
         key, size = ("pose3d", 3 * _JOINTS) if dims == 3 else ("pose2d", 2 * _JOINTS)
-        doc = load_object(path)
+        doc, text = load_document(path, MAX_BYTES)
         njts = doc.get("njts", _JOINTS)
-        if njts != _JOINTS:
-            raise ParseError(where, f"njts: expected 13 joints, found {njts!r}")
+        if type(njts) is not int or njts != _JOINTS:
+            raise ParseError(value_of(path, text, "njts"), f"njts: expected 13, found {shown(njts)}")
         frames = doc.get("frames")
         if not isinstance(frames, list):
-            raise ParseError(where, "frames: expected a list of frames (each a list of detections)")
+            raise ParseError(
+                value_of(path, text, "frames"),
+                "frames: expected an array of frames (each an array of detections), found "
+                + ("nothing" if "frames" not in doc else json_type(frames)),
+            )
         if not frames:
-            raise EmptySampleError(where, "frames holds no frame")
+            raise EmptySampleError(value_of(path, text, "frames"), "frames holds no frame")
         values: list[list[float]] = []
         scores: list[float] = []
         slot_of: list[tuple[int, int]] = []
+        crowd = (0, 0)
         for t, dets in enumerate(frames):
             if not isinstance(dets, list):
                 raise ParseError(
-                    SourceLocation(str(path), frame=t), "expected a list of detections"
+                    SourceLocation(str(path), frame=t),
+                    f"frames[{t}]: expected an array of detections, found {shown(dets)}",
                 )
+            if len(dets) > crowd[1]:
+                crowd = (t, len(dets))
             for m, det in enumerate(dets):
-                here = SourceLocation(str(path), frame=t, body=m)
                 pose = det.get(key) if isinstance(det, dict) else None
                 if not (isinstance(pose, list) and len(pose) == size and all_numbers(pose)):
-                    raise ParseError(
-                        here, f"{key}: expected {size} numbers (coordinate-major), found {repr(pose)[:60]}"
-                    )
+                    raise numbers_error(path, text, det, key, size, f"frames[{t}][{m}]", t, m)
                 score = det.get("cumscore", np.nan)
                 if not is_number(score):
-                    raise ParseError(here, f"cumscore: expected a number, found {score!r}")
+                    raise ParseError(
+                        place(path, text, score, t, m),
+                        f"frames[{t}][{m}].cumscore: expected a number, found {shown(score)}",
+                    )
                 values.append(pose)
-                scores.append(float(score))
+                scores.append(score)
                 slot_of.append((t, m))
-        joints, cum = _slots(values, scores, slot_of, len(frames), dims, self.person_order, path)
+        pose_arr, bad = float32_array(values, size)
+        cum64 = np.array(scores, dtype=np.float64)
+        bad_cum = np.flatnonzero(np.abs(cum64) >= FLOAT32_OVERFLOW)  # NaN (no cumscore) passes
+        if pose_arr is None or len(bad_cum):
+            r, j = divmod(bad, size) if pose_arr is None else (int(bad_cum[0]), None)
+            t, m = slot_of[r]
+            name = f"frames[{t}][{m}]." + (f"{key}[{j}]" if j is not None else "cumscore")
+            raise ParseError(
+                SourceLocation(str(path), frame=t, body=m),
+                out_of_range(name, values[r][j] if j is not None else scores[r]),
+            )
+        where = np.array(slot_of, dtype=np.int64).reshape(-1, 2)
+        pose_arr = pose_arr.reshape(-1, dims, _JOINTS).transpose(0, 2, 1)
+        rank = self.person_order == "score" and not np.isnan(cum64).any()
+        joints, cum = fill_slots(
+            path, where, len(frames), _JOINTS,
+            [(pose_arr, np.nan), (cum64.astype(np.float32), np.nan)],
+            cum64 if rank else None,
+            crowd=f"frames[{crowd[0]}] lists {crowd[1]}",
+        )
         return [
             RawSkeleton(
                 name=file_stem(path),
@@ -107,35 +150,3 @@ class ToyotaReader:
                 body_fields={"cumscore": cum} if self.fields == "all" else {},
             )
         ]
-
-
-def _slots(
-    values: list[list[float]],
-    scores: list[float],
-    slot_of: list[tuple[int, int]],
-    frames: int,
-    dims: int,
-    order: str,
-    path: Path,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(B, T, 13, dims)`` joints (NaN where a slot is empty) and ``(B, T)`` cumscores."""
-    where = np.array(slot_of, dtype=np.int64).reshape(-1, 2)
-    pose = np.array(values, dtype=np.float32).reshape(-1, dims, _JOINTS).transpose(0, 2, 1)
-    score = np.array(scores, dtype=np.float64)
-    slots = int(where[:, 1].max()) + 1 if len(where) else 1
-    if slots * frames * _JOINTS > MAX_GRID_JOINTS:
-        raise ReadError(
-            SourceLocation(str(path)),
-            f"{slots} detections in one frame x {frames} frames is beyond what a clip holds",
-        )
-    if order == "score" and len(where) and not np.isnan(score).any():
-        ranked = np.lexsort((where[:, 1], -score, where[:, 0]))
-        t = where[ranked, 0]
-        rank = np.arange(len(t)) - np.searchsorted(t, t, side="left")
-        where = np.stack([t, rank], axis=1)
-        pose, score = pose[ranked], score[ranked]
-    joints = np.full((slots, frames, _JOINTS, dims), np.nan, np.float32)
-    cum = np.full((slots, frames), np.nan, np.float32)
-    joints[where[:, 1], where[:, 0]] = pose
-    cum[where[:, 1], where[:, 0]] = score
-    return joints, cum
