@@ -10,6 +10,8 @@ Measures, on one generated NTU corpus:
 - a plain reference in the same run: readline/split/float parsing, straightforward numpy
   body selection and encoding, the same shapes, ``np.save`` of the stack;
 - CPU seconds per stage (read, select, encode, the rest) of an in-process run over 4N;
+- the HDF5 writer's price for crash safety: the writer as shipped (each shard also staged as
+  ``.npy`` + ``.cols.npz``) against the same writer with staging switched off, same run;
 - peak memory of the converting process tree at N and 4N samples (1 worker, ``--mem-shard-size``
   so both runs span several shards), each conversion in a fresh subprocess: its own peak RSS
   (VmHWM) plus the largest worker's (``RUSAGE_CHILDREN``) times the number of workers (an upper
@@ -268,10 +270,47 @@ def stage_cpu(raw: Path, out: Path) -> dict[str, float]:
     return spent
 
 
+def bench_hdf5_staging(tmp: Path, samples: int, shard: int = 1024) -> dict[str, float]:
+    """Seconds for the HDF5 writer to store ``samples`` compact float16 samples (shards + commit
+    + finalize), as shipped and with the crash-safety staging of each shard switched off (the
+    earlier behaviour: a stop could leave an unopenable file), alternating, best of 3 each."""
+    from unittest import mock
+
+    from s2i_prep.store import open_writer
+    from s2i_prep.store.hdf5_store import Hdf5Backend
+
+    shape = (3, 3, FRAMES, 50)
+    data = np.random.default_rng(0).normal(size=(shard, *shape)).astype(np.float16)
+    attrs = {k: {} for k in ("streams", "columns", "encoding", "spec", "spec_sha256", "stats",
+                             "source", "s2i_version", "report", "class_count")}
+
+    def write(name: str) -> float:
+        t = time.perf_counter()
+        w = open_writer(tmp / name, sample_shape=shape, dtype="float16", shard_size=shard)
+        for start in range(0, samples, shard):
+            k = min(shard, samples - start)
+            cols = {"label": np.zeros(k, np.int64), "num_frames": np.full(k, 64),
+                    "num_persons": np.ones(k, np.int64),
+                    "sample_id": np.array([f"s{start + j:07d}" for j in range(k)])}
+            w.write_shard(data[:k], cols, {})
+        w.finalize(attrs, {})
+        return time.perf_counter() - t
+
+    staged, unstaged = [], []
+    for rep in range(3):
+        staged.append(write(f"staged{rep}.h5"))
+        with mock.patch.object(Hdf5Backend, "_stage", lambda *a: None):
+            unstaged.append(write(f"unstaged{rep}.h5"))
+    return {"staged_s": min(staged), "unstaged_s": min(unstaged),
+            "mb": samples * int(np.prod(shape)) * 2 / 1e6}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny corpus (smoke test)")
     ap.add_argument("-n", type=int, default=300, help="samples in the main corpus (N)")
+    ap.add_argument("--h5-samples", type=int, default=8192,
+                    help="samples for the HDF5 staging figure")
     ap.add_argument(
         "--mem-shard-size",
         type=int,
@@ -309,6 +348,7 @@ def main() -> None:
             size: run_s2i(raw, tmp_path / f"mem_{size}.zarr", 1, shard)
             for size, raw in (("n", small), ("4n", large))
         }
+        h5 = bench_hdf5_staging(tmp_path, 64 if args.quick else args.h5_samples)
 
     mb_n, mb_4n = bytes_n / 1e6, bytes_4n / 1e6
     figures: dict[str, object] = {
@@ -358,6 +398,10 @@ def main() -> None:
     figures["memory_ratio_4n_over_n"] = round(mem["4n"]["tree_rss_mb"] / mem["n"]["tree_rss_mb"], 2)
     figures["tree_rss_mb_default_shard_n"] = round(runs[(1, "n")]["tree_rss_mb"], 1)
     figures["tree_rss_mb_default_shard_4n"] = round(runs[(1, "4n")]["tree_rss_mb"], 1)
+    figures["hdf5_samples_mb"] = round(h5["mb"], 1)
+    figures["hdf5_writer_unstaged_s"] = round(h5["unstaged_s"], 3)
+    figures["hdf5_writer_staged_s"] = round(h5["staged_s"], 3)
+    figures["hdf5_staged_over_unstaged"] = round(h5["staged_s"] / h5["unstaged_s"], 2)
     figures["load_avg_1min_at_end"] = round(os.getloadavg()[0], 2)
     for key, value in figures.items():
         print(f"{key:>28}: {value}")

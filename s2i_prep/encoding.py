@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import EmptySampleError, SourceLocation, StoreError
 from .kernels import s2i as _k
+from .planar import ALIGN_2D_MESSAGE, ImageRule, image_rule, to_plane_units
 from .skeleton import Skeleton
 from .specs import PART_NAMES, JointSpec
 
@@ -210,6 +211,7 @@ class _Plan(NamedTuple):
     spine: tuple[int, int]
     shoulders: tuple[int, int]
     mapping: dict[str, Any]
+    planar: ImageRule | None  # 2-D specs: image coordinates -> image heights (planar.py)
 
 
 _PLANS: dict[tuple[int, EncodeConfig], tuple[JointSpec, _Plan]] = {}
@@ -222,9 +224,7 @@ def _plan(spec: JointSpec, cfg: EncodeConfig) -> _Plan:
     if hit is not None and hit[0] is spec:
         return hit[1]
     if cfg.align and len(spec.dims) < CHANNELS:
-        raise ValueError(
-            f"spec {spec.format!r} is {len(spec.dims)}-D; view alignment needs 3-D joints"
-        )
+        raise ValueError(ALIGN_2D_MESSAGE.format(fmt=spec.format))
     order = spec.column_order
     plan = _Plan(
         col_joint=order.astype(np.uint64),
@@ -233,6 +233,7 @@ def _plan(spec: JointSpec, cfg: EncodeConfig) -> _Plan:
         spine=spec.align_spine or (_k.NO_JOINT, _k.NO_JOINT),
         shoulders=spec.align_shoulders or (_k.NO_JOINT, _k.NO_JOINT),
         mapping=pixel_mapping_params(cfg),
+        planar=image_rule(spec) if len(spec.dims) < CHANNELS else None,
     )
     if len(_PLANS) > 64:
         _PLANS.clear()
@@ -267,6 +268,8 @@ def encode(skel: Skeleton, spec: JointSpec, cfg: EncodeConfig) -> np.ndarray:
             f"{skel.source}: sample {skel.name} has {n_persons} actors; spec {spec.format!r} "
             f"allows {spec.max_persons} (select bodies first)"
         )
+    if plan.planar is not None:
+        joints = to_plane_units(joints, plan.planar, skel.meta)
     if joints.shape[3] < CHANNELS:
         pad = np.zeros(joints.shape[:3] + (CHANNELS - joints.shape[3],), np.float32)
         joints = np.concatenate([joints.astype(np.float32), pad], axis=3)

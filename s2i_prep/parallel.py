@@ -9,13 +9,22 @@ results are ever held at once.
 Workers are forked on Linux after the parent warmed the Numba kernels, so they inherit compiled
 code instead of compiling (or racing on the on-disk cache) themselves. The pool is started before
 the caller opens its output, so no worker inherits an output lock or file handle.
+
+Workers never outlive the parent, whatever ends it (SIGKILL, the OOM killer, a crash): on Linux
+the kernel kills them when it dies (``PR_SET_PDEATHSIG``), and on every platform and start method
+a watcher thread in each worker exits when the pipe to the parent closes. Workers ignore SIGINT
+and SIGTERM: a Ctrl-C or a scheduler's SIGTERM reaches the whole process group, and the parent
+alone decides how to stop (commit what it has, then stop the workers), so no worker dies halfway
+through a task and no traceback is printed per worker.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -79,7 +88,60 @@ def cap_threads() -> None:
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 
-def _worker_init(install: Callable[..., None], args: tuple[Any, ...]) -> None:
+#: Seconds between checks of the parent's pid by the watcher thread (a fallback to the pipe).
+_PARENT_POLL_S = 1.0
+
+
+def _set_pdeathsig() -> None:
+    """Linux: have the kernel SIGKILL this process when its parent (the forking thread) ends."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no usable libc: the watcher remains
+        pass
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit this process when the parent ends: a daemon thread waits on the pipe that only the
+    parent holds open (multiprocessing's parent sentinel, on fork and spawn alike) and also
+    checks the parent's pid every second (a sentinel may be missing or held by a sibling)."""
+    parent = multiprocessing.parent_process()
+    sentinel = parent.sentinel if parent is not None else None
+
+    def watch() -> None:
+        from multiprocessing.connection import wait
+
+        while True:
+            if sentinel is not None:
+                if wait([sentinel], timeout=_PARENT_POLL_S):
+                    os._exit(1)  # readable = EOF: the parent is gone
+            else:
+                threading.Event().wait(_PARENT_POLL_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="s2i-parent-watch", daemon=True).start()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker as soon as the process ``parent_pid`` ends, however it ends."""
+    _set_pdeathsig()
+    # The parent may have died before the prctl above: then this process was already reparented.
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    _watch_parent(parent_pid)
+
+
+def _worker_init(install: Callable[..., None], args: tuple[Any, ...], parent_pid: int) -> None:
+    # The parent handles stop signals for the whole group and then stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
     cap_threads()
     install(*args)
 
@@ -87,6 +149,26 @@ def _worker_init(install: Callable[..., None], args: tuple[Any, ...]) -> None:
 def _context() -> multiprocessing.context.BaseContext:
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     return multiprocessing.get_context(method)
+
+
+def _kill_workers(executor: ProcessPoolExecutor) -> None:
+    """Kill the executor's workers so that its shutdown cannot hang.
+
+    ProcessPoolExecutor has no public way to stop running tasks. Its process table and result
+    queue are stable private attributes across CPython 3.9-3.13. A worker killed while sending a
+    result leaves half a message in the result pipe, and the executor's manager thread would wait
+    for the rest forever (the parent's own write end keeps the pipe open): closing that write end
+    once the workers are dead turns the wait into an EOF the executor handles as a broken pool.
+    """
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.join()
+    queue = getattr(executor, "_result_queue", None)
+    writer = getattr(queue, "_writer", None)
+    if writer is not None:
+        writer.close()
 
 
 class OrderedPool:
@@ -116,7 +198,7 @@ class OrderedPool:
             max_workers=workers,
             mp_context=_context(),
             initializer=_worker_init,
-            initargs=(install, install_args),
+            initargs=(install, install_args, os.getpid()),
         )
         # Fork every worker now, before the caller opens output files or starts threads.
         self._executor.submit(os.getpid).result()
@@ -146,14 +228,22 @@ class OrderedPool:
         except BrokenProcessPool:
             raise WorkerDied(task) from None
 
-    def close(self) -> None:
-        """Stop the workers; outstanding tasks are cancelled."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+    def close(self, kill: bool = False) -> None:
+        """Stop the workers; outstanding tasks are cancelled.
+
+        ``kill=True`` (the caller is stopping early: an error, Ctrl-C, SIGTERM) kills the workers
+        instead of letting their current tasks finish, whose results nobody would read; a worker
+        stuck in a task would otherwise keep the caller from exiting.
+        """
+        if self._executor is None:
+            return
+        executor, self._executor = self._executor, None
+        if kill:
+            _kill_workers(executor)
+        executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(kill=exc_type is not None)

@@ -33,7 +33,8 @@ _PART_ABBR = {
     "right_leg": "RL",
 }
 _HEADER = 18  # px above the panels: stream names
-_FOOTER = 14  # px below: part names
+_FOOTER = 26  # px below: part names, in two staggered rows
+_LABEL_ROW = 12  # px between the two rows of part names
 _GAP = 8  # px around and between panels
 _MIN_LINE_PITCH = 3  # px per column below which boundaries are ticks in the margins only
 
@@ -83,37 +84,68 @@ def render_preview(
         rgb = rgb.repeat(scale, axis=2).repeat(scale, axis=3)
     pitch = rgb.shape[3] / (spec.max_persons * spec.num_joints)  # px per compact column
     panel_h, panel_w = rgb.shape[2:]
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    # A panel's slot is at least as wide as its stream's name, so titles never run into the
+    # next panel (a 20-column compact grid is only 80 px wide at scale 4).
+    slot = max([panel_w] + [int(np.ceil(measure.textlength(s, font=font))) for s in cfg.streams])
     canvas = Image.new(
         "RGB",
-        (n_streams * panel_w + (n_streams + 1) * _GAP, _HEADER + panel_h + _FOOTER + _GAP),
+        (n_streams * slot + (n_streams + 1) * _GAP, _HEADER + panel_h + _FOOTER + _GAP),
         _BACKGROUND,
     )
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
     marks = _boundaries(spec)
-    starts = _part_starts(spec)
     top, bottom = _HEADER, _HEADER + panel_h - 1
     for k, stream in enumerate(cfg.streams):
-        left = _GAP + k * (panel_w + _GAP)
+        left = _GAP + k * (slot + _GAP)
         canvas.paste(Image.fromarray(np.ascontiguousarray(rgb[k].transpose(1, 2, 0))), (left, top))
-        draw.text((left, 1), f"{stream} (rows: frames)", fill=_TEXT, font=font)
+        title = f"{stream} (rows: frames)"
+        if draw.textlength(title, font=font) > slot:
+            title = stream
+        draw.text((left, 1), title, fill=_TEXT, font=font)
         for column, colour in marks:
-            x = left + int(round(column * pitch))
+            x = left + round(column * pitch)
             if pitch >= _MIN_LINE_PITCH:
                 draw.line([(x, top), (x, bottom)], fill=colour)
                 if colour == PERSON_LINE:  # two pixels wide: the person boundary must stand out
                     draw.line([(x + 1, top), (x + 1, bottom)], fill=colour)
             draw.line([(x, top - 4), (x, top - 1)], fill=colour)
             draw.line([(x, bottom + 1), (x, bottom + 3)], fill=colour)
-        for m in range(spec.max_persons):
-            for p, part in enumerate(PART_NAMES):
-                name = _PART_ABBR[part]
-                centre = (m * spec.num_joints + (starts[p] + starts[p + 1]) / 2) * pitch
-                room = (starts[p + 1] - starts[p]) * pitch
-                labels = [name] if spec.max_persons == 1 else [f"{name}{m + 1}", name]
-                fitting = [t for t in labels if draw.textlength(t, font=font) <= room]
-                if fitting:
-                    draw.text(
-                        (left + centre, bottom + 4), fitting[0], fill=_TEXT, font=font, anchor="ma"
-                    )
+        _part_labels(draw, font, spec, left, panel_w, pitch, bottom + 4)
     return canvas
+
+
+def _part_labels(
+    draw: ImageDraw.ImageDraw,
+    font: Any,
+    spec: JointSpec,
+    left: int,
+    width: int,
+    pitch: float,
+    y: int,
+) -> list[str]:
+    """Part names under a panel, with the person number when there are several (``LL2``).
+
+    Neighbouring parts alternate between two rows, so a label may be wider than its own
+    columns; a label that would still touch the previous one on its row, or leave the panel,
+    is left out (very narrow panels), never drawn over another. Returns the labels drawn.
+    """
+    starts = _part_starts(spec)
+    right_edge = [-np.inf, -np.inf]  # of the last label drawn on each row
+    k = 0
+    drawn = []
+    for m in range(spec.max_persons):
+        for p, part in enumerate(PART_NAMES):
+            text = _PART_ABBR[part] + (f"{m + 1}" if spec.max_persons > 1 else "")
+            centre = left + (m * spec.num_joints + (starts[p] + starts[p + 1]) / 2) * pitch
+            half = draw.textlength(text, font=font) / 2
+            row = k % 2
+            k += 1
+            if centre - half < right_edge[row] + 2 or centre - half < left - _GAP / 2 \
+                    or centre + half > left + width + _GAP / 2:
+                continue
+            draw.text((centre, y + row * _LABEL_ROW), text, fill=_TEXT, font=font, anchor="ma")
+            right_edge[row] = centre + half
+            drawn.append(text)
+    return drawn

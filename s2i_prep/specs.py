@@ -8,6 +8,7 @@ the schema. Only ``yaml.safe_load`` is used.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -32,7 +33,7 @@ PART_NAMES: tuple[str, ...] = ("torso", "left_arm", "right_arm", "left_leg", "ri
 _TOP_KEYS = {
     "format", "description", "reader", "body_selection", "dims", "joints", "parts", "centre",
     "align", "max_persons", "exclude_lists", "sample_name", "reader_fields", "splits",
-    "num_classes",
+    "num_classes", "image",
 }
 _REQUIRED = ("format", "reader", "dims", "joints", "parts", "centre", "max_persons", "sample_name")
 _BODY_SELECTIONS = ("ctrgcn", "first")
@@ -148,9 +149,12 @@ class JointSpec:
     def parse_name(self, name: str) -> dict[str, int] | None:
         """Metadata fields from a sample name, or ``None`` when the name does not fit the pattern.
 
-        Groups that did not take part in the match (alternatives) become -1.
+        Groups that did not take part in the match (alternatives) become -1. The pattern is
+        matched in ASCII mode (``\\d`` is ``[0-9]``), and a field not mapped by ``values`` must
+        be ASCII digits that fit 32 bits: ``A００２`` or ``a٠١`` never become metadata, whatever
+        the pattern; such names do not match.
         """
-        m = re.fullmatch(self.name_pattern, name)
+        m = _name_regex(self.name_pattern).fullmatch(name)
         if m is None:
             return None
         out: dict[str, int] = {}
@@ -158,9 +162,14 @@ class JointSpec:
             if text is None:
                 out[key] = -1
             elif key in self.name_values:
-                out[key] = int(self.name_values[key][text])
+                mapped = self.name_values[key].get(text)
+                if mapped is None:
+                    return None
+                out[key] = int(mapped)
+            elif _ASCII_DIGITS.fullmatch(text) and len(text) <= 10 and int(text) < 2**31:
+                out[key] = int(text)  # stored as an int32 column
             else:
-                out[key] = int(text)
+                return None
         return out
 
     def label_of(self, meta: Mapping[str, int], reader_label: int | None = None) -> int | None:
@@ -173,6 +182,15 @@ class JointSpec:
             mapped = rule["map"].get(value)
             return None if mapped is None else int(mapped)
         return value + int(rule.get("offset", 0))
+
+
+_ASCII_DIGITS = re.compile("[0-9]+", re.ASCII)
+
+
+@functools.lru_cache(maxsize=32)
+def _name_regex(pattern: str) -> re.Pattern[str]:
+    """A spec's sample-name pattern compiled once, ASCII-only (``\\d`` never matches ``٠``)."""
+    return re.compile(pattern, re.ASCII)
 
 
 def _joint_ref(src: str, key: str, value: Any, index: Mapping[str, int]) -> int:
@@ -293,7 +311,7 @@ def _parse(raw: Any, src: str) -> JointSpec:
     if not isinstance(sn, Mapping) or "pattern" not in sn or "label" not in sn:
         raise SpecError(src, "sample_name", "expected keys pattern and label")
     try:
-        pattern = re.compile(sn["pattern"])
+        pattern = re.compile(sn["pattern"], re.ASCII)
     except (re.error, TypeError) as exc:
         raise SpecError(src, "sample_name.pattern", f"invalid regular expression: {exc}") from None
     fields = list(pattern.groupindex)

@@ -80,3 +80,26 @@ def test_wrong_shape_is_refused():
     cfg = EncodeConfig(frames=8)
     with pytest.raises(ValueError, match="stores"):
         render_preview(np.zeros((3, 3, 9, 50), np.float16), NTU, cfg, pixel_mapping_params(cfg))
+
+
+@pytest.mark.parametrize("spec,persons", [(NTU, 2), (UCLA, 1)])
+def test_every_part_label_is_drawn_with_its_person_number(spec, persons):
+    from PIL import ImageDraw, ImageFont
+
+    from s2i_prep.previews import _part_labels
+
+    draw = ImageDraw.Draw(Image.new("RGB", (400, 60)))
+    drawn = _part_labels(draw, ImageFont.load_default(), spec, GAP, spec.max_persons *
+                         spec.num_joints * 4, 4.0, 20)
+    names = ["T", "LA", "RA", "LL", "RL"]
+    assert drawn == ([f"{n}{m}" for m in (1, 2) for n in names] if persons == 2 else names)
+
+
+def test_titles_stay_inside_their_panel_slot_on_narrow_images():
+    cfg = EncodeConfig(frames=8)  # ucla20: 20 columns, 80 px panels at scale 4
+    img = np.asarray(render_preview(_sample(cfg, UCLA, 1), UCLA, cfg, pixel_mapping_params(cfg)))
+    slot = (img.shape[1] - 4 * GAP) // 3
+    header = img[: HEADER - 2].max(axis=-1) > 120  # text pixels
+    for k in range(3):  # nothing written in the gaps between panel slots
+        gap_start = GAP + k * (slot + GAP) + slot
+        assert not header[:, gap_start + 1 : gap_start + GAP].any(), k

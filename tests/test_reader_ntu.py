@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -152,25 +153,19 @@ def test_number_forms_are_exact(token, expected):
     assert got.tobytes() == np.float32(expected).tobytes()
 
 
-@pytest.mark.parametrize("token", ["nan", "-nan", "NaN", "inf", "-inf", "-Infinity", "+INF"])
-def test_special_tokens_match_numpy(token):
+@pytest.mark.parametrize("fields", ["all", "xyz"])
+@pytest.mark.parametrize("token,field", [("nan", 1), ("-nan", 1), ("NaN", 4), ("inf", 1),
+                                         ("-inf", 8), ("-Infinity", 1), ("+INF", 10)])
+def test_nan_and_inf_tokens_are_located_errors_in_both_paths(token, field, fields):
     joints = person(np.random.default_rng(2))
     text = skeleton_text([[(BASE_ID, joints)]]).decode().split("\n")
-    fields = text[4].split(" ")
-    fields[1] = token
-    text[4] = " ".join(fields)
-    got = parse("\n".join(text).encode()).joints[0, 0, 0, 1]
-    assert got.tobytes() == np.array([token], dtype=np.float32).tobytes()
-
-
-def test_nan_token_reads_as_nan_in_a_field():
-    joints = person(np.random.default_rng(2))
-    text = skeleton_text([[(BASE_ID, joints)]]).decode().split("\n")
-    fields = text[4].split(" ")
-    fields[4] = "NaN"
-    text[4] = " ".join(fields)
-    raw = parse("\n".join(text).encode())
-    assert np.isnan(raw.joint_fields["depth"][0, 0, 0, 1])
+    tokens = text[4].split(" ")
+    column = sum(len(t) + 1 for t in tokens[:field]) + 1
+    tokens[field] = token
+    text[4] = " ".join(tokens)
+    with pytest.raises(ParseError, match=rf"^x\.skeleton:5:{column}: .* is '{re.escape(token)}': "
+                                         "NaN and infinity are not accepted"):
+        parse_ntu_bytes("\n".join(text).encode(), "x.skeleton", SPEC, fields)
 
 
 @settings(max_examples=40, deadline=None)
@@ -224,7 +219,7 @@ def test_truncation_inside_a_line_names_field_count():
     (lambda t: "1\n" + t.split("\n", 1)[1], r"unexpected data after the last of 1 frames", ParseError),
     (lambda t: "-1\n", r"expected a non-negative frame count, found -1", ParseError),
     (lambda t: "", r"file is empty", TruncatedError),
-    (lambda t: "\x89PNG\r\n\x1a\n\x00\x00", r":1:1: expected an integer for frame count", ParseError),
+    (lambda t: "\x89PNG\r\n\x1a\n\x00\x00", r":1:1: the file holds NUL bytes \(byte 8\): a binary file", ParseError),
     (lambda t: t.replace("\n25\n", "\n\n25\n", 1), r":4:1: expected 1 field on a joint count line, found 0", ParseError),
 ])
 def test_malformed_files_give_actionable_errors(edit, pattern, exc):

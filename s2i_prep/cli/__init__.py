@@ -25,6 +25,7 @@ _COMMANDS = {
     "verify": "verify",
     "preview": "preview",
     "demo": "demo",
+    "export": "export",
 }
 
 EXIT_CODES = """\b
@@ -67,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # Ctrl-C outside a command that handles it itself: the shell's status for SIGINT.
         click.echo("aborted", err=True)
-        return 1
+        return 130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1
     except S2IError as exc:
         if "-vv" in (argv or sys.argv):
             raise

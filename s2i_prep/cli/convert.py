@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import shlex
+import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from .options import format_options, format_or_spec
+from .input_options import input_format, reader_options, refuse_align_for_2d
+from .options import format_options
 
 if TYPE_CHECKING:
-    from ..pipeline import ProgressUpdate
+    from ..pipeline import Kept, ProgressUpdate
 
 #: Exit status of a conversion that finished but skipped some inputs.
 EXIT_SKIPPED = 3
+#: Seconds between progress lines when stderr is not a terminal (log files, nohup, CI).
+LOG_EVERY_S = 5.0
 _STREAMS = ("joint", "motion", "bone")
 
 
@@ -53,18 +60,46 @@ Exit status:
      dataset's `report` attribute and summarised on stderr)
   1  failed: bad options or input, existing/locked output, a bad file
      with --on-error fail, or no sample converted at all
+  130, 143, 129  stopped by Ctrl-C, SIGTERM or SIGHUP: committed shards
+     are kept and the command to continue (--resume) is printed
 \b
 Examples:
   s2i-prep convert --format ntu25 nturgb+d_skeletons/ ntu.zarr
   s2i-prep convert --format ucla20 --image-size 224 --dtype uint8 all_sqe/ ucla.h5
-  s2i-prep convert --format pku25 --clip-bounds one_based PKUMMD/ pku.zarr --resume"""
+  s2i-prep convert --format pku25 --clip-bounds one_based PKUMMD/ pku.zarr --resume
+  s2i-prep convert --format openpose18 kinetics-skeleton/ kinetics.zarr
+  s2i-prep convert --format ntu25 --trust-pickle ntu60_3danno.pkl ntu.zarr"""
 
 
-@click.command(epilog=_EPILOG)
+class _ConvertCommand(click.Command):
+    """Remembers its own command-line arguments, to print the exact ``--resume`` command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["s2i.convert_args"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+def resume_command(args: list[str]) -> str:
+    """The command that continues a conversion run with ``args``: the same, with ``--resume``
+    instead of ``--overwrite``."""
+    kept = [a for a in args if a != "--overwrite"]
+    if "--resume" not in kept:
+        kept.append("--resume")
+    return "s2i-prep convert " + shlex.join(kept)
+
+
+def _kept_text(kept: Kept | None, output: Path) -> str:
+    if kept is None:
+        return f"nothing had been committed yet, so nothing of {output} was kept"
+    return (f"{kept.samples} converted samples are kept in {kept.partial} (input files "
+            f"1..{kept.files_done} of {kept.files_total} done)")
+
+
+@click.command(cls=_ConvertCommand, epilog=_EPILOG)
 @click.argument(
     "input_dir",
     metavar="INPUT",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=click.Path(exists=True, path_type=Path),
 )
 @click.argument("output", metavar="OUTPUT", type=click.Path(dir_okay=True, path_type=Path))
 @format_options
@@ -144,6 +179,20 @@ Examples:
     "half_open = start..end-1 [reader default], one_based = start-1..end-1, "
     "closed = start..end.",
 )
+@click.option(
+    "--person-order",
+    type=click.Choice(["stgcn", "clip", "file"]),
+    help="Kinetics-skeleton (kinetics_json reader) only: how untracked people fill the actor "
+    "slots: stgcn = per frame by summed joint score, as st-gcn [reader default]; clip = by "
+    "score summed over the clip; file = file order.",
+)
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="INPUT is a pyskl/mmaction2 annotation pickle you trust: unpickling can run code, so "
+    "pickles are refused without this flag. The format may then be left out (inferred from the "
+    "keypoint arrays).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.pass_context
 def convert(
@@ -166,14 +215,18 @@ def convert(
     keep_missing: bool,
     limit: int | None,
     clip_bounds: str | None,
+    person_order: str | None,
+    trust_pickle: bool,
     quiet: bool,
 ) -> None:
     """Convert the raw skeleton dataset INPUT into the S2I dataset OUTPUT.
 
+    INPUT is the dataset's folder, or a pyskl/mmaction2 annotation pickle (with --trust-pickle).
+
     OUTPUT ending in .zarr is written as Zarr v3, .h5/.hdf5 as HDF5. The output is built under
     OUTPUT.partial and renamed when complete; bad input files are skipped and reported.
     """
-    source = format_or_spec(fmt, spec)
+    source = input_format(input_dir, fmt, spec, trust_pickle, quiet)
     if dtype == "uint8" and image_size is None:
         raise click.BadParameter(
             "uint8 needs --image-size (the compact grid is stored as float16)",
@@ -186,6 +239,9 @@ def convert(
             f"expected a name ending in .zarr, .h5 or .hdf5, found {output.name!r}",
             param_hint="OUTPUT",
         )
+
+    if align:
+        refuse_align_for_2d(source)
 
     from ..parallel import cap_threads
 
@@ -214,18 +270,46 @@ def convert(
         overwrite=overwrite,
         keep_missing=keep_missing,
         limit=limit,
-        reader_options={"clip_bounds": clip_bounds} if clip_bounds else {},
+        reader_options={
+            **reader_options(clip_bounds=clip_bounds, person_order=person_order),
+            **({"trust_pickle": True} if trust_pickle else {}),
+        },
     )
-    bar = None if quiet or not sys.stderr.isatty() else _ProgressBar()
-    try:
-        result = run_convert(cfg, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    from ..errors import S2IError
+    from ..pipeline import ConvertFailed, ConvertStopped
+    from ..stopping import exit_status, stop_signals
+
+    progress: _ProgressBar | _ProgressLog | None = None
     if not quiet:
+        progress = _ProgressBar() if sys.stderr.isatty() else _ProgressLog()
+    again = resume_command(ctx.meta.get("s2i.convert_args") or [str(input_dir), str(output)])
+    try:
+        with stop_signals():
+            result = run_convert(cfg, progress=progress,
+                                 log=None if progress is None else progress.write)
+    except KeyboardInterrupt as exc:  # ConvertStopped, or a stop before the output was opened
+        if progress is not None:
+            progress.close()
+        signum = getattr(exc, "signum", signal.SIGINT)
+        kept = exc.kept if isinstance(exc, ConvertStopped) else None
+        click.echo(f"stopped by {signal.Signals(signum).name}: workers stopped; "
+                   f"{_kept_text(kept, output)}.\ncontinue with:\n  {again}", err=True)
+        ctx.exit(exit_status(signum))
+    except ConvertFailed as exc:
+        if exc.kept is None:
+            raise
+        raise S2IError(f"{exc}\ncontinue with:\n  {again}") from None
+    finally:
+        if progress is not None:
+            progress.close()
+    if not quiet:
+        setup = (f" (+{result.setup_seconds:.1f} s start-up)"
+                 if result.setup_seconds >= 1 else "")
+        limited = f", left out {result.limited} by --limit" if result.limited else ""
         click.echo(
-            f"converted {result.samples} samples from {result.files} files, skipped {result.skipped}"
-            f", excluded {result.excluded}; {result.mb_per_s:.1f} MB/s in {result.seconds:.1f} s"
+            f"converted {result.samples} samples from {result.files} files, "
+            f"skipped {result.skipped}, excluded {result.excluded}{limited}; "
+            f"{result.mb_per_s:.1f} MB/s in {result.seconds - result.setup_seconds:.1f} s{setup}"
             f" -> {result.output}",
             err=True,
         )
@@ -240,21 +324,58 @@ def convert(
         ctx.exit(EXIT_SKIPPED)
 
 
+def _rate(update: ProgressUpdate) -> float:
+    """MB/s of this run's conversion (kernel compilation and start-up left out)."""
+    return update.run_bytes / 1e6 / update.run_seconds if update.run_seconds > 0 else 0.0
+
+
+class _ProgressLog:
+    """Progress for a stderr that is not a terminal (nohup, cluster logs, CI): one line when the
+    inputs are known, then one every ``every`` seconds, instead of silence until the end."""
+
+    def __init__(self, every: float = LOG_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every, self.clock = every, clock
+        self._next: float | None = None
+
+    def __call__(self, update: ProgressUpdate) -> None:
+        now = self.clock()
+        if self._next is None:
+            self._next = now + self.every
+            click.echo(f"converting {update.files_total} input files "
+                       f"({update.bytes_total / 1e6:.1f} MB)", err=True)
+            return
+        if now < self._next or update.files_done == update.files_total:
+            return
+        self._next = now + self.every
+        rate = _rate(update)
+        left = update.bytes_total - update.bytes_done
+        eta = f", about {left / 1e6 / rate:.0f} s left" if rate > 0 else ""
+        click.echo(
+            f"  {update.files_done}/{update.files_total} files "
+            f"({100 * update.files_done / max(update.files_total, 1):.0f}%), "
+            f"{update.samples} samples, {update.skipped} skipped, {rate:.0f} MB/s{eta}",
+            err=True,
+        )
+
+    def write(self, message: str) -> None:
+        click.echo(message, err=True)
+
+    def close(self) -> None:
+        """Nothing to tidy: every line is complete when printed."""
+
+
 class _ProgressBar:
     """tqdm on stderr fed by :class:`~s2i_prep.pipeline.ProgressUpdate`: files/s, MB/s, skips, ETA.
 
-    The bar appears with the first update, when the number of input files is known.
+    The bar appears with the first update, sent as soon as the inputs are planned (before any
+    kernel compilation), so a first run shows 0/N at once.
     """
 
     def __init__(self) -> None:
-        import time
-
         self._bar: Any = None  # tqdm, created on the first update
-        self._t0 = time.perf_counter()
 
     def __call__(self, update: ProgressUpdate) -> None:
-        import time
-
         if self._bar is None:
             from tqdm import tqdm
 
@@ -265,10 +386,18 @@ class _ProgressBar:
                 dynamic_ncols=True,
                 smoothing=0.1,
             )
-        rate = update.bytes_done / 1e6 / max(time.perf_counter() - self._t0, 1e-9)
-        self._bar.set_postfix_str(f"{rate:.0f} MB/s, skipped {update.skipped}", refresh=False)
+        self._bar.set_postfix_str(f"{_rate(update):.0f} MB/s, skipped {update.skipped}",
+                                  refresh=False)
         self._bar.update(update.files_done - self._bar.n)
+
+    def write(self, message: str) -> None:
+        """A notice above the bar (printing past tqdm would break its line)."""
+        if self._bar is None:
+            click.echo(message, err=True)
+        else:
+            self._bar.write(message, file=sys.stderr)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+            self._bar = None

@@ -25,5 +25,5 @@ def formats(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=1))
         return
     for r in rows:
-        click.echo(f"{r['format']:<8} {r['joints']:>3} joints  {r['reader']:<13} {r['description']}")
-        click.echo(f"{'':<8} splits: {', '.join(r['splits']) or '-'}")
+        click.echo(f"{r['format']:<12} {r['joints']:>3} joints  {r['reader']:<13} {r['description']}")
+        click.echo(f"{'':<12} splits: {', '.join(r['splits']) or '-'}")

@@ -18,7 +18,7 @@ def format_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
     return click.option(
         "-f", "--format", "fmt", metavar="NAME",
-        help="Built-in format: ntu25, pku25, ucla20 (`s2i-prep formats`).",
+        help="Built-in format: ntu25, pku25, ucla20, openpose18, coco17, toyota13, toyota13_2d (`s2i-prep formats`).",
     )(command)
 
 

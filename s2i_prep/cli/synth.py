@@ -24,7 +24,7 @@ def _frames(
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["ntu25", "pku25", "ucla20"]),
+    type=click.Choice(["ntu25", "pku25", "ucla20", "openpose18", "coco17", "toyota13"]),
     help="Grammar and layout to imitate.",
 )
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))

@@ -9,7 +9,13 @@ integers (the 64-bit body id included) as integers, and decimal floats correctly
 float64 and then cast to float32, the same double rounding as numpy's
 ``np.array(str_tokens, dtype=np.float32)`` that the reference pipelines use. A mantissa beyond
 2**53 or a decimal exponent beyond 22 cannot be done with one exact operation, so such rare tokens
-are handed back to Python (``fixups``) instead of being guessed.
+are handed back to Python (``fixups``) instead of being guessed; Python also checks that they fit
+float32 (the fast path cannot overflow: 2**53 * 10**22 < 3.4e38).
+
+Validity does not depend on ``full``: every token of every field is scanned with the same grammar
+and range checks whether it is converted or not (only the conversion and the store are skipped),
+so a file that ``dump`` rejects is rejected by ``convert`` too. ``nan``/``inf`` tokens are
+recognised and rejected (NONFINITE): no dataset field may hold them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ BAD_ID = 8         # body id is not an unsigned 64-bit integer
 CAPACITY = 9       # more body records than the caller's capacity (cannot happen on real input)
 DUPLICATE_BODY = 10  # one body id twice in one frame
 MORE_FIXUPS = 11   # more slow-path tokens than ``fix`` holds: call again with a larger one
+NONFINITE = 12     # a nan/inf token in a float field
 
 # Line kinds: what the parser was reading (also the context of an error).
 LINE_FRAME_COUNT = 0
@@ -51,14 +58,11 @@ BODY_INT_NAMES = ("clipped_edges", "hand_left_confidence", "hand_left_state",
 
 _POW10 = np.array([10.0 ** k for k in range(23)])
 _TWO53 = 9007199254740992
-#: Bytes a number token may contain: digits, sign, point, exponent, and the letters of nan/inf.
-_NUMBER_BYTES = np.zeros(256, np.bool_)
-_NUMBER_BYTES[np.frombuffer(b"0123456789+-.eEnNaAiIfFtTyY", np.uint8)] = True
 _U64_TENTH = np.uint64(1844674407370955161)  # (2**64 - 1) // 10: the largest 20-digit uint64 prefix
 
 
 @jit
-def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bints, blean, jf, js,
+def parse_ntu(buf, num_joints, pow10, full, frame_of, body_of, ids, bints, blean, jf, js,
               fix, info):
     """Parse a whole ``.skeleton`` file into caller-owned arrays (one row per body-frame record).
 
@@ -66,10 +70,9 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
         buf: the file's bytes, uint8.
         num_joints: joints per body the spec expects (25).
         pow10: ``_POW10``.
-        numeric: ``_NUMBER_BYTES``, the bytes a number token may hold.
         full: convert every field. When False only x, y, z of the joint lines (and every body-info
-            field) are converted; the other joint fields are only checked to be number-like tokens
-            and are left unset. Conversion only needs x, y, z, and skipping the rest is faster.
+            field) are converted and stored; the other joint fields are scanned and checked exactly
+            as with ``full`` but neither converted nor stored (conversion needs only x, y, z).
         frame_of: (R,) int32 out, the frame of every record; R bounds the number of records.
         body_of: (R,) int32 out, the body of every record, numbered by first appearance.
         ids: (R,) uint64 out, the distinct body ids in order of first appearance.
@@ -78,7 +81,7 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
         jf: (R, V, 11) float32 out, the float joint fields (JOINT_FLOAT_NAMES).
         js: (R, V) int8 out, joint tracking states.
         fix: (K, 4) int64 out, tokens only Python rounds exactly: (record, joint or -1 for lean,
-            field, token start).
+            field, token start); without ``full`` this includes fields that are only checked.
         info: (9,) int64 out: frames, records, bodies, fixups; on error also the line kind, the
             field being read, a count or value the message needs, the frame and the body.
 
@@ -108,8 +111,11 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
         pos = 3
         line_start = 3
     while True:
-        # Blanks (space, tab, CR) separate fields; CR before LF makes CRLF read like LF.
-        while pos < n and (buf[pos] == 32 or buf[pos] == 9 or buf[pos] == 13):
+        # Blanks (space, tab) separate fields; a CR is a blank only before LF (CRLF reads like
+        # LF) or at the end of the file. A stray CR starts a token and fails there, and the
+        # reader names it as a line-ending fault (it may be a line end of a CR-only file).
+        while pos < n and (buf[pos] == 32 or buf[pos] == 9
+                           or (buf[pos] == 13 and (pos + 1 == n or buf[pos + 1] == 10))):
             pos += 1
         if pos >= n or buf[pos] == 10:
             # ---- end of a line: check its field count, then move the state machine on ----
@@ -181,16 +187,44 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
             status, epos = CAPACITY, pos
             break
         tok = pos
-        if kind == LINE_JOINT and field >= 3 and not full:
-            # A field the caller does not need: checked to be made of number bytes, not converted.
-            while pos < n and numeric[buf[pos]]:
+        if not full and kind == LINE_JOINT and 3 <= field < 11:
+            # A float field convert does not need: the grammar without the arithmetic. Only
+            # tokens that are surely valid and inside float32 (|v| < 10**(integer digits +
+            # exponent) <= 1e38) are accepted here; anything else falls through to the full scan
+            # below, so validity is exactly that of ``full`` (tested on mutated files).
+            if buf[pos] == 45 or buf[pos] == 43:
                 pos += 1
-            if pos == tok or (pos < n and buf[pos] != 32 and buf[pos] != 9 and buf[pos] != 13
-                              and buf[pos] != 10):
-                status, epos = (BAD_FLOAT if field < 11 else BAD_INT), tok
-                break
-            field += 1
-            continue
+            start = pos
+            while pos < n and 48 <= buf[pos] <= 57:
+                pos += 1
+            idig = pos - start
+            fdig = 0
+            if pos < n and buf[pos] == 46:
+                pos += 1
+                fstart = pos
+                while pos < n and 48 <= buf[pos] <= 57:
+                    pos += 1
+                fdig = pos - fstart
+            e = 0
+            eok = idig + fdig > 0
+            if eok and pos < n and (buf[pos] == 101 or buf[pos] == 69):
+                pos += 1
+                eneg = False
+                if pos < n and (buf[pos] == 45 or buf[pos] == 43):
+                    eneg = buf[pos] == 45
+                    pos += 1
+                estart = pos
+                while pos < n and 48 <= buf[pos] <= 57 and pos - estart < 4:
+                    e = e * 10 + (np.int64(buf[pos]) - 48)
+                    pos += 1
+                eok = pos > estart
+                if eneg:
+                    e = -e
+            if eok and idig + e <= 38 and (pos >= n or buf[pos] == 32 or buf[pos] == 9
+                                           or buf[pos] == 13 or buf[pos] == 10):
+                field += 1
+                continue
+            pos = tok
         neg = False
         c = buf[pos]
         if c == 45 or c == 43:
@@ -223,8 +257,7 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
             digits += pos - start
         seen = digits > 0
         lost = digits > 18  # mant is not the token's mantissa (slow path)
-        special = 0.0       # nan/inf value
-        is_special = False
+        is_special = False  # nan / inf / infinity
         ok = seen
         if seen and pos < n and (buf[pos] == 101 or buf[pos] == 69):
             integral = False
@@ -245,21 +278,16 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
             ok = pos > estart
             exp10 += -e if eneg else e
         if not seen and pos < n and (np.int64(buf[pos]) | 32) in (105, 110):
-            # nan / inf / infinity, any case (Kinect logs have been reported to hold NaN)
+            # nan / inf / infinity, any case
             word = 0
             k0 = pos
             while pos < n and pos - k0 < 8 and 97 <= (np.int64(buf[pos]) | 32) <= 122:
                 word = word * 256 + (np.int64(buf[pos]) | 32)
                 pos += 1
             integral = False
-            is_special = True
-            ok = True
-            if word == 0x6E616E:
-                special = np.nan          # the sign is applied below, as numpy keeps it on "-nan"
-            elif word == 0x696E66 or word == 0x696E66696E697479:
-                special = np.inf
-            else:
-                ok = False
+            # recognised only to be named in the error (NONFINITE); never stored
+            is_special = word == 0x6E616E or word == 0x696E66 or word == 0x696E66696E697479
+            ok = is_special
         if pos < n and buf[pos] != 32 and buf[pos] != 9 and buf[pos] != 13 and buf[pos] != 10:
             ok = False
         # ---- store the token where the grammar puts it ----
@@ -268,10 +296,11 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
             if not ok:
                 status, epos = BAD_FLOAT, tok
                 break
-            v = 0.0
             if is_special:
-                v = special
-            elif lost or mant > _TWO53 or exp10 > 22 or exp10 < -22:
+                status, epos = NONFINITE, tok
+                break
+            v = 0.0
+            if lost or mant > _TWO53 or exp10 > 22 or exp10 < -22:
                 if nfix == fix.shape[0]:
                     status, epos = MORE_FIXUPS, tok
                     break
@@ -280,6 +309,9 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
                 fix[nfix, 2] = field - 7 if lean else field
                 fix[nfix, 3] = tok
                 nfix += 1
+            elif not full and not lean and field >= 3:
+                field += 1   # checked, not needed
+                continue
             elif exp10 >= 0:
                 # exact: mant <= 2**53 and 10**exp10 <= 10**22 are both exact doubles
                 v = float(mant) * pow10[exp10]
@@ -289,7 +321,7 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
                 v = -v
             if lean:
                 blean[nrec, field - 7] = v
-            else:
+            elif full or field < 3:
                 jf[nrec, j, field] = v
         else:
             # An integer field.
@@ -329,7 +361,8 @@ def parse_ntu(buf, num_joints, pow10, numeric, full, frame_of, body_of, ids, bin
                     if iv < -128 or iv > 127:
                         status, epos = BAD_INT, tok
                         break
-                    js[nrec, j] = iv
+                    if full:
+                        js[nrec, j] = iv
                 elif kind == LINE_BODY_INFO:
                     bints[nrec, field - 1 if field < 7 else 6] = iv
                 elif iv < 0:
@@ -384,7 +417,7 @@ def parse(buf: np.ndarray, num_joints: int, full: bool) -> tuple[int, int, Parse
     line_bytes, fixups = 48, 2 * (n // (48 * num_joints) + 1)
     while True:
         out = ParsedFile(n, num_joints, full, line_bytes, fixups)
-        status, pos = parse_ntu(buf, num_joints, _POW10, _NUMBER_BYTES, full, out.frame_of,
+        status, pos = parse_ntu(buf, num_joints, _POW10, full, out.frame_of,
                                 out.body_of, out.ids, out.bints, out.blean, out.jf, out.js,
                                 out.fix, out.info)
         if status == CAPACITY and line_bytes > 24:

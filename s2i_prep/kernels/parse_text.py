@@ -6,7 +6,12 @@ correctly rounded to float64, then rounded to float32 (the double rounding the r
 pipelines do with ``np.array(tokens, dtype=np.float32)``). The fast path is exact only while the
 mantissa fits 2**53 and the decimal exponent is within +-22 (one exact multiplication or division,
 Clinger's fast path); rarer tokens are reported back (``slow``) and converted in Python by
-``float()``, never approximated.
+``float()``, never approximated. The fast path cannot leave float32 (2**53 * 10**22 < 3.4e38);
+a slow token beyond it is reported as OUT_OF_RANGE, and ``nan``/``inf`` tokens as NONFINITE:
+no dataset value may be non-finite.
+
+Memory is bounded by the content: the output table holds at most one row per ``2 * ncols`` bytes
+(the shortest valid line), however many line ends the file has.
 
 Kernels never raise: they return a status and the byte offset where they stopped.
 """
@@ -14,6 +19,7 @@ Kernels never raise: they return a status and the byte offset where they stopped
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,9 +31,12 @@ __all__ = [
     "BAD_NUMBER",
     "TOO_FEW",
     "TOO_MANY",
+    "NONFINITE",
+    "OUT_OF_RANGE",
     "NUMBER_OK",
     "NUMBER_BAD",
     "NUMBER_SLOW",
+    "NUMBER_NONFINITE",
     "FloatRows",
     "parse_float_rows",
     "token_at",
@@ -39,11 +48,14 @@ OK = 0
 BAD_NUMBER = 1  # a token is not a decimal number; offset = its first byte
 TOO_FEW = 2  # a line ends early; offset = the line end, found = numbers read on it
 TOO_MANY = 3  # a line holds more numbers; offset = the first extra token, found = all numbers on it
+NONFINITE = 4  # a nan/inf token; offset = its first byte, found = its index on the line
+OUT_OF_RANGE = 5  # a number beyond float32; offset = its first byte, found = its index on the line
 
 # Single-token status codes (_scan_float).
 NUMBER_OK = 0
 NUMBER_BAD = 1
 NUMBER_SLOW = 2  # grammatical, but only Python's float() rounds it exactly
+NUMBER_NONFINITE = 3  # nan, inf or infinity (value set, for callers that accept them)
 
 _POW10 = np.array([10.0**k for k in range(23)])
 _TWO53 = 9007199254740992
@@ -107,9 +119,9 @@ def _scan_float(buf, pos, n):
             pos += 1
         if _token_ends_at(buf, pos, n):
             if word == 0x6E616E:  # nan; numpy keeps the sign bit of "-nan"
-                return math.copysign(np.nan, -1.0 if neg else 1.0), pos, NUMBER_OK
+                return math.copysign(np.nan, -1.0 if neg else 1.0), pos, NUMBER_NONFINITE
             if word == 0x696E66 or word == 0x696E66696E697479:  # inf, infinity
-                return (-np.inf if neg else np.inf), pos, NUMBER_OK
+                return (-np.inf if neg else np.inf), pos, NUMBER_NONFINITE
         return 0.0, start, NUMBER_BAD
     if pos < n and (buf[pos] == 101 or buf[pos] == 69):  # e or E
         pos += 1
@@ -145,9 +157,10 @@ def _scan_float(buf, pos, n):
 def _parse_float_rows(buf, ncols):
     """Parse ``buf`` as lines of exactly ``ncols`` numbers.
 
-    Returns ``(status, offset, row, found, values (rows, ncols) float32, slow (rows, ncols) bool,
-    nslow)``; ``slow`` marks the tokens left to Python. (A growing list of slow positions would be
-    reassigned inside the loop, which costs numba a reference-count round trip per token.)
+    Returns ``(status, offset, row, found, values (capacity, ncols) float32, slow (capacity,
+    ncols) bool, nslow)``; ``slow`` marks the tokens left to Python, and on OK the first ``row``
+    rows are the table. (A growing list of slow positions would be reassigned inside the loop,
+    which costs numba a reference-count round trip per token.)
     """
     n = buf.shape[0]
     pos = 0
@@ -159,10 +172,16 @@ def _parse_float_rows(buf, ncols):
             rows += 1
     if n > pos and buf[n - 1] != 10:
         rows += 1
-    values = np.empty((rows, ncols), np.float32)
-    slow = np.zeros((rows, ncols), np.bool_)
+    # A valid line takes at least 2 * ncols bytes (one-byte numbers, blanks, the LF; the last
+    # line one less), so more rows than this cannot all be valid: the parse stops at a bad one
+    # before the table fills, and 8 million empty lines cost kilobytes, not gigabytes.
+    capacity = min(rows, (n - pos + 1) // (2 * ncols) + 1)
+    values = np.empty((capacity, ncols), np.float32)
+    slow = np.zeros((capacity, ncols), np.bool_)
     nslow = 0
     for row in range(rows):
+        if row == capacity:  # unreachable by the bound above; kept as the memory guarantee
+            return TOO_FEW, pos, row, 0, values, slow, nslow
         col = 0
         while True:
             while pos < n and (buf[pos] == 32 or buf[pos] == 9):
@@ -190,6 +209,8 @@ def _parse_float_rows(buf, ncols):
             value, end, status = _scan_float(buf, pos, n)
             if status == NUMBER_BAD:
                 return BAD_NUMBER, pos, row, col, values, slow, nslow
+            if status == NUMBER_NONFINITE:
+                return NONFINITE, pos, row, col, values, slow, nslow
             if status == NUMBER_SLOW:
                 slow[row, col] = True
                 nslow += 1
@@ -227,11 +248,11 @@ class FloatRows:
     """Result of :func:`parse_float_rows`.
 
     Attributes:
-        status: OK, BAD_NUMBER, TOO_FEW or TOO_MANY.
+        status: OK, BAD_NUMBER, TOO_FEW, TOO_MANY, NONFINITE or OUT_OF_RANGE.
         offset: byte offset where parsing stopped (see the status codes).
         row: 0-based line of the problem (the number of lines when OK).
         found: numbers on that line (see the status codes).
-        values: ``(rows, ncols)`` float32; complete only when ``status == OK``.
+        values: ``(rows, ncols)`` float32; only when ``status == OK`` (else empty).
         ends_mid_line: the problem is a short last line without a line end, i.e. a cut-off file.
     """
 
@@ -250,22 +271,44 @@ def parse_float_rows(data: bytes | np.ndarray, ncols: int) -> FloatRows:
     """
     buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
     status, offset, row, found, values, slow, nslow = _parse_float_rows(buf, ncols)
-    if nslow and status == OK:
-        _convert_slow(buf, values, slow)
-    cut = status == TOO_FEW and row == values.shape[0] - 1 and offset == len(buf)
-    return FloatRows(int(status), int(offset), int(row), int(found), values, bool(cut))
+    if status != OK:
+        n = len(buf)
+        cut = status == TOO_FEW and offset == n and n > 0 and buf[-1] != 10  # a cut-off last line
+        return FloatRows(int(status), int(offset), int(row), int(found), values[:0], bool(cut))
+    values = values[:row]
+    if nslow:
+        bad = _convert_slow(buf, values, slow[:row])
+        if bad is not None:
+            return FloatRows(OUT_OF_RANGE, bad[0], bad[1], bad[2], values[:0], False)
+    return FloatRows(OK, int(offset), int(row), int(found), values, False)
 
 
-def _convert_slow(buf: np.ndarray, values: np.ndarray, slow: np.ndarray) -> None:
-    """Fill the tokens the kernel left to Python with ``float()`` (correctly rounded) -> float32."""
-    bom = 3 if bytes(buf[:3]) == b"\xef\xbb\xbf" else 0
+def _convert_slow(
+    buf: np.ndarray, values: np.ndarray, slow: np.ndarray
+) -> tuple[int, int, int] | None:
+    """Fill the tokens the kernel left to Python with ``float()`` (correctly rounded) -> float32.
+
+    Returns ``(offset, row, column)`` of the first token beyond float32, or None.
+    """
+    data = buf.tobytes()
+    bom = 3 if data[:3] == b"\xef\xbb\xbf" else 0
     line_starts = np.r_[bom, np.flatnonzero(buf == 10) + 1]
-    with np.errstate(over="ignore"):  # 1e39 -> inf, as numpy's own cast gives
-        for r, c in zip(*np.nonzero(slow), strict=True):
-            line = bytes(
-                buf[line_starts[r] : line_starts[r + 1] if r + 1 < len(line_starts) else None]
-            )
-            values[r, c] = np.float32(float(line.split()[c]))
+    for r in np.flatnonzero(slow.any(axis=1)):  # each line is tokenised once
+        start = int(line_starts[r])
+        end = int(line_starts[r + 1]) if r + 1 < len(line_starts) else len(data)
+        tokens = list(_TOKEN.finditer(data, start, end))
+        cols = np.flatnonzero(slow[r])
+        with np.errstate(over="ignore"):
+            row = np.array([float(tokens[c].group()) for c in cols]).astype(np.float32)
+        inf = np.flatnonzero(np.isinf(row))  # the kernel let no inf token through: overflow
+        if len(inf):
+            c = int(cols[inf[0]])
+            return tokens[c].start(), int(r), c
+        values[r, cols] = row
+    return None
+
+
+_TOKEN = re.compile(rb"[^ \t\r\n]+")
 
 
 def warm() -> None:

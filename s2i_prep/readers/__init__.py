@@ -15,7 +15,10 @@ from ..errors import S2IError, UnknownFormatError
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 
-__all__ = ["FIELDS", "Reader", "check_fields", "register_reader", "get_reader", "list_readers"]
+__all__ = [
+    "FIELDS", "Reader", "check_fields", "register_reader", "get_reader", "list_readers",
+    "reader_for_input",
+]
 
 #: What a reader is asked to keep: every field of the format, or only joint positions (which is all
 #: that conversion needs; a reader may then skip converting the other fields).
@@ -33,6 +36,10 @@ class Reader(Protocol):
     """What every reader offers. Readers know nothing about images or storage.
 
     Constructors take keyword options only; every reader accepts ``fields`` (:data:`FIELDS`).
+    Files are read through :func:`~s2i_prep.readers.rawfile.read_bytes` (regular files of bounded
+    size only). A reader that cuts one file into labelled clips may also offer
+    ``read_recording(path, spec) -> RawSkeleton``, the whole file without labels, which
+    ``s2i-prep dump --stage raw`` then shows.
     """
 
     #: Registry key, named after the file grammar (``ntu_skeleton``, ``pku_txt``, ``ucla_json``).
@@ -84,7 +91,21 @@ def list_readers() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def reader_for_input(input_path: Path, spec: JointSpec) -> tuple[str, JointSpec]:
+    """The reader for ``input_path`` and the spec as that reader applies it: a pyskl/mmaction2
+    pickle given as the input is read by ``pyskl_pickle`` whatever the spec's reader (the spec
+    then names the skeleton only), otherwise the spec's reader and the spec unchanged."""
+    from .pyskl_pickle import input_spec, is_pickle_input
+
+    if is_pickle_input(input_path):
+        return "pyskl_pickle", input_spec(spec)
+    return spec.reader, spec
+
+
 # Built-in readers, imported in one visible block so they register themselves.
 from . import ntu  # noqa: E402,F401
 from . import nw_ucla  # noqa: E402,F401
 from . import pku_mmd  # noqa: E402,F401
+from . import kinetics  # noqa: E402,F401
+from . import pyskl_pickle  # noqa: E402,F401
+from . import toyota  # noqa: E402,F401

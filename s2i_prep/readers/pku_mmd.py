@@ -14,6 +14,7 @@ disagree, so the frame range is an option (:data:`CLIP_BOUNDS`).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from ..kernels import parse_text
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from . import check_fields, register_reader
+from .rawfile import encoding_problem, line_ending_problem, read_bytes
 
 __all__ = [
     "CLIP_BOUNDS",
@@ -96,7 +98,9 @@ class PkuReader:
     ) -> dict[str, tuple[np.ndarray, np.ndarray, Path]]:
         """The splits of the official split files under ``root/split`` (or ``Split``), as sample
         indices ``(train, test, file)``: a clip belongs to its video's list. The pipeline prefers
-        them to the spec's rules of the same name."""
+        them to the spec's rules of the same name. A split file that cannot be read is left out
+        with a warning naming the problem (the spec's rule then applies): the splits are taken
+        at the end of a conversion, which one bad text file must not lose."""
         videos = np.array([name.rsplit("_", 1)[0] for name in sample_ids], dtype=str)
         found: dict[str, tuple[np.ndarray, np.ndarray, Path]] = {}
         for d in SPLIT_DIRS:
@@ -107,10 +111,28 @@ class PkuReader:
                 name = SPLIT_FILES.get(path.name.lower().replace("-", "_"))
                 if name is None or name in found:
                     continue
-                train, test = read_pku_split_file(path)
+                try:
+                    train, test = read_pku_split_file(path)
+                except ReadError as exc:
+                    warnings.warn(f"{exc}; split {name} follows the spec's rule instead",
+                                  stacklevel=2)
+                    continue
                 found[name] = (np.flatnonzero(np.isin(videos, train)).astype(np.int64),
                                np.flatnonzero(np.isin(videos, test)).astype(np.int64), path)
         return found
+
+    def read_recording(self, path: Path, spec: JointSpec) -> RawSkeleton:
+        """The whole recording (both body slots, every frame) as one sample; needs no label file.
+
+        ``s2i-prep dump --stage raw`` shows this: the file's content before it is cut into clips.
+        """
+        path = Path(path)
+        return RawSkeleton(
+            name=path.stem,
+            source=str(path),
+            joints=read_pku_skeleton(path, spec.num_joints, len(spec.dims)),
+            body_ids=tuple(str(b) for b in range(BODIES)),
+        )
 
     def read(self, path: Path, spec: JointSpec) -> list[RawSkeleton]:
         """All labelled clips of one video, in label-file order."""
@@ -144,21 +166,37 @@ class PkuReader:
 def read_pku_skeleton(path: Path, num_joints: int = 25, dims: int = 3) -> np.ndarray:
     """The whole recording as ``(2, T, V, C)`` float32, NaN where a body's numbers are all zero.
 
-    Every line must hold exactly ``2 * V * C`` numbers.
+    Every line must hold exactly ``2 * V * C`` finite numbers that fit float32.
     """
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise ReadError(SourceLocation(str(path)), f"cannot read file: {exc.strerror}") from None
+    data = read_bytes(path)
+    problem = encoding_problem(data)
+    if problem:
+        raise ParseError(SourceLocation(str(path), 1, 1), problem)
     width = BODIES * num_joints * dims
     table = parse_text.parse_float_rows(data, width)
     if table.status != parse_text.OK:
         where = SourceLocation(str(path), table.row + 1, _column(data, table.offset))
+        cause = line_ending_problem(data, table.offset)
+        if cause and table.status != parse_text.OUT_OF_RANGE:
+            line = data.count(b"\n", 0, cause[0]) + 1
+            raise ParseError(SourceLocation(str(path), line, _column(data, cause[0])), cause[1])
+        token = parse_text.token_at(data, table.offset)
         if table.status == parse_text.BAD_NUMBER:
-            token = parse_text.token_at(data, table.offset)
             raise ParseError(
                 where,
                 f"number {table.found + 1} of the line: expected a decimal number, found {token!r}",
+            )
+        if table.status == parse_text.NONFINITE:
+            raise ParseError(
+                where,
+                f"number {table.found + 1} of the line is {token!r}: NaN and infinity are not "
+                "accepted (see docs/READERS.md)",
+            )
+        if table.status == parse_text.OUT_OF_RANGE:
+            raise ParseError(
+                where,
+                f"value out of range: number {table.found + 1} of the line, {token!r}, is beyond "
+                f"float32 (|x| <= {float(np.finfo(np.float32).max):.7g})",
             )
         if table.ends_mid_line:
             raise TruncatedError(
@@ -179,9 +217,9 @@ def read_pku_skeleton(path: Path, num_joints: int = 25, dims: int = 3) -> np.nda
     return joints
 
 
-def _column(data: np.ndarray, offset: int) -> int:
+def _column(data: bytes, offset: int) -> int:
     """1-based column of a byte offset (computed only when reporting an error)."""
-    return offset - data[:offset].tobytes().rfind(b"\n")
+    return offset - data.rfind(b"\n", 0, offset)
 
 
 def find_label_file(skeleton_path: Path) -> Path:
@@ -195,17 +233,24 @@ def find_label_file(skeleton_path: Path) -> Path:
     raise ReadError(SourceLocation(str(skeleton_path)), f"no label file found (tried {tried})")
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_INT32 = (-(2**31), 2**31 - 1)
+
+
 def read_pku_label_file(path: Path) -> list[tuple[int, int, int, int, int]]:
     """Rows ``(line, label, start, end, confidence)`` of a label file; blank lines are skipped.
 
-    Each row is ``label,start,end,confidence`` (integers; blanks around commas allowed).
+    Each row is ``label,start,end,confidence``: ASCII decimal integers that fit 32 bits (blanks
+    around commas allowed; no other digits, no ``_`` separators as Python's ``int()`` allows).
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as exc:
-        raise ReadError(
-            SourceLocation(str(path)), f"cannot read label file: {exc.strerror}"
-        ) from None
+    data = read_bytes(path)
+    problem = encoding_problem(data)
+    if problem:
+        raise ParseError(SourceLocation(str(path), 1, 1), problem)
+    text = data.decode("utf-8-sig", errors="replace")
+    cause = line_ending_problem(data, 0)
+    if cause and b"\n" not in data:  # CR-only ends: the file would read as one row
+        raise ParseError(SourceLocation(str(path), 1, cause[0] + 1), cause[1])
     rows = []
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -218,12 +263,17 @@ def read_pku_label_file(path: Path) -> list[tuple[int, int, int, int, int]]:
                 f"expected {len(LABEL_COLUMNS)} comma-separated integers "
                 f"({','.join(LABEL_COLUMNS)}), found {len(fields)} fields: {line!r}",
             )
-        try:
-            label, start, end, confidence = (int(f) for f in fields)
-        except ValueError:
+        if not all(_INTEGER.fullmatch(f) for f in fields):
             raise ParseError(
-                where, f"expected integers {','.join(LABEL_COLUMNS)}, found {line!r}"
-            ) from None
+                where, f"expected integers {','.join(LABEL_COLUMNS)}, found {line.rstrip()!r}"
+            )
+        for name, f in zip(LABEL_COLUMNS, fields, strict=True):
+            if len(f) > 12 or not _INT32[0] <= int(f) <= _INT32[1]:
+                shown = f if len(f) <= 24 else f[:21] + "..."
+                raise ParseError(
+                    where, f"value out of range: {name} {shown} does not fit a 32-bit integer"
+                )
+        label, start, end, confidence = (int(f) for f in fields)
         if label < 1:
             raise ParseError(where, f"expected a 1-based class label, found {label}")
         if start > end:
@@ -244,12 +294,14 @@ def read_pku_split_file(path: Path) -> tuple[list[str], list[str]]:
     comma-separated list; the text is split on the two headings, then on commas, and stripped, so
     CRLF, trailing spaces and the correct spelling all work. A name in both lists is an error.
     """
+    data = read_bytes(path)
+    problem = encoding_problem(data)
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ReadError(
-            SourceLocation(str(path)), f"cannot read split file: {exc.strerror}"
-        ) from None
+        if problem:
+            raise ValueError(problem)
+        text = data.decode("utf-8-sig")
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise ParseError(SourceLocation(str(path)), f"not a UTF-8 split file: {exc}") from None
     heads = list(_HEADINGS.finditer(text))
     kinds = [m.group(1).lower() == "training" for m in heads]
     if len(heads) != 2 or kinds != [True, False]:

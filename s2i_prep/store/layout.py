@@ -62,6 +62,9 @@ HDF5_CODECS = ("none", "gzip", "lzf")
 PARTIAL_SUFFIX = ".partial"
 LOCK_SUFFIX = ".lock"
 MANIFEST = "s2i_manifest.json"
+#: Written once when a partial output begins: what it was started from (options, inputs), so a
+#: refused ``--resume`` can say exactly what changed.
+RUN_INFO = "s2i_run.json"
 
 #: Default shard: the largest power of two of samples whose raw bytes stay within this budget.
 SHARD_TARGET_BYTES = 64 * 2**20

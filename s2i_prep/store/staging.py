@@ -3,7 +3,11 @@
 A conversion into ``out.zarr`` holds ``fcntl.flock`` on ``out.zarr.lock`` for its whole life and
 builds ``out.zarr.partial``; only a finished dataset is renamed to ``out.zarr``. After every shard
 the writer replaces ``<partial>/s2i_manifest.json`` atomically (temp file + ``os.replace``) once
-that shard's data are on disk, so the manifest never claims data that may be missing.
+that shard's data are on disk, so the manifest never claims data that may be missing. A partial
+output without a manifest (stopped before its first commit) holds nothing worth keeping.
+
+``--overwrite`` and a fresh start delete only what is recognisably s2i's own (:func:`check_ours`),
+so a mistyped OUTPUT never costs someone's folder.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -82,30 +87,101 @@ class OutputLock:
             self._fd = None
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, payload: dict[str, Any], indent: int | None = 1) -> None:
     """Replace ``path`` with ``payload`` so that readers see the old or the new file, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=1, sort_keys=True)
+        json.dump(payload, fh, indent=indent, sort_keys=True)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
-def read_manifest(partial: Path) -> dict[str, Any]:
-    """The manifest of a partial output, or StoreError when it is missing or unreadable."""
+def read_manifest(partial: Path) -> dict[str, Any] | None:
+    """The manifest of a partial output; ``None`` when it has none yet (nothing committed);
+    StoreError when it is unreadable (it is written atomically: only outside damage does that)."""
     mpath = partial / layout.MANIFEST
     try:
-        return json.loads(mpath.read_text(encoding="utf-8"))
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise StoreError(
-            f"{partial}: no {layout.MANIFEST}; this partial output cannot be resumed, "
-            f"start over with --overwrite"
-        ) from None
+        return None
     except (OSError, ValueError) as exc:
         raise StoreError(
             f"{mpath}: unreadable manifest ({exc}); start over with --overwrite"
         ) from None
+    if not isinstance(manifest, dict):
+        raise StoreError(f"{mpath}: unreadable manifest (not a JSON object); start over with "
+                         "--overwrite")
+    return manifest
+
+
+#: What a partial output may hold (the manifest, the run description, each backend's data,
+#: and the temporary files of atomic writes).
+_PARTIAL_NAMES = frozenset({layout.MANIFEST, layout.RUN_INFO, "data.zarr", "data.h5", "shards"})
+
+
+def _is_s2i_dataset(path: Path) -> bool:
+    """Whether ``path`` is a finished s2i dataset (Zarr group or HDF5 file with the layout tag)."""
+    if path.is_dir() and not path.is_symlink():
+        try:
+            meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(meta, dict) and layout.ATTR_VERSION in (meta.get("attributes") or {})
+    if path.is_file() and not path.is_symlink():
+        try:
+            import h5py
+
+            with h5py.File(path, "r") as fh:
+                return layout.ATTR_VERSION in fh.attrs
+        except Exception:  # noqa: BLE001 - anything h5py cannot open is not ours
+            return False
+    return False
+
+
+def _is_s2i_partial(path: Path) -> bool:
+    if not path.is_dir() or path.is_symlink():
+        return False
+    names = {p.name for p in path.iterdir()}
+    return all(n in _PARTIAL_NAMES or (n.startswith(".") and n.endswith(".tmp")) for n in names)
+
+
+def check_ours(path: Path, what: str) -> None:
+    """StoreError unless ``path`` is an s2i dataset (``what="dataset"``) or partial output
+    (``what="partial"``) that s2i may delete; says what was found instead."""
+    if (_is_s2i_dataset if what == "dataset" else _is_s2i_partial)(path):
+        return
+    if path.is_symlink():
+        found = "a symbolic link"
+    elif path.is_dir():
+        names = sorted(p.name for p in path.iterdir())
+        found = (f"a folder with {len(names)} entries, e.g. {', '.join(map(repr, names[:3]))}"
+                 if names else "an empty folder that is not an s2i dataset")
+    else:
+        found = "a file that is not an s2i dataset"
+    raise StoreError(
+        f"{path}: exists and is {found}; s2i deletes only its own datasets and partial outputs. "
+        "Remove it yourself or choose another OUTPUT"
+    )
+
+
+def fault_point(name: str) -> None:
+    """Test hook for stops at exact moments: with ``S2I_FAULT=name[@n]=SIGNAL`` (e.g.
+    ``shard-data@2=KILL``) this process sends itself SIGNAL the n-th time (default: first) it
+    reaches the named point. Unset in normal use; costs one environment lookup per call."""
+    spec = os.environ.get("S2I_FAULT")
+    if not spec:
+        return
+    point, _, sig = spec.partition("=")
+    point, _, nth = point.partition("@")
+    if point != name:
+        return
+    count = _FAULT_HITS[name] = _FAULT_HITS.get(name, 0) + 1
+    if count == int(nth or 1):
+        os.kill(os.getpid(), signal.Signals["SIG" + (sig or "KILL")])
+
+
+_FAULT_HITS: dict[str, int] = {}
 
 
 def remove(path: Path) -> None:

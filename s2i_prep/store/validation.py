@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -249,26 +253,136 @@ def _check_splits(ds: DatasetReader, n: int, problems: list[str]) -> None:
 
 
 def _check_samples(ds: DatasetReader, n: int, problems: list[str]) -> None:
+    """Every sample readable (checksums intact) and finite; damage is named per sample.
+
+    A whole shard is read at once when it is intact. For Zarr the shard's index and every inner
+    chunk's crc32c are checked first, straight from the shard file, so one flipped byte names
+    the one sample it hit and zarr never starts (and abandons) a shard-wide read. Anything else
+    that fails (HDF5's fletcher32, an unfamiliar Zarr layout) is read again sample by sample.
+    """
     storage = ds.attrs.get(layout.ATTR_STORAGE) or {}
     shard = int(storage.get("shard_size") or 1024)
+    arr = ds.array(layout.S2I)
     if ds.backend == "zarr":
-        gone = missing_shard_files(ds.path, n, shard, 5)
+        gone = missing_shard_files(ds.path, n, shard, arr.ndim)
         if gone:
             problems.append(
                 f"{layout.S2I}: shard files missing for shards {_listed(np.array(gone))}"
             )
-    arr = ds.array(layout.S2I)
     for start in range(0, n, shard):
         stop = min(start + shard, n)
-        try:
-            block = np.asarray(arr[start:stop])
-        except Exception as exc:  # any codec/IO failure means the shard is damaged
-            problems.append(
-                f"{layout.S2I}: samples {start}..{stop - 1} unreadable "
-                f"({type(exc).__name__}: {exc})"
-            )
-            continue
-        if block.dtype.kind == "f":
-            bad = np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1)) + start
-            if len(bad):
-                problems.append(f"{layout.S2I}: non-finite values in samples {_listed(bad)}")
+        damaged = None
+        if ds.backend == "zarr":
+            damaged = _zarr_shard_damage(ds.path, arr, start // shard, start, stop)
+        if not damaged:  # intact by its checksums, or not checked: one read for the shard
+            try:
+                with _quiet_asyncio():
+                    block = np.asarray(arr[start:stop])
+            except Exception:  # noqa: BLE001 - any codec/IO failure: find the samples it hit
+                damaged = {}
+            else:
+                _check_finite(block, start, problems)
+                continue
+        bad: dict[int, str] = dict(damaged)
+        with _quiet_asyncio():
+            for i in range(start, stop):
+                if i in bad:
+                    continue
+                try:
+                    sample = np.asarray(arr[i : i + 1])
+                except Exception as exc:  # noqa: BLE001 - the reason is reported
+                    bad[i] = f"{type(exc).__name__}: {exc}"
+                else:
+                    _check_finite(sample, i, problems)
+            if len(bad) > len(damaged):
+                gc.collect()  # while silenced: tasks the failed reads abandoned
+        for reason in dict.fromkeys(bad.values()):
+            which = np.array(sorted(i for i, r in bad.items() if r == reason))
+            if len(which) > 2 and which[-1] - which[0] == len(which) - 1:  # a whole run
+                named = f"samples {which[0]}..{which[-1]}"
+            else:
+                named = f"sample{'s' if len(which) > 1 else ''} {_listed(which)}"
+            problems.append(f"{layout.S2I}: {named} unreadable ({reason})")
+
+
+def _check_finite(block: np.ndarray, start: int, problems: list[str]) -> None:
+    if block.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1)) + start
+        if len(bad):
+            problems.append(f"{layout.S2I}: non-finite values in samples {_listed(bad)}")
+
+
+@contextlib.contextmanager
+def _quiet_asyncio() -> Iterator[None]:
+    """Silence asyncio's "Task was destroyed but it is pending!" lines.
+
+    When one chunk of a shard-wide read fails, zarr-python abandons the other chunk tasks and
+    asyncio logs each of them as they are collected: thousands of lines that say nothing about
+    the data. They are collected here, while silenced; the failure itself is reported.
+    """
+    logger = logging.getLogger("asyncio")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if failed:  # abandoned tasks exist only after a failure; collecting costs ~40 ms
+            gc.collect()
+        logger.setLevel(level)
+
+
+_EMPTY = 2**64 - 1
+
+
+def _zarr_shard_damage(
+    path: Path, arr: Any, shard: int, start: int, stop: int
+) -> dict[int, str] | None:
+    """Samples ``start..stop-1`` of shard file ``shard`` whose bytes fail their checksums.
+
+    Reads the shard file directly: the index (``(offset, nbytes)`` per inner chunk, then its
+    crc32c) and each chunk's trailing crc32c. Returns ``{sample: reason}`` (empty when intact),
+    or None when ``s2i`` does not have the layout s2i writes (one sample per inner chunk,
+    crc32c last, index at the end); the caller then reads sample by sample.
+    """
+    import google_crc32c
+
+    meta = arr.metadata.to_dict()
+    codec = meta["codecs"][0] if meta.get("codecs") else {}
+    conf = codec.get("configuration", {})
+    if (
+        codec.get("name") != "sharding_indexed"
+        or list(conf.get("chunk_shape", ()))[:1] != [1]
+        or conf.get("index_location", "end") != "end"
+        or not conf.get("codecs")
+        or conf["codecs"][-1].get("name") != "crc32c"
+        or [c.get("name") for c in conf.get("index_codecs", ())] != ["bytes", "crc32c"]
+    ):
+        return None
+    per_shard = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
+    file = path / layout.S2I / "c" / str(shard) / Path(*["0"] * (arr.ndim - 1))
+    try:
+        data = file.read_bytes()
+    except OSError:  # a missing file is reported by missing_shard_files; zarr reads fill values
+        return None
+    index_size = 16 * per_shard
+    body = len(data) - index_size - 4
+    index = data[body:-4]
+    if body < 0 or google_crc32c.value(index) != int.from_bytes(data[-4:], "little"):
+        return dict.fromkeys(range(start, stop), f"shard {shard}: its index is damaged")
+    entries = np.frombuffer(index, "<u8").reshape(per_shard, 2)
+    damage = {}
+    for i in range(start, stop):
+        offset, size = (int(v) for v in entries[i - start])
+        if offset == _EMPTY:
+            damage[i] = f"shard {shard}: the sample's chunk is missing"
+        elif size < 4 or offset + size > body:
+            damage[i] = f"shard {shard}: the index points outside the file"
+        else:
+            chunk = data[offset : offset + size]
+            if google_crc32c.value(chunk[:-4]) != int.from_bytes(chunk[-4:], "little"):
+                damage[i] = f"shard {shard}: crc32c checksum mismatch"
+    return damage

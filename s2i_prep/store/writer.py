@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,29 @@ def backend_of(path: Path) -> str:
     )
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays and paths as JSON types (StoreError if impossible)."""
+def _bad_json_value(value: Any, where: str = "") -> str | None:
+    """Where in ``value`` the first value JSON cannot hold is (``"stats.sum[2]"``), or None."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return f"{where or 'value'} is {value}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _bad_json_value(item, f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for k, item in enumerate(value):
+            found = _bad_json_value(item, f"{where}[{k}]")
+            if found:
+                return found
+    return None
+
+
+def jsonable(value: Any, what: str = "value") -> Any:
+    """``value`` with numpy scalars/arrays and paths as JSON types (StoreError if impossible).
+
+    The error names the offending entry (``stats.sum[2] is inf``), never the whole value: a
+    resume state or an attribute can be megabytes of internal bookkeeping.
+    """
 
     def convert(obj: Any) -> Any:
         if isinstance(obj, np.generic):
@@ -51,7 +73,10 @@ def jsonable(value: Any) -> Any:
     try:
         return json.loads(json.dumps(value, default=convert, allow_nan=False))
     except (TypeError, ValueError) as exc:
-        raise StoreError(f"cannot store {value!r:.80}: {exc}") from None
+        where = None
+        if isinstance(exc, ValueError):  # a NaN or inf somewhere: find it in the lenient form
+            where = _bad_json_value(json.loads(json.dumps(value, default=convert)))
+        raise StoreError(f"cannot store the {what}: {where or exc} (not valid JSON)") from None
 
 
 def _column_dtype(name: str) -> str:
@@ -104,6 +129,8 @@ class DatasetWriter:
         resume: bool,
         overwrite: bool,
         fingerprint: str,
+        run_info: dict[str, Any] | None = None,
+        check_resume: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.backend_name = backend_of(self.path)
@@ -132,33 +159,55 @@ class DatasetWriter:
             ZarrBackend if self.backend_name == "zarr" else Hdf5Backend
         )(self.partial)
         self._closed = False
+        self._run_info = run_info
+        self._check_resume = check_resume
         self._lock.acquire()
+        created = False
         try:
-            if self.path.exists() and not overwrite:
-                raise StoreError(
-                    f"{self.path}: output already exists; pass --overwrite to replace it"
-                )
-            if resume and self.partial.exists():
-                self._resume(shard_size)
+            if self.path.exists():
+                if not overwrite:
+                    raise StoreError(
+                        f"{self.path}: output already exists; pass --overwrite to replace it"
+                    )
+                staging.check_ours(self.path, "dataset")
+            manifest = None
+            if self.partial.exists():
+                if not (resume or overwrite):
+                    raise StoreError(
+                        f"{self.partial}: an interrupted conversion left this partial output; "
+                        f"pass --resume to continue it or --overwrite to start over"
+                    )
+                staging.check_ours(self.partial, "partial")
+                manifest = staging.read_manifest(self.partial) if resume else None
+            # A partial output that never committed a sample (stopped before its first shard,
+            # even between creating its files and writing the manifest) holds nothing: restart.
+            if manifest is not None and int(manifest.get("committed") or 0) > 0:
+                self._resume(manifest, shard_size)
             else:
                 if self.partial.exists():
-                    if not overwrite:
-                        raise StoreError(
-                            f"{self.partial}: an interrupted conversion left this partial output; "
-                            f"pass --resume to continue it or --overwrite to start over"
-                        )
                     staging.remove(self.partial)
+                if shard_size is None and manifest is not None:
+                    shard_size = int(manifest.get("shard_size") or 0) or None  # keep it on restart
                 self.shard_size = shard_size or layout.default_shard_size(self.sample_shape, dtype)
                 self.partial.mkdir(parents=True)
+                created = True
+                staging.fault_point("partial-created")
+                if run_info is not None:
+                    staging.write_json_atomic(self.partial / layout.RUN_INFO, run_info, indent=None)
                 self._backend.create(self.sample_shape, dtype, self.codec, self.shard_size)
+                staging.fault_point("backend-created")
                 self._commit()
         except BaseException:
+            if created:  # stopped before its first commit: a partial output holding nothing
+                staging.remove(self.partial)
             self.close()
             raise
 
     # -- resume -------------------------------------------------------------------------------
-    def _resume(self, shard_size: int | None) -> None:
-        manifest = staging.read_manifest(self.partial)
+    def _resume(self, manifest: dict[str, Any], shard_size: int | None) -> None:
+        if self._check_resume is not None:
+            # The caller names what changed (which option, which inputs) before the bare check.
+            self._check_resume(self._read_run_info(), dict(manifest.get("state") or {}))
         if manifest.get("fingerprint") != self.fingerprint:
             raise StoreError(
                 f"{self.partial}: was started with different inputs or options (fingerprint "
@@ -185,8 +234,15 @@ class DatasetWriter:
         self.resume_state = dict(manifest.get("state") or {})
         self._columns = list(manifest.get("columns") or [])
         self._short_shard = self.num_samples % self.shard_size != 0
-        self._backend.open_existing(self.shard_size)
+        self._backend.open_existing(self.sample_shape, self.dtype, self.codec, self.shard_size)
         self._backend.truncate(self.num_samples)
+
+    def _read_run_info(self) -> dict[str, Any]:
+        try:
+            info = json.loads((self.partial / layout.RUN_INFO).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return info if isinstance(info, dict) else {}
 
     def _commit(self) -> None:
         """Record what is on disk now; called only after the data of a shard are written."""
@@ -241,7 +297,7 @@ class DatasetWriter:
         if self._columns and names != self._columns:
             raise StoreError(f"shard columns: expected {self._columns}, found {names}")
         typed = {name: _typed_column(name, columns[name], k) for name in names}
-        state = jsonable(state)
+        state = jsonable(state, "resume state")
         if not self._columns:
             existing = set(
                 self._backend.column_names()
@@ -259,10 +315,12 @@ class DatasetWriter:
                 f"{self.partial}: writing samples {self.num_samples}..{self.num_samples + k - 1} "
                 f"failed: {exc}; fix the cause and rerun with --resume"
             ) from exc
+        staging.fault_point("shard-data")
         self.num_samples += k
         self.resume_state = state
         self._short_shard = k < self.shard_size
         self._commit()
+        staging.fault_point("shard-committed")
 
     def committed_columns(self) -> dict[str, np.ndarray]:
         """The per-sample columns of every committed sample, e.g. after a resume."""
@@ -287,7 +345,7 @@ class DatasetWriter:
                         f"outside 0..{self.num_samples - 1}"
                     )
             checked[name] = arrays
-        full = jsonable(dict(attrs))
+        full = jsonable(dict(attrs), "dataset attributes")
         full[layout.ATTR_VERSION] = layout.LAYOUT_VERSION
         full[layout.ATTR_STORAGE] = {
             "backend": self.backend_name,
@@ -302,14 +360,25 @@ class DatasetWriter:
             if not self._columns:
                 for name, dtype in layout.REQUIRED_COLUMNS.items():
                     self._backend.create_column(name, dtype)
-            self._backend.write_splits(checked)
-            self._backend.write_attrs(full)
-            self._backend.close(finished=True)
+            self._backend.finish(checked, full)
+            staging.fault_point("finished")
+            if self.path.exists():
+                staging.check_ours(self.path, "dataset")
             staging.publish(self._backend.path, self.path, self.overwrite)
             staging.remove(self.partial)
         finally:
             self.close()
         return self.path
+
+    def discard(self) -> None:
+        """Delete the partial output (a failed run that committed nothing) and release the lock."""
+        if self._closed:
+            return
+        try:
+            self._backend.close()
+            staging.remove(self.partial)
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Release the lock without finalizing; the partial output stays for ``resume``."""
@@ -339,13 +408,18 @@ def open_writer(
     resume: bool = False,
     overwrite: bool = False,
     fingerprint: str = "",
+    run_info: dict[str, Any] | None = None,
+    check_resume: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
 ) -> DatasetWriter:
     """Start (or with ``resume=True`` continue) building a dataset at ``path``.
 
     Zarr v3 if ``path`` ends with ``.zarr``, HDF5 if ``.h5``/``.hdf5``. The output is built as
     ``<path>.partial`` under an exclusive lock (``<path>.lock``) and appears at ``path`` only when
     :meth:`DatasetWriter.finalize` succeeds. ``fingerprint`` (a hash of inputs and options from
-    the pipeline) must match for a resume; ``resume=True`` without a partial output starts afresh.
+    the pipeline) must match for a resume; ``resume=True`` without a partial output, or with one
+    that committed nothing yet, starts afresh. ``run_info`` (JSON) is saved when a partial output
+    begins; on a resume ``check_resume(run_info, state)`` may refuse with a precise reason first.
+    Only recognisable s2i datasets and partial outputs are ever deleted or replaced.
     """
     return DatasetWriter(
         Path(path),
@@ -356,4 +430,6 @@ def open_writer(
         resume=resume,
         overwrite=overwrite,
         fingerprint=fingerprint,
+        run_info=run_info,
+        check_resume=check_resume,
     )

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import StoreError
 from . import layout
-from .staging import remove
+from .staging import fault_point, remove
 
 DATA_NAME = "data.zarr"
 #: Dimension names stored with the arrays (readable by xarray and other tools).
@@ -119,7 +119,9 @@ class ZarrBackend:
                 and list(conf.get("index_codecs", ())) == _PLAIN_CODECS
                 and conf.get("index_location", "end") == "end")
 
-    def open_existing(self, shard_size: int) -> None:
+    def open_existing(
+        self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int
+    ) -> None:
         import zarr
 
         try:
@@ -175,6 +177,7 @@ class ZarrBackend:
         tmp = path.with_name(path.name + ".partial")
         with open(tmp, "wb") as fh:
             fh.write(plain_shard(data, self._shard_size).data)
+        fault_point("shard-tmp")
         os.replace(tmp, path)
 
     def truncate(self, count: int) -> None:
@@ -194,6 +197,14 @@ class ZarrBackend:
         ):  # zarr's temporary files of an interrupted write
             remove(leftover)
 
+    def finish(
+        self, splits: dict[str, tuple[np.ndarray, np.ndarray]], attrs: dict[str, Any]
+    ) -> None:
+        """Write splits and attributes and consolidate the metadata of the finished group."""
+        self.write_splits(splits)
+        self.group.attrs.update(attrs)
+        self.close(finished=True)
+
     def write_splits(self, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         root = self.group.require_group(layout.SPLITS)
         for name, parts in splits.items():
@@ -207,9 +218,6 @@ class ZarrBackend:
                     dimension_names=["index"],
                     overwrite=True,
                 )[...] = idx
-
-    def write_attrs(self, attrs: dict[str, Any]) -> None:
-        self.group.attrs.update(attrs)
 
     def read_column(self, name: str) -> np.ndarray:
         """A whole committed column (a resumed pipeline needs them to compute the splits)."""

@@ -19,6 +19,7 @@ from ..errors import StoreError
 from ..parallel import OrderedPool
 from .actions import actions_for
 from .config import LINE_ENDINGS, SampleInfo, SynthConfig
+from .estimated import EstimatedJob
 from .ntu import NtuJob
 from .pku import PkuJob
 from .sensor import Realism
@@ -31,6 +32,10 @@ _FORMATS: dict[str, tuple[str, int, tuple[int, int]]] = {
     "ntu25": ("ntu", 40, (40, 150)),
     "pku25": ("pku", 20, (40, 120)),
     "ucla20": ("ucla", 10, (20, 80)),
+    # estimated 2-D/3-D poses (synthetic/estimated.py): NTU's action catalogue
+    "openpose18": ("ntu", 40, (40, 150)),
+    "coco17": ("ntu", 40, (40, 150)),
+    "toyota13": ("ntu", 18, (40, 150)),
 }
 FORMATS = tuple(_FORMATS)
 _PKU_PHASE2_SUBJECTS = 13
@@ -80,7 +85,7 @@ def make_job(
     noise: bool = True,
     realism: Realism | None = None,
     phase: int = 1,
-) -> NtuJob | PkuJob | UclaJob:
+) -> NtuJob | PkuJob | UclaJob | EstimatedJob:
     """The plan of a run, without writing anything (tests render single samples from it).
 
     Raises:
@@ -107,10 +112,13 @@ def make_job(
     limit = {"ntu": 106, "pku": 99, "ucla": 99}[dataset]
     if not 1 <= subjects <= limit:
         raise ValueError(f"--subjects must be 1..{limit} for {format}, found {subjects}")
-    actions = actions_for(dataset, classes, max_persons=1 if dataset == "ucla" else 2)
+    one_person = dataset == "ucla" or format == "toyota13"
+    actions = actions_for(dataset, classes, max_persons=1 if one_person else 2)
     if realism is None:
         realism = Realism() if noise else Realism.off()
     config = SynthConfig(int(seed), actions, subjects, (lo, hi), line_endings, realism)
+    if format in ("openpose18", "coco17", "toyota13"):
+        return EstimatedJob(config, samples, format)
     if dataset == "ntu":
         return NtuJob(config, samples)
     if dataset == "ucla":
@@ -176,8 +184,9 @@ def write_synthetic(
     with OrderedPool(workers, _install, (job, out)) as pool:
         for chunk in pool.map(_run, job.tasks()):
             infos.extend(chunk)
-    if isinstance(job, PkuJob):
-        job.finish(out, infos)
+    finish = getattr(job, "finish", None)
+    if finish is not None:
+        finish(out, infos)
     seconds = time.perf_counter() - t0
     paths = sorted({p for p in out.rglob("*") if p.is_file()})
     total = int(np.sum([p.stat().st_size for p in paths])) if paths else 0

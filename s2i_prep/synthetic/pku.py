@@ -12,6 +12,8 @@ Phase 1 names videos ``0002-L`` (numbers 0002-0364 first, in a seeded order); ph
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,15 @@ import numpy as np
 
 from ..kernels.fmt import format_rows_fixed
 from .cameras import View, perform, to_camera
-from .config import PERFORMANCE, PLAN, VIEW, SampleInfo, SynthConfig, Track, subject_body
+from .config import (
+    PERFORMANCE,
+    PLAN,
+    VIEW,
+    SampleInfo,
+    SynthConfig,
+    Track,
+    subject_body,
+)
 from .sensor import dropouts, jitter, occlusions
 
 __all__ = ["PkuJob", "RenderedPku", "VIEWS"]
@@ -69,14 +79,7 @@ class PkuJob:
     def recordings(self) -> list[_Recording]:
         """Recordings and their clip counts until ``samples`` clips are planned (in the parent)."""
         rng = self.config.rng(PLAN)
-        numbers = iter(
-            np.concatenate(
-                [
-                    rng.permutation(np.arange(2, _PHASE1_LAST + 1)),
-                    np.arange(_PHASE1_LAST + 1, 10000),
-                ]
-            )
-        )
+        numbers = self._phase1_numbers(rng)
         out, left = [], self.samples
         while left > 0:
             r = len(out)
@@ -102,6 +105,26 @@ class PkuJob:
                 video = f"A{take + 1:02d}N{subject:02d}"
             out.append(_Recording(r, subject, video, tuple(clips)))
         return out
+
+    @staticmethod
+    def _phase1_numbers(rng: np.random.Generator) -> Iterator[int]:
+        """Phase-1 video numbers in a seeded order in which every 8th recording, from the second
+        on, is one of the official cross-subject test videos (0291-0334, 12 % of 0002-0364), so
+        even a small run has a non-empty test set; numbers after 0364 follow."""
+        first, last = _PHASE1_XSUB_TEST
+        pool = np.arange(2, _PHASE1_LAST + 1)
+        in_test = (pool >= first) & (pool <= last)
+        test = iter(rng.permutation(pool[in_test]).tolist())
+        train = iter(rng.permutation(pool[~in_test]).tolist())
+        for r in itertools.count():
+            picked = next(test, None) if r % 8 == 1 else None
+            if picked is None:
+                picked = next(train, None)
+            if picked is None:
+                break
+            yield picked
+        yield from test
+        yield from range(_PHASE1_LAST + 1, 10000)
 
     def _phase1_subject(self, number: int) -> int:
         """Performer of phase-1 video ``number``: videos 0291-0334 (the official cross-subject test

@@ -8,7 +8,7 @@ API in one screen (the training loop's view)::
     ds = S2IDataset(["ntu.zarr", "ucla.zarr"], split=["ntu60-xsub", None], subset="train",
                     streams=["joint"], label_fraction=None, seed=0)
     sampler = S2ISampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=0)
-    loader = make_loader(ds, batch_size=256, sampler=sampler, workers=4)
+    loader = make_loader(ds, batch_size=256, sampler=sampler, threads=2)  # or workers=N
     to_input = transforms.ToModelInput.for_dataset(ds, size=224, train=True)
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch)
@@ -18,6 +18,8 @@ API in one screen (the training loop's view)::
             ...
             ckpt["sampler"] = sampler.state_dict(consumed=(step + 1) * 256)
 
+- ``make_loader(threads=N)`` reads in N threads of the training process (no shared-memory copy
+  per batch); ``workers=N`` uses DataLoader worker processes; figures in benchmarks/RESULTS.md.
 - An item is ``(x, y)``: ``x`` float32 ``(S, 3, H, W)`` (streams, xyz, rows, columns) in the
   stored form: compact grid in metres (H = frames, W = persons x joints: NTU 64 x 50, NW-UCLA
   64 x 20 at the default 64 frames) or stored image (H x W = image size; uint8 images as 0..255
@@ -41,7 +43,8 @@ API in one screen (the training loop's view)::
 from __future__ import annotations
 
 from ._sources import SourceInfo
-from .dataset import READ_PATHS, ItemBatch, S2IDataset, collate, make_loader
+from .dataset import READ_PATHS, ItemBatch, S2IDataset, collate
+from .loader import ThreadLoader, make_loader
 from .sampler import S2ISampler
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "S2IDataset",
     "S2ISampler",
     "SourceInfo",
+    "ThreadLoader",
     "collate",
     "make_loader",
 ]

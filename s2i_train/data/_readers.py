@@ -2,22 +2,23 @@
 
 Every reader fills ``out`` (n, S, 3, H, W) in the stored dtype for sorted, unique stored indices
 (sample ``idx[j]`` into row ``rows[j]``, so a shuffled batch is read in storage order straight
-into its place), checks what it reads, and opens its files lazily in the process that reads (a reader built in the
-main process and pickled or forked into DataLoader workers reopens there). Figures behind the
-default choice (``pick_read_path``): benchmarks/RESULTS.md, "Training loader".
+into its place) and checks what it reads. Files are opened lazily in the process that reads: a
+reader built in the main process and pickled or forked into DataLoader workers reopens there.
+Figures behind the default choice: benchmarks/RESULTS.md, "Training loader".
 
 - ``ShardReader``: Zarr v3 without zarr-python. Caches each shard's index (crc32c checked), reads
-  one byte range per run of requested samples in a shard with ``os.pread``, checks every inner
-  chunk's crc32c and decodes it (raw, zstd or blosc) straight into ``out``.
-- ``Hdf5Reader``: h5py, one ``read_direct`` per sample (chunk = 1 sample, fletcher32 checked).
+  each run of adjacent uncompressed samples with one ``preadv`` into their rows and checks every
+  sample's crc32c in place; compressed chunks (zstd, blosc) are checked, then decoded in place.
+- ``Hdf5Reader``: h5py ``read_direct`` per sample, per run when loading (fletcher32 checked).
 - ``ZarrReader``: plain zarr-python, the reference the benchmark compares against.
-- ``MemoryReader``: the chosen samples held in one shared-memory tensor (loaded through one of the
-  above), gathered with ``index_select``; workers get the tensor by handle, never a copy.
+
+The in-memory path (``S2IDataset(read="memory")``) loads through one of these once.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ from ..errors import SampleReadError
 
 #: Shard index entry of a chunk that was never written.
 _EMPTY = np.uint64(2**64 - 1)
-#: One byte range per run of samples in a shard when it wastes at most this factor of bandwidth
-#: over reading each sample separately; else one ``pread`` per sample.
+#: Compressed chunks: one byte range per run of samples in a shard when it wastes at most this
+#: factor of bandwidth over reading each sample separately; else one ``pread`` per sample.
 _SPAN_SLACK = 2.0
 #: Samples per ``preadv`` call: two buffers each, within Linux's IOV_MAX of 1024.
 _IOV_PAIRS = 512
@@ -57,14 +58,19 @@ class _LazyFiles:
     def __init__(self) -> None:
         self._pid = -1
         self._handles: dict[Any, Any] = {}
+        self._lock = threading.Lock()  # reader threads (ThreadLoader) open each file once
 
     def get(self, key: Any, opener: Any) -> Any:
-        if self._pid != os.getpid():
-            self._handles = {}  # inherited across fork: never share an h5py handle or fd offset
-            self._pid = os.getpid()
-        handle = self._handles.get(key)
-        if handle is None:
-            handle = self._handles[key] = opener()
+        handle = self._handles.get(key) if self._pid == os.getpid() else None
+        if handle is not None:
+            return handle
+        with self._lock:
+            if self._pid != os.getpid():
+                self._handles = {}  # inherited across fork: never share an h5py handle
+                self._pid = os.getpid()
+            handle = self._handles.get(key)
+            if handle is None:
+                handle = self._handles[key] = opener()
         return handle
 
     def close(self) -> None:
@@ -84,7 +90,7 @@ class _LazyFiles:
 
 
 class ShardReader:
-    """Zarr v3 ``s2i`` read directly: shard index cached, inner chunks crc32c-checked and decoded."""
+    """Zarr v3 ``s2i`` read directly: shard index cached, chunks crc32c-checked and decoded."""
 
     name = "shard"
 
@@ -100,9 +106,7 @@ class ShardReader:
         return {"geo": self.geo, "_files": self._files, "_index": {}, "_index_pid": -1}
 
     def shard_path(self, shard: int) -> Path:
-        return self.geo.path.joinpath(
-            "s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape)
-        )
+        return self.geo.path.joinpath("s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape))
 
     def _fd(self, shard: int) -> int:
         def opener() -> int:
@@ -133,30 +137,20 @@ class ShardReader:
         nbytes = 16 * self.geo.shard_size + 4
         where = f"{self.geo.path}: shard file {self.shard_path(shard).relative_to(self.geo.path)}"
         if size < nbytes:
-            raise SampleReadError(
-                f"{where}: {size} bytes, too short for its {nbytes}-byte index"
-            )
+            raise SampleReadError(f"{where}: {size} bytes, too short for its {nbytes}-byte index")
         raw = os.pread(fd, nbytes, size - nbytes)
         body = raw[:-4]
-        if len(raw) != nbytes or google_crc32c.value(body) != int.from_bytes(
-            raw[-4:], "little"
-        ):
-            raise SampleReadError(
-                f"{where}: shard index fails its crc32c check (corrupt file)"
-            )
+        if len(raw) != nbytes or google_crc32c.value(body) != int.from_bytes(raw[-4:], "little"):
+            raise SampleReadError(f"{where}: shard index fails its crc32c check (corrupt file)")
         index = np.frombuffer(body, np.dtype("<u8")).reshape(self.geo.shard_size, 2)
         filled = index[:, 0] != _EMPTY
         ends = index[filled, 0] + index[filled, 1]
         if ends.size and int(ends.max()) > size - nbytes:
-            raise SampleReadError(
-                f"{where}: index points past the end of the file (truncated?)"
-            )
+            raise SampleReadError(f"{where}: index points past the end of the file (truncated?)")
         self._index[shard] = index
         return index
 
-    def read(
-        self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None
-    ) -> None:
+    def read(self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None) -> None:
         ss = self.geo.shard_size
         shards = idx // ss
         bounds = np.flatnonzero(np.diff(shards)) + 1
@@ -167,9 +161,7 @@ class ShardReader:
         for a, b in zip(starts.tolist(), stops.tolist()):
             self._read_run(int(shards[a]), idx[a:b], flat, rows[a:b])
 
-    def _read_run(
-        self, shard: int, idx: np.ndarray, out: np.ndarray, rows: np.ndarray
-    ) -> None:
+    def _read_run(self, shard: int, idx: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:
         """Samples ``idx`` (sorted, all in ``shard``) into rows ``rows`` of ``out`` (n, sample
         bytes) uint8."""
         import google_crc32c
@@ -210,13 +202,7 @@ class ShardReader:
                 chunk[-4:].tobytes(), "little"
             ):
                 self._corrupt(shard, int(idx[j]))
-            payload = np.frombuffer(self._decode(chunk[:-4]), np.uint8)
-            if len(payload) != out.shape[1]:
-                raise SampleReadError(
-                    f"{self.geo.path}: sample {int(idx[j])} decodes to {len(payload)} bytes, "
-                    f"expected {out.shape[1]}"
-                )
-            out[row] = payload
+            self._decode_into(chunk[:-4], out[row], int(idx[j]))
 
     def _read_raw(
         self,
@@ -258,17 +244,58 @@ class ShardReader:
             f"(shard {shard} is corrupt or truncated)"
         )
 
-    def _decode(self, payload: np.ndarray) -> bytes:
+    def _decode_into(self, payload: np.ndarray, dest: np.ndarray, sample: int) -> None:
+        """Decompress one chunk straight into ``dest`` after checking, from the frame header,
+        that it holds exactly ``dest.nbytes`` bytes (the decoders accept a larger buffer and
+        would leave its tail stale)."""
+        size = _content_size(self.geo.codec, payload)
+        try:
+            if size is None:  # no size in the header: decode, then compare
+                data = np.frombuffer(self._decoder().decode(payload), np.uint8)
+                size = len(data)
+                if size == dest.nbytes:
+                    dest[:] = data
+            elif size == dest.nbytes:
+                self._decoder().decode(payload, out=dest)
+        except (ValueError, RuntimeError) as exc:
+            raise SampleReadError(
+                f"{self.geo.path}: sample {sample} cannot be decompressed ({exc})"
+            ) from None
+        if size != dest.nbytes:
+            raise SampleReadError(
+                f"{self.geo.path}: sample {sample} decodes to {size} bytes, expected {dest.nbytes}"
+            )
+
+    def _decoder(self) -> Any:
         if self.geo.codec == "zstd":
             from numcodecs.zstd import Zstd
 
-            return bytes(Zstd().decode(payload))
-        from numcodecs import blosc
+            return Zstd()
+        from numcodecs.blosc import Blosc
 
-        return bytes(blosc.decompress(payload))
+        return Blosc()
 
     def close(self) -> None:
         self._files.close()
+
+
+def _content_size(codec: str, payload: np.ndarray) -> int | None:
+    """Decompressed size recorded in a zstd frame or blosc header, ``None`` if absent/unknown."""
+    head = payload[:18].tobytes()
+    if codec == "lz4":  # blosc: version, versionlz, flags, typesize, nbytes (uint32 LE), ...
+        return int.from_bytes(head[4:8], "little") if len(head) >= 16 else None
+    if len(head) < 6 or int.from_bytes(head[:4], "little") != 0xFD2FB528:
+        return None
+    descriptor = head[4]
+    single = (descriptor >> 5) & 1
+    field = (1 if single else 0, 2, 4, 8)[descriptor >> 6]
+    if field == 0:
+        return None
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[descriptor & 3]
+    if len(head) < pos + field:
+        return None
+    value = int.from_bytes(head[pos : pos + field], "little")
+    return value + 256 if field == 2 else value
 
 
 class Hdf5Reader:
@@ -288,18 +315,24 @@ class Hdf5Reader:
 
         return self._files.get("file", opener)["s2i"]
 
-    def read(
-        self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None
-    ) -> None:
+    def read(self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None) -> None:
         dset = self._dataset()
-        rows = np.arange(len(idx)) if rows is None else rows
-        for i, j in zip(idx.tolist(), rows.tolist()):
-            try:
-                dset.read_direct(out, np.s_[i], np.s_[j])
-            except OSError as exc:
-                raise SampleReadError(
-                    f"{self.geo.path}: sample {i} cannot be read ({exc})"
-                ) from None
+        if rows is None:  # runs of consecutive samples, one call each (loading into memory)
+            breaks = (np.flatnonzero(np.diff(idx) != 1) + 1).tolist()
+            for a, b in zip([0, *breaks], [*breaks, len(idx)], strict=True):
+                self._read(dset, out, np.s_[int(idx[a]) : int(idx[b - 1]) + 1], np.s_[a:b])
+            return
+        for i, j in zip(idx.tolist(), rows.tolist(), strict=True):
+            self._read(dset, out, np.s_[i], np.s_[j])
+
+    def _read(self, dset: Any, out: np.ndarray, source: Any, dest: Any) -> None:
+        try:
+            dset.read_direct(out, source, dest)
+        except OSError as exc:
+            first = source.start if isinstance(source, slice) else source
+            last = source.stop - 1 if isinstance(source, slice) else source
+            what = f"sample {first}" if first == last else f"samples {first}..{last}"
+            raise SampleReadError(f"{self.geo.path}: {what} cannot be read ({exc})") from None
 
     def close(self) -> None:
         self._files.close()
@@ -314,9 +347,7 @@ class ZarrReader:
         self.geo = geo
         self._files = _LazyFiles()
 
-    def read(
-        self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None
-    ) -> None:
+    def read(self, idx: np.ndarray, out: np.ndarray, rows: np.ndarray | None = None) -> None:
         def opener() -> Any:
             import zarr
 

@@ -94,8 +94,7 @@ def _codec_of(reader: Any, backend: str, storage: dict[str, Any]) -> str:
     }
     key = meta.get("chunk_key_encoding", {})
     plain_keys = (
-        key.get("name") == "default"
-        and key.get("configuration", {}).get("separator", "/") == "/"
+        key.get("name") == "default" and key.get("configuration", {}).get("separator", "/") == "/"
     )
     endian = next((c for c in conf.get("codecs", ()) if c["name"] == "bytes"), {})
     little = endian.get("configuration", {}).get("endian", "little") == "little"
@@ -130,6 +129,13 @@ def open_source(
         stored_streams = tuple(attrs["streams"])
         sample_shape = tuple(int(v) for v in storage["sample_shape"])
         num = len(reader)
+        array = reader.array(layout.S2I)
+        found = (tuple(int(v) for v in array.shape[1:]), str(array.dtype))
+        if found != (sample_shape, str(storage.get("dtype"))) or len(stored_streams) != found[0][0]:
+            raise DatasetFormatError(
+                f"{path}: s2i holds {found[0]} {found[1]} samples but the attributes say "
+                f"{sample_shape} {storage.get('dtype')} with streams {list(stored_streams)}"
+            )
         if streams is None:
             chosen = stored_streams
         else:
@@ -150,17 +156,14 @@ def open_source(
                 )
             part = splits[split][subset]
             if part is None:
-                raise DatasetRequestError(
-                    f"{path}: split {split!r} has no {subset!r} part"
-                )
+                raise DatasetRequestError(f"{path}: split {split!r} has no {subset!r} part")
             indices = np.asarray(part, dtype=np.int64)
             if indices.size and (
-                indices.min() < 0
-                or indices.max() >= num
-                or (np.diff(indices) <= 0).any()
+                indices.min() < 0 or indices.max() >= num or (np.diff(indices) <= 0).any()
             ):
                 raise DatasetFormatError(
-                    f"{path}: splits/{split}/{subset} is not a sorted list of indices in 0..{num - 1}"
+                    f"{path}: splits/{split}/{subset} is not a sorted list of indices in "
+                    f"0..{num - 1}"
                 )
         labels = reader.column(layout.LABEL).astype(np.int64)
         class_count = int(attrs["class_count"])

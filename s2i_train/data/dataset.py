@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from ..errors import DatasetRequestError
+from . import _buffers
 from ._readers import READERS
 from ._sources import SUBSETS, OpenedSource, SourceInfo, open_source
 
-__all__ = ["READ_PATHS", "S2IDataset", "collate", "make_loader"]
+__all__ = ["READ_PATHS", "S2IDataset", "collate"]
 
 #: Read paths, ``"auto"`` picks one (see :func:`S2IDataset.__init__`).
 READ_PATHS = ("auto", "memory", "shard", "hdf5", "zarr")
@@ -40,8 +41,8 @@ def _in_worker() -> bool:
 
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A batch tensor; inside a DataLoader worker in shared memory, as ``default_collate`` does,
-    so handing it to the main process costs no copy."""
+    """A batch tensor: inside a DataLoader worker in shared memory, as ``default_collate`` does,
+    so handing it to the main process costs no copy; else on a recycled buffer (``_buffers``)."""
     if _in_worker():
         numel = math.prod(shape)
         storage = torch.UntypedStorage._new_shared(
@@ -52,7 +53,7 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
             if numel
             else torch.empty(shape, dtype=dtype)
         )
-    return torch.empty(shape, dtype=dtype)
+    return _buffers.take(shape, dtype)
 
 
 class ItemBatch(Sequence[tuple[torch.Tensor, torch.Tensor]]):
@@ -62,9 +63,7 @@ class ItemBatch(Sequence[tuple[torch.Tensor, torch.Tensor]]):
     :func:`collate` takes the stacked tensors as they are (no per-item copy).
     """
 
-    def __init__(
-        self, groups: list[tuple[np.ndarray, torch.Tensor]], labels: torch.Tensor
-    ) -> None:
+    def __init__(self, groups: list[tuple[np.ndarray, torch.Tensor]], labels: torch.Tensor) -> None:
         self.groups = groups  # (positions in the batch, stacked x of those positions)
         self.labels = labels
         n = len(labels)
@@ -157,25 +156,17 @@ class S2IDataset(torch.utils.data.Dataset):
         as_float: bool = True,
     ) -> None:
         path_list = (
-            [Path(paths)]
-            if isinstance(paths, (str, os.PathLike))
-            else [Path(p) for p in paths]
+            [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
         )
         if not path_list:
             raise DatasetRequestError("S2IDataset needs at least one dataset path")
         where = ", ".join(str(p) for p in path_list)
         if subset not in SUBSETS:
-            raise DatasetRequestError(
-                f"{where}: subset must be one of {SUBSETS}, found {subset!r}"
-            )
+            raise DatasetRequestError(f"{where}: subset must be one of {SUBSETS}, found {subset!r}")
         if read not in READ_PATHS:
-            raise DatasetRequestError(
-                f"{where}: read must be one of {READ_PATHS}, found {read!r}"
-            )
+            raise DatasetRequestError(f"{where}: read must be one of {READ_PATHS}, found {read!r}")
         splits = (
-            [split] * len(path_list)
-            if split is None or isinstance(split, str)
-            else list(split)
+            [split] * len(path_list) if split is None or isinstance(split, str) else list(split)
         )
         if len(splits) != len(path_list):
             raise DatasetRequestError(
@@ -211,20 +202,16 @@ class S2IDataset(torch.utils.data.Dataset):
         self._indices = [s.indices for s in opened]
         self._stream_index = [s.stream_index for s in opened]
         self._geometry = [s.geometry for s in opened]
-        self.labels = np.concatenate(
-            [s.labels + s.info.label_offset for s in opened]
-        ).astype(np.int64)
+        self.labels = np.concatenate([s.labels + s.info.label_offset for s in opened]).astype(
+            np.int64
+        )
         self._labels_t = torch.from_numpy(self.labels)
         self.sample_ids = np.concatenate([s.sample_ids for s in opened])
         picked = self._pick_read_path(opened, read)
         names = [picked if picked in READERS else self._file_path(s) for s in opened]
-        self._readers = [
-            READERS[name](s.geometry) for name, s in zip(names, opened, strict=True)
-        ]
+        self._readers = [READERS[name](s.geometry) for name, s in zip(names, opened, strict=True)]
         #: The read path in use: "memory", or the file reader(s) ("shard", "hdf5", "zarr").
-        self.read_path = (
-            picked if picked == "memory" else "+".join(dict.fromkeys(names))
-        )
+        self.read_path = picked if picked == "memory" else "+".join(dict.fromkeys(names))
         self._memory: list[torch.Tensor] | None = None
         if picked == "memory":
             self._memory = [self._load(k) for k in range(len(opened))]
@@ -234,9 +221,7 @@ class S2IDataset(torch.utils.data.Dataset):
     # ------------------------------------------------------------------ construction helpers
 
     @staticmethod
-    def _check_compatible(
-        opened: list[OpenedSource], wanted: tuple[str, ...] | None
-    ) -> None:
+    def _check_compatible(opened: list[OpenedSource], wanted: tuple[str, ...] | None) -> None:
         first = opened[0].info
         for src in opened[1:]:
             info = src.info
@@ -346,9 +331,7 @@ class S2IDataset(torch.utils.data.Dataset):
         n = len(self)
         if idx.size and (idx.min() < -n or idx.max() >= n):
             bad = idx[(idx < -n) | (idx >= n)][0]
-            raise IndexError(
-                f"index {int(bad)} out of range for a dataset of {n} samples"
-            )
+            raise IndexError(f"index {int(bad)} out of range for a dataset of {n} samples")
         idx = np.where(idx < 0, idx + n, idx)
         labels = self._labels_t[torch.from_numpy(idx)]
         if len(self.sources) == 1:
@@ -382,11 +365,12 @@ class S2IDataset(torch.utils.data.Dataset):
         stored_dtype = torch.float16 if geo.dtype == "float16" else torch.uint8
         out_dtype = torch.float32 if self.as_float else stored_dtype
         if self._memory is not None:
-            data = self._memory[k].index_select(0, torch.from_numpy(local))
+            rows = torch.from_numpy(local)
             if not self.as_float:
-                return (
-                    data if not _in_worker() else _empty(shape, out_dtype).copy_(data)
-                )
+                return torch.index_select(self._memory[k], 0, rows, out=_empty(shape, out_dtype))
+            data = torch.index_select(
+                self._memory[k], 0, rows, out=_buffers.take(shape, stored_dtype)
+            )
             return _empty(shape, out_dtype).copy_(data)
         stored = self._indices[k][local]
         order = np.argsort(stored, kind="stable")
@@ -394,13 +378,12 @@ class S2IDataset(torch.utils.data.Dataset):
         unique = not (np.diff(in_order) == 0).any()
         full = streams == list(range(geo.sample_shape[0]))
         if unique and full and not self.as_float:
-            out = _empty(
-                shape, out_dtype
-            )  # read straight into the batch, each sample in place
+            out = _empty(shape, out_dtype)  # read straight into the batch, each sample in place
             self._readers[k].read(in_order, out.numpy(), rows=order)
             return out
         if unique:
-            picked = np.empty((len(stored), *geo.sample_shape), geo.dtype)
+            stored_t = _buffers.take((len(stored), *geo.sample_shape), stored_dtype)
+            picked = stored_t.numpy()
             self._readers[k].read(in_order, picked, rows=order)
         else:  # a repeated index: read each sample once, then repeat it
             uniq = np.unique(in_order)
@@ -446,41 +429,9 @@ class S2IDataset(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         names = ", ".join(
-            f"{i.path.name} ({i.format}, {i.form} {i.height}x{i.width})"
-            for i in self.sources
+            f"{i.path.name} ({i.format}, {i.form} {i.height}x{i.width})" for i in self.sources
         )
         return (
             f"S2IDataset({len(self)} samples, {self.num_classes} classes, streams "
             f"{list(self.sources[0].streams)}, read={self.read_path!r}: {names})"
         )
-
-
-def make_loader(
-    dataset: S2IDataset,
-    batch_size: int,
-    sampler: torch.utils.data.Sampler[int] | None = None,
-    *,
-    workers: int = 0,
-    drop_last: bool = False,
-    pin_memory: bool = False,
-    context: str | None = None,
-    prefetch_factor: int | None = None,
-) -> torch.utils.data.DataLoader:
-    """A ``DataLoader`` that uses the batched read path: ``__getitems__`` + :func:`collate`.
-
-    ``context`` is the worker start method (``"fork"``, ``"spawn"``, ``"forkserver"``; default
-    the platform's). Workers persist across epochs, so each opens its files once.
-    """
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        shuffle=False if sampler is not None else None,
-        num_workers=workers,
-        collate_fn=collate,
-        drop_last=drop_last,
-        pin_memory=pin_memory,
-        persistent_workers=workers > 0,
-        multiprocessing_context=context if workers > 0 else None,
-        prefetch_factor=prefetch_factor if workers > 0 else None,
-    )

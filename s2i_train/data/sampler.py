@@ -56,13 +56,9 @@ class S2ISampler(torch.utils.data.Sampler[int]):
                 f"num_replicas must be a positive integer, found {num_replicas!r}"
             )
         if not isinstance(rank, int) or not 0 <= rank < num_replicas:
-            raise DatasetRequestError(
-                f"rank must be in 0..{num_replicas - 1}, found {rank!r}"
-            )
+            raise DatasetRequestError(f"rank must be in 0..{num_replicas - 1}, found {rank!r}")
         if not isinstance(seed, int) or seed < 0:
-            raise DatasetRequestError(
-                f"seed must be a non-negative integer, found {seed!r}"
-            )
+            raise DatasetRequestError(f"seed must be a non-negative integer, found {seed!r}")
         self.num_samples_total = len(dataset)
         self.num_replicas = num_replicas
         self.rank = rank
@@ -74,30 +70,20 @@ class S2ISampler(torch.utils.data.Sampler[int]):
         if shard_locality:
             shard_ids = getattr(dataset, "shard_ids", None)
             if shard_ids is None:
-                raise DatasetRequestError(
-                    "shard_locality needs a dataset with shard_ids()"
-                )
+                raise DatasetRequestError("shard_locality needs a dataset with shard_ids()")
             self._shards = np.asarray(shard_ids(), dtype=np.int64)
             if len(self._shards) != self.num_samples_total:
-                raise DatasetRequestError(
-                    "shard_ids() must give one shard per dataset item"
-                )
+                raise DatasetRequestError("shard_ids() must give one shard per dataset item")
             if window is None:
                 per_shard = (
-                    np.bincount(self._shards - self._shards.min()).max()
-                    if len(self._shards)
-                    else 1
+                    np.bincount(self._shards - self._shards.min()).max() if len(self._shards) else 1
                 )
                 window = 4 * int(per_shard)
         if window is not None and (not isinstance(window, int) or window < 1):
-            raise DatasetRequestError(
-                f"window must be a positive integer, found {window!r}"
-            )
+            raise DatasetRequestError(f"window must be a positive integer, found {window!r}")
         self.window = window
         self.epoch = 0
-        self._start = (
-            0  # where the next pass starts in this rank's epoch (load_state_dict)
-        )
+        self._start = 0  # where the next pass starts in this rank's epoch (load_state_dict)
         self._handed = 0  # indices of the current epoch handed out so far
 
     # ------------------------------------------------------------------ the order
@@ -123,9 +109,7 @@ class S2ISampler(torch.utils.data.Sampler[int]):
         bounds = np.flatnonzero(np.diff(self._shards[by_shard])) + 1
         runs = np.split(by_shard, bounds) if len(by_shard) else []
         parts = [rng.permutation(runs[s]) for s in rng.permutation(len(runs))]
-        order = (
-            np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-        )
+        order = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
         for a in range(0, len(order), self.window):
             order[a : a + self.window] = rng.permutation(order[a : a + self.window])
         return order
@@ -148,9 +132,7 @@ class S2ISampler(torch.utils.data.Sampler[int]):
         for i in indices:
             self._handed += 1
             yield i
-        self._start = (
-            0  # a finished pass: iterating again without set_epoch repeats the epoch
-        )
+        self._start = 0  # a finished pass: iterating again without set_epoch repeats the epoch
 
     def __len__(self) -> int:
         """Indices the next pass yields: this rank's share of an epoch, less a resumed part."""
@@ -211,11 +193,7 @@ class S2ISampler(torch.utils.data.Sampler[int]):
             )
         differ = {k: (state.get(k), v) for k, v in mine.items() if state.get(k) != v}
         if differ:
-            detail = ", ".join(
-                f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in differ.items()
-            )
-            raise DatasetRequestError(
-                f"sampler state does not match this sampler ({detail})"
-            )
+            detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in differ.items())
+            raise DatasetRequestError(f"sampler state does not match this sampler ({detail})")
         self.epoch = int(state["epoch"])
         self._start = self._handed = int(state["consumed"])

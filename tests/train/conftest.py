@@ -34,11 +34,7 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> Datasets:
     write_synthetic("ucla20", root / "ucla_raw", 24, seed=4)
 
     def run(raw: str, out: str, fmt: str = "ntu25", **kw: object) -> Path:
-        convert(
-            ConvertConfig(
-                input=root / raw, output=root / out, format=fmt, workers=0, **kw
-            )
-        )
+        convert(ConvertConfig(input=root / raw, output=root / out, format=fmt, workers=0, **kw))
         return root / out
 
     image8 = EncodeConfig(image_size=(224, 224), dtype="uint8")

@@ -33,10 +33,7 @@ def test_bench_loader_quick_prints_a_json_summary(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["rates"]["compact.zarr:shard:float32"]["workers"]["1"] > 0
-    assert set(result["targets"]) == {
-        "compact_per_worker_20000",
-        "image_per_worker_4000",
-        "memory_100000",
-    }
+    assert result["rates"]["compact.zarr:shard:float32"]["runs"]["0 workers"]["wall"] > 0
+    assert result["targets"]["compact_per_worker_20000"]["cpu"] > 0
+    assert {"image_per_worker_4000", "memory_100000"} <= set(result["targets"])
     assert result["transforms"]["cpu:224"] > 0

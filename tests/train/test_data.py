@@ -38,10 +38,7 @@ def stored(path: Path) -> dict:
             "splits": splits,
         }
     with h5py.File(path, "r") as f:
-        splits = {
-            s: {p: f["splits"][s][p][()] for p in ("train", "test")}
-            for s in f["splits"]
-        }
+        splits = {s: {p: f["splits"][s][p][()] for p in ("train", "test")} for s in f["splits"]}
         return {
             "s2i": f["s2i"][()],
             "label": f["label"][()],
@@ -103,18 +100,14 @@ def test_getitems_equals_getitem_and_default_collate(datasets: Datasets) -> None
 def test_split_subset_and_streams_select_what_is_asked(datasets: Datasets) -> None:
     ref = stored(datasets.ntu)
     for subset in ("train", "test"):
-        ds = S2IDataset(
-            datasets.ntu, split="ntu60-xsub", subset=subset, streams=["bone", "joint"]
-        )
+        ds = S2IDataset(datasets.ntu, split="ntu60-xsub", subset=subset, streams=["bone", "joint"])
         want = ref["splits"]["ntu60-xsub"][subset]
         assert len(ds) == len(want) > 0
         np.testing.assert_array_equal(ds.selection()[str(datasets.ntu)], want)
         np.testing.assert_array_equal(ds.sample_ids, ref["sample_id"][want])
         np.testing.assert_array_equal(ds.labels, ref["label"][want])
         x, _ = ds[len(ds) - 1]
-        np.testing.assert_array_equal(
-            x.numpy(), ref["s2i"][want[-1]][[2, 0]].astype(np.float32)
-        )
+        np.testing.assert_array_equal(x.numpy(), ref["s2i"][want[-1]][[2, 0]].astype(np.float32))
         assert ds.sources[0].streams == ("bone", "joint") and ds.sources[0].shape == (
             2,
             3,
@@ -128,18 +121,14 @@ def test_mixed_ntu_and_ucla_formats_concatenate_with_label_offsets(
     datasets: Datasets,
 ) -> None:
     ntu, ucla = stored(datasets.ntu), stored(datasets.ucla)
-    ds = S2IDataset(
-        [datasets.ntu, datasets.ucla], split=["ntu60-xsub", None], streams=["joint"]
-    )
+    ds = S2IDataset([datasets.ntu, datasets.ucla], split=["ntu60-xsub", None], streams=["joint"])
     n_ntu = len(ntu["splits"]["ntu60-xsub"]["train"])
     assert len(ds) == n_ntu + 24
     assert ds.num_classes == 120 + 10
     assert [s.label_offset for s in ds.sources] == [0, 120]
     assert [s.format for s in ds.sources] == ["ntu25", "ucla20"]
     assert [s.width for s in ds.sources] == [50, 20]
-    np.testing.assert_array_equal(
-        ds.labels[n_ntu:], ucla["label"].astype(np.int64) + 120
-    )
+    np.testing.assert_array_equal(ds.labels[n_ntu:], ucla["label"].astype(np.int64) + 120)
     info, local = ds.decode_label(int(ds.labels[-1]))
     assert info.path == datasets.ucla and local == int(ucla["label"][-1])
     idx = [n_ntu + 3, 0, n_ntu, 5, 1]
@@ -153,9 +142,7 @@ def test_mixed_ntu_and_ucla_formats_concatenate_with_label_offsets(
     np.testing.assert_array_equal(y.numpy(), [int(t[1]) for t in items])
     assert torch.equal(x[0], torch.stack([t[0] for t in items[:2]]))
     assert torch.equal(x[1], torch.stack([t[0] for t in items[2:]]))
-    np.testing.assert_array_equal(
-        x[0][0].numpy(), ucla["s2i"][3][[0]].astype(np.float32)
-    )
+    np.testing.assert_array_equal(x[0][0].numpy(), ucla["s2i"][3][[0]].astype(np.float32))
     np.testing.assert_array_equal(
         x[1][0].numpy(),
         ntu["s2i"][ntu["splits"]["ntu60-xsub"]["train"][0]][[0]].astype(np.float32),
@@ -178,17 +165,11 @@ def test_label_fraction_is_balanced_seeded_and_exposed(datasets: Datasets) -> No
             ds.selection()[str(datasets.ntu)], again.selection()[str(datasets.ntu)]
         )
         assert set(ds.sample_ids) <= set(full.sample_ids)
-    a = S2IDataset(datasets.ntu, label_fraction=0.5, seed=1).selection()[
-        str(datasets.ntu)
-    ]
-    b = S2IDataset(datasets.ntu, label_fraction=0.5, seed=2).selection()[
-        str(datasets.ntu)
-    ]
+    a = S2IDataset(datasets.ntu, label_fraction=0.5, seed=1).selection()[str(datasets.ntu)]
+    b = S2IDataset(datasets.ntu, label_fraction=0.5, seed=2).selection()[str(datasets.ntu)]
     assert not np.array_equal(a, b)
     # over two datasets: balanced per class of the joint label space
-    mixed = S2IDataset(
-        [datasets.ntu, datasets.ucla], streams=["joint"], label_fraction=0.1
-    )
+    mixed = S2IDataset([datasets.ntu, datasets.ucla], streams=["joint"], label_fraction=0.1)
     assert set(np.unique(mixed.labels)) == set(
         np.unique(S2IDataset([datasets.ntu, datasets.ucla], streams=["joint"]).labels)
     )
@@ -227,9 +208,7 @@ def test_mixed_streams_need_a_choice_and_forms_must_match(datasets: Datasets) ->
         S2IDataset([datasets.ntu, datasets.ucla], split=["ntu60-xsub"])
 
 
-def test_not_a_dataset_or_another_layout_version(
-    datasets: Datasets, tmp_path: Path
-) -> None:
+def test_not_a_dataset_or_another_layout_version(datasets: Datasets, tmp_path: Path) -> None:
     with pytest.raises(DatasetFormatError, match="no such dataset"):
         S2IDataset(tmp_path / "missing.zarr")
     copy = copy_dataset(datasets.ntu, tmp_path)
@@ -268,9 +247,7 @@ def _flip_byte(path: Path, offset: int) -> None:
         fh.write(bytes([byte[0] ^ 0x40]))
 
 
-def test_corrupt_zarr_sample_fails_its_checksum(
-    datasets: Datasets, tmp_path: Path
-) -> None:
+def test_corrupt_zarr_sample_fails_its_checksum(datasets: Datasets, tmp_path: Path) -> None:
     copy = copy_dataset(datasets.ntu, tmp_path)
     shard = copy / "s2i" / "c" / "0" / "0" / "0" / "0" / "0"
     per = 3 * 3 * 64 * 50 * 2 + 4
@@ -290,9 +267,7 @@ def test_corrupt_zarr_sample_fails_its_checksum(
         S2IDataset(copy, read="shard")[0]
 
 
-def test_corrupt_compressed_image_and_hdf5_sample(
-    datasets: Datasets, tmp_path: Path
-) -> None:
+def test_corrupt_compressed_image_and_hdf5_sample(datasets: Datasets, tmp_path: Path) -> None:
     copy = copy_dataset(datasets.img8, tmp_path)
     shard = copy / "s2i" / "c" / "0" / "0" / "0" / "0" / "0"
     _flip_byte(shard, 50)
@@ -327,9 +302,7 @@ def worker_batches(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("context", ["fork", "spawn"])
-def test_worker_processes_under_fork_and_spawn(
-    datasets: Datasets, context: str
-) -> None:
+def test_worker_processes_under_fork_and_spawn(datasets: Datasets, context: str) -> None:
     ref = stored(datasets.ntu)
     for read in ("shard", "memory"):
         ds = S2IDataset(datasets.ntu, read=read)
@@ -337,9 +310,7 @@ def test_worker_processes_under_fork_and_spawn(
         got = worker_batches(ds, 2, context)
         x = torch.cat([b[0] for b in got]).numpy()
         np.testing.assert_array_equal(x, ref["s2i"].astype(np.float32))
-        np.testing.assert_array_equal(
-            torch.cat([b[1] for b in got]).numpy(), ref["label"]
-        )
+        np.testing.assert_array_equal(torch.cat([b[1] for b in got]).numpy(), ref["label"])
     if context == "spawn":
         return  # each spawned pool costs seconds of imports; HDF5 handles matter under fork
     h5 = S2IDataset(datasets.ntu_h5, read="hdf5")
@@ -348,3 +319,80 @@ def test_worker_processes_under_fork_and_spawn(
     np.testing.assert_array_equal(
         torch.cat([b[0] for b in got]).numpy(), ref["s2i"].astype(np.float32)
     )
+
+
+@pytest.mark.parametrize("read", ["shard", "memory"])
+def test_thread_loader_yields_the_same_batches_in_order(datasets: Datasets, read: str) -> None:
+    from s2i_train.data import S2ISampler, ThreadLoader
+
+    ds = S2IDataset([datasets.ntu, datasets.ucla], streams=["joint"], read=read)
+    sampler = S2ISampler(ds, seed=4)
+    threaded = make_loader(ds, batch_size=7, sampler=sampler, threads=3, prefetch_factor=2)
+    assert isinstance(threaded, ThreadLoader) and len(threaded) == -(-len(ds) // 7)
+    plain = list(make_loader(ds, batch_size=7, sampler=sampler))
+    got = list(threaded)
+    assert len(got) == len(plain)
+    for (gx, gy), (px, py) in zip(got, plain, strict=True):
+        assert torch.equal(gy, py)
+        gx, px = (gx, px) if isinstance(gx, list) else ([gx], [px])
+        assert all(torch.equal(a, b) for a, b in zip(gx, px, strict=True))
+    with pytest.raises(DatasetRequestError, match="not both"):
+        make_loader(ds, 4, workers=1, threads=1)
+
+
+def test_batch_buffers_are_reused_only_when_nothing_holds_them(datasets: Datasets) -> None:
+    from s2i_train.data import _buffers
+
+    ref = stored(datasets.ntu)["s2i"]
+    for read in ("shard", "memory"):
+        ds = S2IDataset(datasets.ntu, read=read, as_float=False)
+        _buffers.clear()  # only this test's buffers, so the first free one is the released one
+        first, _ = collate(ds.__getitems__([1, 2, 3]))
+        view = first[1:]  # a view keeps the buffer too
+        held_ptr = first.data_ptr()
+        del first
+        second, _ = collate(ds.__getitems__([4, 5, 6]))
+        assert second.data_ptr() != held_ptr  # the held buffer is not overwritten
+        np.testing.assert_array_equal(view.numpy(), ref[[2, 3]])
+        np.testing.assert_array_equal(second.numpy(), ref[[4, 5, 6]])
+        del view
+        third, _ = collate(ds.__getitems__([7, 8, 9]))
+        assert third.data_ptr() == held_ptr  # released: recycled (no fresh page faults)
+        np.testing.assert_array_equal(third.numpy(), ref[[7, 8, 9]])
+        np.testing.assert_array_equal(second.numpy(), ref[[4, 5, 6]])
+
+
+def test_thread_loader_takes_a_wrapper_dataset_and_its_collate(datasets: Datasets) -> None:
+    ds = S2IDataset(datasets.ntu, read="shard", as_float=False)
+
+    class WithIndex(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(ds)
+
+        def __getitems__(self, indices: list[int]) -> tuple:
+            return ds.__getitems__(indices), torch.tensor(indices)
+
+    def collate_with_index(batch: tuple) -> tuple:
+        items, index = batch
+        return (*collate(items), index)
+
+    batches = list(make_loader(WithIndex(), 16, threads=2, collate_fn=collate_with_index))
+    assert [len(b[2]) for b in batches] == [16, 16, 16]
+    for x, y, index in batches:
+        np.testing.assert_array_equal(y.numpy(), ds.labels[index.numpy()])
+        assert torch.equal(x[3], ds[int(index[3])][0])
+
+
+def test_attributes_that_disagree_with_the_array_are_refused(
+    datasets: Datasets, tmp_path: Path
+) -> None:
+    copy = copy_dataset(datasets.ntu, tmp_path)
+    g = zarr.open_group(copy, mode="r+", use_consolidated=False)
+    storage = dict(g.attrs["storage"])
+    storage["sample_shape"] = [3, 3, 64, 25]
+    g.attrs["storage"] = storage
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(copy)
+    with pytest.raises(DatasetFormatError, match=r"s2i holds \(3, 3, 64, 50\) float16 samples"):
+        S2IDataset(copy)

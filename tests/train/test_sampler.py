@@ -86,12 +86,7 @@ def test_shard_locality_keeps_batches_on_few_shards() -> None:
 
     def shards_per_batch(order: list[int]) -> float:
         return float(
-            np.mean(
-                [
-                    len(set(np.array(order[a : a + 64]) // shard))
-                    for a in range(0, n, 64)
-                ]
-            )
+            np.mean([len(set(np.array(order[a : a + 64]) // shard)) for a in range(0, n, 64)])
         )
 
     assert sorted(local) == list(range(n))
@@ -131,9 +126,7 @@ def test_resume_mid_epoch_yields_exactly_the_unseen_samples(
     resumed = S2ISampler(Sized(n, 7), replicas, rank, **kw)
     resumed.load_state_dict(state)
     resumed.set_epoch(epoch)  # the loop's usual call is a no-op for the resumed epoch
-    assert len(resumed) == len(full) - cut or cut == len(
-        full
-    )  # what the next pass yields
+    assert len(resumed) == len(full) - cut or cut == len(full)  # what the next pass yields
     rest = list(resumed)
     assert seen + rest == full
     resumed.set_epoch(epoch + 1)
@@ -183,9 +176,7 @@ def test_resume_through_a_dataloader_with_prefetching_workers(
         if step == 3:
             state = sampler.state_dict(consumed=(step + 1) * 5)
             break
-    assert (
-        sampler.state_dict()["consumed"] > 20
-    )  # the workers drew indices ahead of the loop
+    assert sampler.state_dict()["consumed"] > 20  # the workers drew indices ahead of the loop
     fresh = S2ISampler(ds, seed=3)
     fresh.load_state_dict(state)
     fresh.set_epoch(2)

@@ -1,0 +1,205 @@
+"""Worker side: one task = consecutive input files -> their events (samples, skips), in order.
+
+Runs in worker processes (or in-process with ``workers=0``); everything here is picklable by
+reference. Each sample is checked for values its stored types cannot hold, so no inf and no
+overflowing column ever reaches the parent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from ..errors import ReadError
+from ..skeleton import RawSkeleton
+from ..specs import JointSpec
+from ..store import layout
+from .stages import Stages
+
+if TYPE_CHECKING:
+    from ..encoding import EncodeConfig
+    from ..readers import Reader
+
+#: Consecutive input files per worker task: large enough to amortise IPC, small enough to balance.
+FILES_PER_TASK = 8
+#: Skip kinds that are not reader/encoder exceptions.
+KIND_NAME, KIND_LABEL, KIND_DUPLICATE = "bad_name", "no_label", "duplicate"
+KIND_NOT_FILE, KIND_PATH, KIND_RANGE = "not_a_file", "bad_path", "out_of_range"
+
+
+class InputFile(NamedTuple):
+    """One planned input: a regular file to read, or a path that is reported and never opened
+    (``problem`` says why, ``kind`` is its report kind)."""
+
+    path: str
+    nbytes: int
+    mtime_ns: int
+    problem: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One converted sample with its columns and its own statistics (merged in input order)."""
+
+    name: str
+    path: str
+    s2i: np.ndarray
+    columns: dict[str, int]
+    stats: Any  # this sample's StreamStats, computed in the worker, merged in input order
+
+
+@dataclass(frozen=True)
+class Skip:
+    """One row of the skip report: the file, why, and the kind (see docs/CONVERT.md)."""
+
+    path: str
+    reason: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A sample named in the spec's exclude lists (counted, not stored)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The events of one input file, with its position in the plan and its size."""
+
+    index: int
+    nbytes: int
+    events: list[Sample | Skip | Excluded]
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What every task of one conversion shares; installed once per worker (:func:`install`)."""
+
+    spec: JointSpec
+    reader: Reader
+    stages: Stages
+    encode_cfg: EncodeConfig
+    excluded: frozenset[str]
+
+
+_CTX: WorkerContext | None = None
+
+
+def install(ctx: WorkerContext) -> None:
+    global _CTX
+    _CTX = ctx
+
+
+def _unexpected(exc: BaseException) -> str:
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _reason(exc: ReadError, path: str) -> str:
+    """The error's message and location, without repeating the path the report row names."""
+    loc = exc.location
+    where = [] if loc.path == path else [loc.path]
+    if loc.line is not None:
+        where.append(f"line {loc.line}" + ("" if loc.column is None else f", column {loc.column}"))
+    text = f"{exc.message}{loc.detail()}"
+    return f"{', '.join(where)}: {text}" if where else text
+
+
+def _sample_events(ctx: WorkerContext, raw: RawSkeleton, path: str) -> Sample | Skip | Excluded:
+    spec = ctx.spec
+    if raw.name in ctx.excluded:
+        return Excluded(raw.name)
+    meta = spec.parse_name(raw.name)
+    if meta is None:
+        return Skip(
+            path,
+            f"sample name {raw.name!r} does not match the {spec.format} naming "
+            f"pattern {spec.name_pattern}",
+            KIND_NAME,
+        )
+    for key in spec.fields:
+        meta.setdefault(key, int(raw.meta.get(key, -1)))
+    label = spec.label_of(meta, raw.label)
+    classes = spec.num_classes or np.iinfo(np.int16).max + 1
+    if label is None or not 0 <= label < classes:
+        return Skip(
+            path,
+            f"sample {raw.name}: no class label in 0..{classes - 1} can be derived "
+            f"(metadata {meta}, reader label {raw.label})",
+            KIND_LABEL,
+        )
+    try:
+        skel = ctx.stages.select(raw, spec)
+        s2i = ctx.stages.encode(skel, spec, ctx.encode_cfg)
+        stats = ctx.stages.new_stats(s2i.shape[0])
+        stats.update(s2i[None])
+    except ReadError as exc:
+        return Skip(path, f"sample {raw.name}: {_reason(exc, path)}", type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - one broken sample must not end the conversion
+        return Skip(path, f"sample {raw.name}: {_unexpected(exc)}", type(exc).__name__)
+    columns = {
+        "label": int(label),
+        "num_frames": skel.num_frames,
+        "num_persons": skel.num_persons,
+    }
+    columns.update((key, int(meta[key])) for key in spec.fields)
+    problem = _unstorable(s2i, columns, ctx.encode_cfg.streams)
+    if problem:
+        return Skip(path, f"sample {raw.name}: {problem}; not stored", KIND_RANGE)
+    return Sample(raw.name, path, s2i, columns, stats)
+
+
+def _unstorable(s2i: np.ndarray, columns: Mapping[str, int], streams: Sequence[str]) -> str | None:
+    """Why a sample cannot be stored exactly (a value beyond its stored type), or None.
+
+    float16 holds magnitudes up to 65504: a larger coordinate (wrong units, a sensor glitch)
+    would become inf, which no statistic or model survives. Columns have fixed integer types.
+    """
+    if s2i.dtype.kind == "f":
+        finite = np.isfinite(s2i.reshape(len(s2i), -1)).all(axis=1)
+        if not finite.all():
+            stream = streams[int(np.argmin(finite))]
+            return (f"the {stream} stream has values beyond the {s2i.dtype} range "
+                    f"(magnitude above {float(np.finfo(s2i.dtype).max):.0f}); are the "
+                    "coordinates in metres?")
+    for key, value in columns.items():
+        dtype = layout.REQUIRED_COLUMNS.get(key, layout.FIELD_DTYPE)
+        info = np.iinfo(dtype)
+        if not info.min <= value <= info.max:
+            return (f"{key} = {value} does not fit the stored {dtype} column "
+                    f"({info.min}..{info.max})")
+    return None
+
+
+def file_events(ctx: WorkerContext, entry: InputFile) -> list[Sample | Skip | Excluded]:
+    if entry.problem is not None:
+        return [Skip(entry.path, entry.problem, entry.kind or KIND_NOT_FILE)]
+    path = Path(entry.path)
+    try:
+        raws = ctx.reader.read(path, ctx.spec)
+    except ReadError as exc:
+        return [Skip(str(path), _reason(exc, str(path)), type(exc).__name__)]
+    except Exception as exc:  # noqa: BLE001 - a reader bug on one file is reported, not fatal
+        return [Skip(str(path), _unexpected(exc), type(exc).__name__)]
+    return [_sample_events(ctx, raw, str(path)) for raw in sorted(raws, key=lambda r: r.name)]
+
+
+def run_task(task: tuple[int, Sequence[InputFile]]) -> list[FileResult]:
+    if _CTX is None:
+        raise RuntimeError("worker context not installed (OrderedPool must run install first)")
+    start, files = task
+    return [
+        FileResult(start + k, entry.nbytes, file_events(_CTX, entry))
+        for k, entry in enumerate(files)
+    ]
+
+
+def task_batches(files: list[InputFile], start: int) -> Iterator[tuple[int, list[InputFile]]]:
+    for i in range(start, len(files), FILES_PER_TASK):
+        yield i, files[i : i + FILES_PER_TASK]
