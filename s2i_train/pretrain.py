@@ -118,7 +118,7 @@ def _pretrain(cfg: PretrainConfig, device: torch.device, dist: Any) -> dict[str,
     elif cfg.init:
         # an MAE decoder fits only MAE; DiffMAE keeps its own fresh decoder
         init_report = load_init(model, cfg.init, use_decoder=cfg.method == "mae")
-        if dist.main:
+        if dist.main and cfg.show_progress:  # -q: the report is still in metrics.jsonl
             print(f"--init {cfg.init}: {init_report.summary()}", file=sys.stderr)
     model.to(device)
     _optimizer_to(optimizer, device)
