@@ -121,8 +121,11 @@ def main() -> None:
 
     source = stream()
     fixed = next(source)
+    # the reference is timed before and after the data path and the faster run kept, so thread
+    # warm-up and a busy machine do not count against the reference
     in_memory = timed(lambda: step(*fixed), args.steps)
     data_path = timed(lambda: step(*next(source)), args.steps)
+    in_memory = max(in_memory, timed(lambda: step(*fixed), args.steps))
     loader_only = timed(lambda: next(source), args.steps)
     cost = 1.0 - data_path / in_memory
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

@@ -209,9 +209,10 @@ def main() -> None:
 )
 @click.option(
     "--norm-pix-loss/--no-norm-pix-loss",
-    default=True,
+    default=False,
     show_default=True,
-    help="Per-patch normalised targets.",
+    help="Per-patch normalised targets (MAE's option; off: it discards each patch's mean colour, "
+    "i.e. the joints' coordinates).",
 )
 @click.option("--decoder-dim", type=click.IntRange(min=8), default=512, show_default=True)
 @click.option("--decoder-depth", type=click.IntRange(min=1), default=8, show_default=True)

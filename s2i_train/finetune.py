@@ -43,7 +43,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         model, report = build_encoder(
             setup.geo, setup.train_ds.num_classes, global_pool="avg", drop_path_rate=cfg.drop_path
         )
-        print_init(report, setup.geo.path, dist)
+        print_init(report, setup.geo.path, dist, cfg.show_progress)
         nn.init.trunc_normal_(model.head.weight, std=2e-5)
         nn.init.zeros_(model.head.bias)
         model.to(setup.device)

@@ -47,8 +47,8 @@ class KnnConfig(EvalConfig):
     epochs: int = 0
 
 
-# cls: the cls token after the final norm (MAE's default probe); avg: the mean of the patch tokens
-# through a parameter-free LayerNorm (MAE's ``--global_pool``; the checkpoint's final norm is unused)
+# cls: the cls token after the final norm (MAE's default probe); avg: the mean of the patch
+# tokens through a fresh, frozen LayerNorm (MAE's ``--global_pool``; the final norm is unused)
 _POOLS = {"cls": "token", "avg": "avg"}
 
 
@@ -65,7 +65,7 @@ def run_linprobe(cfg: LinprobeConfig) -> dict[str, Any]:
         encoder, report = build_encoder(
             setup.geo, setup.train_ds.num_classes, global_pool=_POOLS[cfg.pool]
         )
-        print_init(report, setup.geo.path, dist)
+        print_init(report, setup.geo.path, dist, cfg.show_progress)
         head = encoder.head
         nn.init.trunc_normal_(head.weight, std=0.01)
         nn.init.zeros_(head.bias)
@@ -162,7 +162,7 @@ def run_knn(cfg: KnnConfig) -> dict[str, Any]:
     try:
         setup = prepare(cfg, "knn", dist)
         encoder, report = build_encoder(setup.geo, 0, global_pool=_POOLS[cfg.pool])
-        print_init(report, setup.geo.path, dist)
+        print_init(report, setup.geo.path, dist, cfg.show_progress)
         encoder.to(setup.device).eval()
         fn = _features(encoder)
         show = cfg.show_progress and dist.main

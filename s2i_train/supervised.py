@@ -292,6 +292,7 @@ def load_scores(folder: str | Path) -> dict[str, Any]:
     return out
 
 
-def print_init(report: Any, source: str | None, dist: Dist) -> None:
-    if report is not None and dist.main:
+def print_init(report: Any, source: str | None, dist: Dist, show: bool = True) -> None:
+    """Where the weights came from and what did not load, on stderr (rank 0; off with -q)."""
+    if report is not None and dist.main and show:
         print(f"weights from {source}: {report.summary()}", file=sys.stderr)
