@@ -118,8 +118,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 @dataclass
 class InitReport:
     """What ``--init`` did: keys loaded, resized on the way, ignored (decoder keys on a model
-    without
-    that decoder, or a classifier head), left at their initial values (missing) or not
+    without that decoder, or a classifier head), left at their initial values (missing) or not
     understood."""
 
     loaded: list[str] = field(default_factory=list)

@@ -156,10 +156,11 @@ class S2ISampler(torch.utils.data.Sampler[int]):
             raise DatasetRequestError(
                 f"consumed must be in 0..{len(self.rank_indices())} for this rank, found {done}"
             )
+        return {"version": _STATE_VERSION, "epoch": self.epoch, "consumed": done, **self._identity()}
+
+    def _identity(self) -> dict[str, Any]:
+        """What a state must agree on to be resumed by this sampler (same order of samples)."""
         return {
-            "version": _STATE_VERSION,
-            "epoch": self.epoch,
-            "consumed": done,
             "seed": self.seed,
             "num_replicas": self.num_replicas,
             "rank": self.rank,
@@ -177,16 +178,7 @@ class S2ISampler(torch.utils.data.Sampler[int]):
             DatasetRequestError: the state was taken with another dataset size, seed or layout of
                 ranks, so resuming would not yield the unseen samples.
         """
-        mine = {
-            "seed": self.seed,
-            "num_replicas": self.num_replicas,
-            "rank": self.rank,
-            "shuffle": self.shuffle,
-            "drop_last": self.drop_last,
-            "shard_locality": self.shard_locality,
-            "window": self.window,
-            "num_samples": self.num_samples_total,
-        }
+        mine = self._identity()
         if state.get("version") != _STATE_VERSION:
             raise DatasetRequestError(
                 f"sampler state version {state.get('version')!r}, expected {_STATE_VERSION}"

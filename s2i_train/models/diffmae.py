@@ -95,9 +95,8 @@ class CrossSelfBlock(nn.Module):
 
 
 class DiffMAE(MaskedViT):
-    """``forward(imgs, seeds) -> (loss, pred, mask)`` like :class:`~s2i_train.models.mae.MAE`; pred
-    holds
-    the x0 predictions at masked patches and zeros elsewhere."""
+    """``forward(imgs, seeds) -> (loss, pred, mask)`` like :class:`~s2i_train.models.mae.MAE`;
+    pred holds the x0 predictions at masked patches and zeros elsewhere."""
 
     def __init__(
         self,

@@ -19,8 +19,7 @@ __all__ = ["MAE"]
 
 class MAE(MaskedViT):
     """``forward(imgs, seeds) -> (loss, pred, mask)``: imgs (B, 3, H, W) normalised images, seeds
-    (B,)
-    int64 per-sample mask seeds; pred (B, L, p*p*3) for every patch, mask (B, L) 1 = masked."""
+    (B,) int64 per-sample mask seeds; pred (B, L, p*p*3) for every patch, mask (B, L) 1 = masked."""
 
     def __init__(
         self,

@@ -56,8 +56,7 @@ def create_encoder(
     drop_path_rate: float = 0.0,
 ) -> VisionTransformer:
     """The evaluation ViT: ``global_pool="token"`` (cls token after the final norm, MAE's linear
-    probe)
-    or ``"avg"`` (mean of patch tokens through ``fc_norm``, MAE's fine-tuning)."""
+    probe) or ``"avg"`` (mean of patch tokens through ``fc_norm``, MAE's fine-tuning)."""
     return VisionTransformer(
         num_classes=num_classes,
         global_pool=global_pool,
