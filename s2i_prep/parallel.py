@@ -28,6 +28,7 @@ fit its slot, and every block with the spawn start method, travels through the p
 
 from __future__ import annotations
 
+import math
 import mmap
 import multiprocessing
 import os
@@ -158,7 +159,7 @@ class _Slots:
         self.memory = mmap.mmap(-1, count * size)  # MAP_SHARED | MAP_ANONYMOUS
 
     def view(self, slot: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         return np.frombuffer(self.memory, dtype, n, slot * self.size).reshape(shape)
 
 
