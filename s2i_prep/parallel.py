@@ -16,10 +16,20 @@ a watcher thread in each worker exits when the pipe to the parent closes. Worker
 and SIGTERM: a Ctrl-C or a scheduler's SIGTERM reaches the whole process group, and the parent
 alone decides how to stop (commit what it has, then stop the workers), so no worker dies halfway
 through a task and no traceback is printed per worker.
+
+Bulk results skip the pipe: a result with a ``block`` attribute (one numpy array, e.g. a task's
+stacked samples) has it copied by the worker into a slot of anonymous shared memory mapped
+before the fork, and the parent reads it there in place. Unpickling ~0.5 MB per task through the
+executor's pipe and threads cost the parent several copies and more CPU than the samples' own
+bookkeeping. Slots are reused round-robin: the task window bounds how many are in use, and a
+result's slot is only rewritten after the caller asked for the next result. A block that does not
+fit its slot, and every block with the spawn start method, travels through the pipe as before.
 """
 
 from __future__ import annotations
 
+import math
+import mmap
 import multiprocessing
 import os
 import signal
@@ -30,6 +40,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Self, TypeVar
+
+import numpy as np
 
 from .errors import S2IError
 
@@ -139,12 +151,53 @@ def _die_with_parent(parent_pid: int) -> None:
     _watch_parent(parent_pid)
 
 
-def _worker_init(install: Callable[..., None], args: tuple[Any, ...], parent_pid: int) -> None:
+class _Slots:
+    """``count`` fixed-size slots of anonymous shared memory (inherited by forked workers)."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.count, self.size = count, size
+        self.memory = mmap.mmap(-1, count * size)  # MAP_SHARED | MAP_ANONYMOUS
+
+    def view(self, slot: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        n = math.prod(shape)
+        return np.frombuffer(self.memory, dtype, n, slot * self.size).reshape(shape)
+
+
+class _InSlot:
+    """Where a result's block went: its slot, shape and dtype (what the pipe carries instead)."""
+
+    __slots__ = ("dtype", "shape", "slot")
+
+    def __init__(self, slot: int, shape: tuple[int, ...], dtype: str) -> None:
+        self.slot, self.shape, self.dtype = slot, shape, dtype
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _InSlot, (self.slot, self.shape, self.dtype)
+
+
+#: This worker's shared result slots (set by :func:`_worker_init` in forked workers).
+_SLOTS: _Slots | None = None
+
+
+def _run_in_slot(fn: Callable[[T], R], slot: int, task: T) -> R:
+    """Worker side: ``fn(task)``, its result's ``block`` moved into shared slot ``slot``."""
+    result = fn(task)
+    block = getattr(result, "block", None)
+    if _SLOTS is not None and isinstance(block, np.ndarray) and block.nbytes <= _SLOTS.size:
+        _SLOTS.view(slot, block.shape, block.dtype.str)[...] = block
+        result.block = _InSlot(slot, block.shape, block.dtype.str)  # type: ignore[attr-defined]
+    return result
+
+
+def _worker_init(install: Callable[..., None], args: tuple[Any, ...], parent_pid: int,
+                 slots: _Slots | None = None) -> None:
+    global _SLOTS
     # The parent handles stop signals for the whole group and then stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent(parent_pid)
     cap_threads()
+    _SLOTS = slots
     install(*args)
 
 
@@ -178,7 +231,10 @@ class OrderedPool:
 
     ``workers == 0`` runs everything in the calling process (no pickling, easy debugging).
     ``install(*install_args)`` runs once per worker (and once in-process for ``workers == 0``)
-    to set up per-process state, so tasks themselves stay small to pickle.
+    to set up per-process state, so tasks themselves stay small to pickle. With
+    ``block_bytes > 0`` (and the fork start method), a result's ``block`` array of up to that
+    many bytes comes back through shared memory (see the module docstring); the array the caller
+    gets is then valid until it asks for the next result.
     """
 
     def __init__(
@@ -187,6 +243,7 @@ class OrderedPool:
         install: Callable[..., None],
         install_args: tuple[Any, ...] = (),
         window: int | None = None,
+        block_bytes: int = 0,
     ) -> None:
         if workers < 0:
             raise ValueError(f"workers must be >= 0, found {workers}")
@@ -195,14 +252,19 @@ class OrderedPool:
         #: Consecutive input files per task (the conversion's batching of its files).
         self.files_per_task = FILES_PER_TASK
         self._executor: ProcessPoolExecutor | None = None
+        self._slots: _Slots | None = None
         if workers == 0:
             install(*install_args)
             return
+        context = _context()
+        if block_bytes > 0 and context.get_start_method() == "fork":
+            # One slot per task in flight, plus the one whose result the caller is reading.
+            self._slots = _Slots(self.window + 1, block_bytes)
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=_context(),
+            mp_context=context,
             initializer=_worker_init,
-            initargs=(install, install_args, os.getpid()),
+            initargs=(install, install_args, os.getpid(), self._slots),
         )
         # Fork every worker now, before the caller opens output files or starts threads.
         self._executor.submit(os.getpid).result()
@@ -214,9 +276,14 @@ class OrderedPool:
                 yield fn(task)
             return
         pending: deque[tuple[T, Future[R]]] = deque()
+        count = self._slots.count if self._slots is not None else 1
         try:
-            for task in tasks:
-                pending.append((task, self._executor.submit(fn, task)))
+            for k, task in enumerate(tasks):
+                if self._slots is None:
+                    fut = self._executor.submit(fn, task)
+                else:
+                    fut = self._executor.submit(_run_in_slot, fn, k % count, task)
+                pending.append((task, fut))
                 if len(pending) >= self.window:
                     yield self._result(*pending.popleft())
             while pending:
@@ -225,12 +292,15 @@ class OrderedPool:
             for _, fut in pending:
                 fut.cancel()
 
-    @staticmethod
-    def _result(task: T, fut: Future[R]) -> R:
+    def _result(self, task: T, fut: Future[R]) -> R:
         try:
-            return fut.result()
+            result = fut.result()
         except BrokenProcessPool:
             raise WorkerDied(task) from None
+        where = getattr(result, "block", None)
+        if isinstance(where, _InSlot) and self._slots is not None:
+            result.block = self._slots.view(where.slot, where.shape, where.dtype)  # type: ignore[attr-defined]
+        return result
 
     def close(self, kill: bool = False) -> None:
         """Stop the workers; outstanding tasks are cancelled.

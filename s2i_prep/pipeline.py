@@ -13,6 +13,7 @@ This module orchestrates; each stage lives in :mod:`s2i_prep.conversion`.
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -20,6 +21,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .conversion.assembly import Assembler
 from .conversion.config import (
@@ -35,9 +38,9 @@ from .conversion.fingerprint import InputDigest, fingerprint, input_entry, resum
 from .conversion.planning import exclusion_names, no_input_message, plan_inputs
 from .conversion.stages import Stages, warm_kernels
 from .conversion.tasks import (
-    FileResult,
     InputFile,
     Sample,
+    TaskResult,
     WorkerContext,
     file_events,
     install,
@@ -45,7 +48,7 @@ from .conversion.tasks import (
     task_batches,
 )
 from .errors import S2IError
-from .parallel import OrderedPool, WorkerDied, default_workers
+from .parallel import FILES_PER_TASK, OrderedPool, WorkerDied, default_workers
 from .specs import load_spec
 from .store import layout
 from .store.staging import fault_point
@@ -67,18 +70,25 @@ __all__ = [
 COMPILE_NOTICE_S = 2.0
 
 
-def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext) -> Any:
-    """Local worker processes, or a Dask cluster with ``cfg.dask``; both yield in task order."""
+#: Samples per input file that a task's shared-memory slot has room for (more go by pipe).
+SLOT_SAMPLES_PER_FILE = 2
+
+
+def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext,
+          sample_bytes: int) -> Any:
+    """Local worker processes, or a Dask cluster with ``cfg.dask``; both yield in task order.
+    Local workers return each task's stacked samples through shared memory."""
     if cfg.dask is not None:
         from .dask_pool import DaskPool
 
         return DaskPool(cfg.dask, install, (ctx,))
-    return OrderedPool(min(workers, num_files), install, (ctx,))
+    block_bytes = FILES_PER_TASK * SLOT_SAMPLES_PER_FILE * sample_bytes
+    return OrderedPool(min(workers, num_files), install, (ctx,), block_bytes=block_bytes)
 
 
 def _ordered_results(
     pool: Any, files: list[InputFile], start: int
-) -> Iterator[list[FileResult]]:
+) -> Iterator[TaskResult]:
     """Task results in input order; a dead worker becomes an error naming its files."""
     try:
         yield from pool.map(run_task, task_batches(files, start, pool.files_per_task))
@@ -192,7 +202,8 @@ def convert(
         ctx = WorkerContext(spec, reader, stages, cfg.encode, excluded)
         if cfg.dask is None:
             _warm(stages, ctx, files, log)
-        with _pool(cfg, workers, len(files), ctx) as pool:
+        sample_bytes = math.prod(shape) * np.dtype(cfg.encode.dtype).itemsize
+        with _pool(cfg, workers, len(files), ctx, sample_bytes) as pool:
             writer = stages.open_writer(
                 cfg.output,
                 sample_shape=shape,
@@ -221,12 +232,13 @@ def convert(
             start, skip_events = int(state.get("file", 0)), int(state.get("event", 0))
             bytes_done = bytes_before = sum(f.nbytes for f in files[:start])
             t_run = time.perf_counter()
-            for results in _ordered_results(pool, files, start):
-                for res in results:
+            for task in _ordered_results(pool, files, start):
+                for res in task.files:
                     first = skip_events if res.index == start else 0
                     for e, event in enumerate(res.events[first:], start=first):
                         last = e + 1 == len(res.events)
-                        asm.add(event, (res.index + 1, 0) if last else (res.index, e + 1))
+                        asm.add(event, (res.index + 1, 0) if last else (res.index, e + 1),
+                                task.block)
                     bytes_done += res.nbytes
                     if progress is not None:
                         progress(

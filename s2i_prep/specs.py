@@ -387,7 +387,12 @@ def load_spec(name_or_path: str | Path) -> JointSpec:
 def parse_spec_text(text: str, source: str = "<spec>") -> JointSpec:
     """Validate spec YAML held in memory, e.g. the copy every dataset stores in its attributes."""
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(source, "<yaml>", f"not valid YAML: {exc}") from None
+        # libyaml's safe loader when present (10x faster: a conversion loads its spec up front,
+        # serially); a document it rejects is parsed again in Python for the usual message.
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SpecError(source, "<yaml>", f"not valid YAML: {exc}") from None
     return _parse(raw, source)

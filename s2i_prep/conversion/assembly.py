@@ -65,7 +65,9 @@ class Assembler:
     def num_samples(self) -> int:
         return len(self.columns["label"])
 
-    def add(self, event: Sample | Skip | Excluded, cursor: tuple[int, int]) -> None:
+    def add(self, event: Sample | Skip | Excluded, cursor: tuple[int, int],
+            block: np.ndarray | None = None) -> None:
+        """Take one event; a packed sample's data is row ``event.s2i`` of its task's ``block``."""
         if isinstance(event, Excluded):
             self.excluded += 1
             return
@@ -81,7 +83,9 @@ class Assembler:
                 raise S2IError(f"{event.path}: {event.reason} (stopping: --on-error fail)")
             self.skipped.append((event.path, event.reason, event.kind))
             return
-        self.batch[len(self.pending)] = event.s2i
+        self.batch[len(self.pending)] = (
+            event.s2i if block is None else block[event.s2i]  # type: ignore[index]
+        )
         self.stats.merge(event.stats)
         self.pending.append((event.name, event.columns))
         self.last_id = event.name

@@ -38,8 +38,15 @@ def input_entry(cfg: ConvertConfig, f: InputFile) -> list[Any]:
     """``[name, size, mtime]``: the name relative to the input folder, or the member's name in
     an archive input (with the member's own timestamp)."""
     ref = split_member(f.path) if archive.is_archive(cfg.input) else None
-    name = ref[1] if ref else os.path.relpath(f.path, cfg.input)
-    return [name, f.nbytes, f.mtime_ns]
+    if ref:
+        return [ref[1], f.nbytes, f.mtime_ns]
+    # Discovered paths are the input folder joined with a normalised relative path: slicing is
+    # relpath's answer then, at a fraction of its cost (it made planning O(ms) per 10 files).
+    root = os.fspath(cfg.input).rstrip(os.sep) + os.sep
+    rest = f.path[len(root):] if f.path.startswith(root) else ""
+    if not rest or os.path.normpath(rest) != rest:
+        rest = os.path.relpath(f.path, cfg.input)
+    return [rest, f.nbytes, f.mtime_ns]
 
 
 class InputDigest:

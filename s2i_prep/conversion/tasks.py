@@ -2,13 +2,16 @@
 
 Runs in worker processes (or in-process with ``workers=0``); everything here is picklable by
 reference. Each sample is checked for values its stored types cannot hold, so no inf and no
-overflowing column ever reaches the parent.
+overflowing column ever reaches the parent. A task's samples travel as ONE stacked array (its
+:class:`TaskResult`'s ``block``; each sample event holds its row), so the parent receives one
+large buffer per task (through shared memory with local workers, see
+:class:`~s2i_prep.parallel.OrderedPool`) instead of one pickled array per sample.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -48,7 +51,7 @@ class Sample:
 
     name: str
     path: str
-    s2i: np.ndarray
+    s2i: np.ndarray | int  # the encoded sample, or its row in its task's block once packed
     columns: dict[str, int]
     stats: Any  # this sample's StreamStats, computed in the worker, merged in input order
 
@@ -190,14 +193,41 @@ def file_events(ctx: WorkerContext, entry: InputFile) -> list[Sample | Skip | Ex
     return [_sample_events(ctx, raw, str(path)) for raw in sorted(raws, key=lambda r: r.name)]
 
 
-def run_task(task: tuple[int, Sequence[InputFile]]) -> list[FileResult]:
+@dataclass
+class TaskResult:
+    """One task's file results, its samples stacked in ``block`` (row ``Sample.s2i``).
+
+    ``block`` is None when the task has no sample. It is the one attribute the pools may move
+    out of band (:class:`~s2i_prep.parallel.OrderedPool` passes it through shared memory).
+    """
+
+    files: list[FileResult]
+    block: np.ndarray | None
+
+
+def pack(files: list[FileResult]) -> TaskResult:
+    """Stack the samples of ``files`` into one block, each sample keeping its row."""
+    arrays: list[np.ndarray] = []
+    packed = []
+    for res in files:
+        events: list[Sample | Skip | Excluded] = []
+        for event in res.events:
+            if isinstance(event, Sample):
+                arrays.append(event.s2i)  # type: ignore[arg-type]
+                event = replace(event, s2i=len(arrays) - 1)
+            events.append(event)
+        packed.append(FileResult(res.index, res.nbytes, events))
+    return TaskResult(packed, np.stack(arrays) if arrays else None)
+
+
+def run_task(task: tuple[int, Sequence[InputFile]]) -> TaskResult:
     if _CTX is None:
         raise RuntimeError("worker context not installed (OrderedPool must run install first)")
     start, files = task
-    return [
+    return pack([
         FileResult(start + k, entry.nbytes, file_events(_CTX, entry))
         for k, entry in enumerate(files)
-    ]
+    ])
 
 
 def task_batches(

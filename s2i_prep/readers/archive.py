@@ -90,8 +90,14 @@ def split_member(path: str | Path) -> tuple[str, str] | None:
 
 def file_stem(path: str | Path) -> str:
     """The stem of a file or of a member reference (``a.zip:S001.skeleton`` -> ``S001``)."""
-    ref = split_member(path) if _SEP in str(path) else None
-    return PurePosixPath(ref[1]).stem if ref else Path(path).stem
+    text = os.fspath(path)
+    ref = split_member(text) if _SEP in text else None
+    if ref:
+        return PurePosixPath(ref[1]).stem
+    # pathlib's stem without building a Path (planning calls this twice per input file)
+    name = os.path.basename(text.rstrip(os.sep)) if text.endswith(os.sep) else os.path.basename(text)
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
 # ---------------------------------------------------------------------------------------------
