@@ -48,7 +48,7 @@ from .conversion.tasks import (
     task_batches,
 )
 from .errors import S2IError
-from .parallel import FILES_PER_TASK, OrderedPool, WorkerDied, default_workers
+from .parallel import FILES_PER_TASK, TASKS_PER_WORKER, OrderedPool, WorkerDied, default_workers
 from .specs import load_spec
 from .store import layout
 from .store.staging import fault_point
@@ -70,20 +70,33 @@ __all__ = [
 COMPILE_NOTICE_S = 2.0
 
 
-#: Samples per input file that a task's shared-memory slot has room for (more go by pipe).
-SLOT_SAMPLES_PER_FILE = 2
+#: Samples per input file that a task's arena region has room for (a task with more, e.g. a
+#: PKU-MMD recording cut into many clips, returns its block through the pipe instead).
+REGION_SAMPLES_PER_FILE = 1.25
 
 
 def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext,
-          sample_bytes: int) -> Any:
+          sample_shape: tuple[int, ...]) -> Any:
     """Local worker processes, or a Dask cluster with ``cfg.dask``; both yield in task order.
-    Local workers return each task's stacked samples through shared memory."""
+
+    Local workers return each task's stacked samples through a shared arena, where the rows stay
+    until a worker has written the shard holding them. Its size: the task window plus one, and
+    two shards' worth of regions (the one filling and the one a worker writes; a region per task
+    of ``FILES_PER_TASK`` files): about 2.5 shards of samples (~150 MB for the default 64 MiB
+    shard, ~120 MB of it touched with one sample per file). When it is full, results come through
+    the pipe and their shards are written by the parent: slower, never more memory.
+    """
     if cfg.dask is not None:
         from .dask_pool import DaskPool
 
         return DaskPool(cfg.dask, install, (ctx,))
-    block_bytes = FILES_PER_TASK * SLOT_SAMPLES_PER_FILE * sample_bytes
-    return OrderedPool(min(workers, num_files), install, (ctx,), block_bytes=block_bytes)
+    workers = min(workers, num_files)
+    sample_bytes = math.prod(sample_shape) * np.dtype(cfg.encode.dtype).itemsize
+    block_bytes = math.ceil(FILES_PER_TASK * REGION_SAMPLES_PER_FILE) * sample_bytes
+    shard_size = cfg.shard_size or layout.default_shard_size(sample_shape, cfg.encode.dtype)
+    regions = max(1, workers) * TASKS_PER_WORKER + 1 + 2 * math.ceil(shard_size / FILES_PER_TASK)
+    return OrderedPool(workers, install, (ctx,), block_bytes=block_bytes,
+                       arena_bytes=regions * block_bytes)
 
 
 def _ordered_results(
@@ -202,72 +215,76 @@ def convert(
         ctx = WorkerContext(spec, reader, stages, cfg.encode, excluded)
         if cfg.dask is None:
             _warm(stages, ctx, files, log)
-        sample_bytes = math.prod(shape) * np.dtype(cfg.encode.dtype).itemsize
-        with _pool(cfg, workers, len(files), ctx, sample_bytes) as pool:
-            writer = stages.open_writer(
-                cfg.output,
-                sample_shape=shape,
-                dtype=cfg.encode.dtype,
-                codec=cfg.codec,
-                shard_size=cfg.shard_size,
-                resume=cfg.resume,
-                overwrite=cfg.overwrite,
-                fingerprint=fingerprint(options),
-                run_info={"options": options, "inputs": entries},
-                check_resume=resume_check(
-                    cfg.output.with_name(cfg.output.name + layout.PARTIAL_SUFFIX),
-                    options, entries, digest,
-                ),
-            )
-            state = writer.resume_state
-            asm = Assembler(
-                writer,
-                spec,
-                stages.new_stats(len(cfg.encode.streams)),
-                cfg.on_error,
-                shape,
-                cfg.encode.dtype,
-                digest,
-            )
-            start, skip_events = int(state.get("file", 0)), int(state.get("event", 0))
-            bytes_done = bytes_before = sum(f.nbytes for f in files[:start])
-            t_run = time.perf_counter()
-            for task in _ordered_results(pool, files, start):
-                for res in task.files:
-                    first = skip_events if res.index == start else 0
-                    for e, event in enumerate(res.events[first:], start=first):
-                        last = e + 1 == len(res.events)
-                        asm.add(event, (res.index + 1, 0) if last else (res.index, e + 1),
-                                task.block)
-                    bytes_done += res.nbytes
-                    if progress is not None:
-                        progress(
-                            ProgressUpdate(
-                                res.index + 1,
-                                len(files),
-                                bytes_done,
-                                bytes_total,
-                                asm.num_samples + len(asm.pending),
-                                len(asm.skipped),
-                                bytes_done - bytes_before,
-                                time.perf_counter() - t_run,
+        with _pool(cfg, workers, len(files), ctx, shape) as pool:
+            try:
+                writer = stages.open_writer(
+                    cfg.output,
+                    sample_shape=shape,
+                    dtype=cfg.encode.dtype,
+                    codec=cfg.codec,
+                    shard_size=cfg.shard_size,
+                    resume=cfg.resume,
+                    overwrite=cfg.overwrite,
+                    fingerprint=fingerprint(options),
+                    run_info={"options": options, "inputs": entries},
+                    check_resume=resume_check(
+                        cfg.output.with_name(cfg.output.name + layout.PARTIAL_SUFFIX),
+                        options, entries, digest,
+                    ),
+                )
+                state = writer.resume_state
+                asm = Assembler(
+                    writer,
+                    spec,
+                    stages.new_stats(len(cfg.encode.streams)),
+                    cfg.on_error,
+                    digest,
+                    pool,
+                )
+                start, skip_events = int(state.get("file", 0)), int(state.get("event", 0))
+                bytes_done = bytes_before = sum(f.nbytes for f in files[:start])
+                t_run = time.perf_counter()
+                for task in _ordered_results(pool, files, start):
+                    for res in task.files:
+                        first = skip_events if res.index == start else 0
+                        for e, event in enumerate(res.events[first:], start=first):
+                            last = e + 1 == len(res.events)
+                            asm.add(event, (res.index + 1, 0) if last else (res.index, e + 1),
+                                    task.block, task.region)
+                        bytes_done += res.nbytes
+                        if progress is not None:
+                            progress(
+                                ProgressUpdate(
+                                    res.index + 1,
+                                    len(files),
+                                    bytes_done,
+                                    bytes_total,
+                                    asm.num_samples + len(asm.pending),
+                                    len(asm.skipped),
+                                    bytes_done - bytes_before,
+                                    time.perf_counter() - t_run,
+                                )
                             )
-                        )
-            asm.flush((len(files), 0))
-            asm.wait()
-            if not asm.num_samples:
-                first_skip = (
-                    f"; first: {asm.skipped[0][0]}: {asm.skipped[0][1]}" if asm.skipped else ""
-                )
-                raise S2IError(
-                    f"{cfg.input}: no sample could be converted ({len(asm.skipped)} "
-                    f"skipped{first_skip})"
-                )
-            splits, sources = splits_of(cfg, spec, reader, asm.columns)
-            attrs = dataset_attrs(cfg, spec, stages, asm, plan)
-            attrs["split_sources"] = sources
-            out = writer.finalize(attrs, splits)
-            asm.close()
+                asm.flush((len(files), 0))
+                asm.wait()
+                if not asm.num_samples:
+                    first_skip = (
+                        f"; first: {asm.skipped[0][0]}: {asm.skipped[0][1]}" if asm.skipped else ""
+                    )
+                    raise S2IError(
+                        f"{cfg.input}: no sample could be converted ({len(asm.skipped)} "
+                        f"skipped{first_skip})"
+                    )
+                splits, sources = splits_of(cfg, spec, reader, asm.columns)
+                attrs = dataset_attrs(cfg, spec, stages, asm, plan)
+                attrs["split_sources"] = sources
+                out = writer.finalize(attrs, splits)
+                asm.close()
+            except BaseException:
+                # Let the shards already cut commit while the workers that write them live.
+                if asm is not None:
+                    asm.close()
+                raise
     except KeyboardInterrupt as exc:
         kept = _release(writer, asm, files)
         raise ConvertStopped(getattr(exc, "signum", signal.SIGINT), kept) from None

@@ -1,28 +1,54 @@
-"""Parent side: the ordered event stream -> whole shards, each committed with its resume state."""
+"""Parent side: the ordered event stream -> whole shards, each committed in order with its resume
+state. Shard files are written by worker processes when they can be (:mod:`.shards`), else by
+one background thread of the parent; either way commits happen strictly in shard order."""
 
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from ..errors import S2IError
+from ..parallel import Job, Region, WorkerDied
 from ..specs import JointSpec
 from .fingerprint import InputDigest
+from .shards import run_shard_job, shard_job
 from .tasks import KIND_DUPLICATE, Excluded, Sample, Skip
 
 #: StreamStats accumulators carried in the resume state (float64 round-trips exactly via JSON).
 _STATS_FIELDS = ("count", "sum", "sumsq", "min", "max")
 
+#: Shards cut but not yet committed before the assembler waits for the oldest: enough for a
+#: worker to write one while the next fills, few enough to bound the memory they reference.
+MAX_SHARDS_IN_FLIGHT = 2
+
+
+class _Shard:
+    """A cut shard on its way to the store: written by a worker (``job``) or by the parent's
+    thread, then committed by that thread (``commit``) in shard order."""
+
+    __slots__ = ("columns", "commit", "index", "job", "regions", "rows", "state")
+
+    def __init__(self, index: int, rows: list[np.ndarray], columns: dict[str, np.ndarray],
+                 state: dict[str, Any], regions: list[Region]) -> None:
+        self.index, self.rows, self.columns, self.state = index, rows, columns, state
+        self.regions = regions
+        self.job: Job | None = None
+        self.commit: Future[None] | None = None
+
 
 class Assembler:
     """Turns the ordered event stream into whole shards plus the resume state of each.
 
-    Shards are written by one background thread while the next shard fills (two preallocated
-    shard buffers), so workers keep running during a write instead of stalling once the task
-    window is full. The resume state holds only O(skips) data; the per-sample columns of
-    committed shards come back from the writer itself (``committed_columns``).
+    A sample's data are never copied here: the assembler keeps its row (a view into its task's
+    block, in the pool's shared arena when local workers run the tasks, retaining that region)
+    until its shard is written. A cut shard whose rows all lie in the arena goes to a worker as
+    a :class:`~.shards.ShardJob`; any other (HDF5 output, no arena, a row that came in band) is
+    written by one background thread of the parent. Workers keep running meanwhile. The resume
+    state holds only O(skips) data; the per-sample columns of committed shards come back from
+    the writer itself (``committed_columns``).
     """
 
     def __init__(
@@ -31,18 +57,20 @@ class Assembler:
         spec: JointSpec,
         stats: Any,
         on_error: str,
-        sample_shape: tuple[int, ...],
-        dtype: str,
         digest: InputDigest,
+        pool: Any = None,
     ) -> None:
         self.writer = writer
         self.digest = digest
-        # Samples are copied into a preallocated shard buffer as they arrive; the second buffer
-        # is allocated when the first goes to the writer thread.
-        self.batch = np.empty((writer.shard_size, *sample_shape), dtype=dtype)
-        self._spare: np.ndarray | None = None
+        self.pool = pool
+        self._arena = getattr(pool, "arena", None)
+        self._target = writer.shard_target if self._arena is not None else None
+        self.rows: list[np.ndarray] = []  # the samples of the shard being filled
+        self._regions: list[Region] = []  # arena regions those rows lie in (retained)
+        self.inflight: deque[_Shard] = deque()
+        self._next_index = -(-writer.num_samples // writer.shard_size)
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2i-shard-writer")
-        self._writing: Future[None] | None = None
+        self._closed = False
         self.on_error = on_error
         self.stats = stats
         self.keys = ("sample_id", "label", *spec.fields)
@@ -66,8 +94,9 @@ class Assembler:
         return len(self.columns["label"])
 
     def add(self, event: Sample | Skip | Excluded, cursor: tuple[int, int],
-            block: np.ndarray | None = None) -> None:
-        """Take one event; a packed sample's data is row ``event.s2i`` of its task's ``block``."""
+            block: np.ndarray | None = None, region: Region | None = None) -> None:
+        """Take one event; a packed sample's data is row ``event.s2i`` of its task's ``block``,
+        which lies in the arena ``region`` (or None: in band)."""
         if isinstance(event, Excluded):
             self.excluded += 1
             return
@@ -83,9 +112,10 @@ class Assembler:
                 raise S2IError(f"{event.path}: {event.reason} (stopping: --on-error fail)")
             self.skipped.append((event.path, event.reason, event.kind))
             return
-        self.batch[len(self.pending)] = (
-            event.s2i if block is None else block[event.s2i]  # type: ignore[index]
-        )
+        self.rows.append(event.s2i if block is None else block[event.s2i])  # type: ignore[index]
+        if region is not None and (not self._regions or self._regions[-1] is not region):
+            self.pool.retain(region)
+            self._regions.append(region)
         self.stats.merge(event.stats)
         self.pending.append((event.name, event.columns))
         self.last_id = event.name
@@ -93,10 +123,9 @@ class Assembler:
             self.flush(cursor)
 
     def flush(self, cursor: tuple[int, int]) -> None:
-        """Commit the buffered samples as one shard whose state resumes at ``cursor``."""
+        """Cut the buffered samples as one shard whose state resumes at ``cursor``."""
         if not self.pending:
             return
-        batch = self.batch[: len(self.pending)]
         cols: dict[str, np.ndarray] = {"sample_id": np.array([name for name, _ in self.pending])}
         for key in self.pending[0][1]:
             cols[key] = np.array([c[key] for _, c in self.pending], dtype=np.int64)
@@ -114,21 +143,81 @@ class Assembler:
             "skipped": [list(s) for s in self.skipped],
             "excluded": self.excluded,
         }
-        self.wait()  # the previous write must end before its buffer is refilled
-        self._writing = self._io.submit(self.writer.write_shard, batch, cols, state)
-        if self._spare is None:
-            self._spare = np.empty_like(self.batch)
-        self.batch, self._spare = self._spare, self.batch
+        shard = _Shard(self._next_index, self.rows, cols, state, self._regions)
+        self._next_index += 1
+        self.rows, self._regions = [], []
+        job = shard_job(self._target, self._arena, shard.index, shard.rows)
+        if job is not None:
+            shard.job = self.pool.submit(run_shard_job, job)
+        self.inflight.append(shard)
+        self._advance()
+        while len(self.inflight) > MAX_SHARDS_IN_FLIGHT:
+            self._advance(wait=True)
+
+    def _advance(self, wait: bool = False) -> None:
+        """Hand shards whose data are ready to the commit thread, in shard order, and retire
+        the committed ones; ``wait=True`` blocks until the oldest is committed."""
+        for shard in self.inflight:
+            if shard.commit is not None:
+                continue
+            if shard.job is None:  # the parent writes it: its data are ready by definition
+                shard.commit = self._io.submit(self.writer.write_shard, shard.rows,
+                                               shard.columns, shard.state)
+                continue
+            if not shard.job.done:
+                if not (wait and shard is self.inflight[0]):
+                    break
+                self._wait_job(shard)
+            self._job_result(shard)
+            shard.commit = self._io.submit(self.writer.commit_shard, len(shard.rows),
+                                           shard.columns, shard.state)
+        while self.inflight and self.inflight[0].commit is not None:
+            shard = self.inflight[0]
+            if not (wait or shard.commit.done()):  # type: ignore[union-attr]
+                break
+            shard.commit.result()  # type: ignore[union-attr]  # re-raises the writer's error
+            self.inflight.popleft()
+            for region in shard.regions:
+                self.pool.release(region)
+            wait = False
+
+    def _wait_job(self, shard: _Shard) -> None:
+        try:
+            self.pool.wait(shard.job)
+        except WorkerDied:
+            self._job_result(shard)
+
+    def _job_result(self, shard: _Shard) -> None:
+        """The worker's answer for ``shard``; its death becomes an error naming the shard."""
+        try:
+            shard.job.result()  # type: ignore[union-attr]
+        except (WorkerDied, RuntimeError):
+            first = shard.index * self.writer.shard_size
+            raise S2IError(
+                f"a worker process died (killed, out of memory, or crashed in native code) "
+                f"while writing shard {shard.index} (samples {first}..{first + len(shard.rows) - 1})"
+            ) from None
 
     def wait(self) -> None:
-        """Block until the shard being written is committed; re-raises the writer's error."""
-        if self._writing is not None:
-            writing, self._writing = self._writing, None
-            writing.result()
+        """Block until every cut shard is committed; re-raises a writer's or worker's error."""
+        while self.inflight:
+            self._advance(wait=True)
 
     def close(self) -> None:
-        """Let an in-flight shard commit (so a resume keeps it), then stop the writer thread."""
+        """Commit what can still be committed in order (a resume keeps it), then stop the writer
+        thread. Called while stopping: a shard that cannot be written now is left to the resume
+        (its error was, or will be, reported by the caller)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self.wait()
+        except Exception:  # noqa: BLE001 - stopping anyway; what was committed is kept
+            pass
         finally:
             self._io.shutdown(wait=True)
+            for regions in [s.regions for s in self.inflight] + [self._regions]:
+                for region in regions:
+                    self.pool.release(region)
+            self.inflight.clear()
+            self._regions = []

@@ -198,11 +198,13 @@ class TaskResult:
     """One task's file results, its samples stacked in ``block`` (row ``Sample.s2i``).
 
     ``block`` is None when the task has no sample. It is the one attribute the pools may move
-    out of band (:class:`~s2i_prep.parallel.OrderedPool` passes it through shared memory).
+    out of band: :class:`~s2i_prep.parallel.OrderedPool` passes it through its shared arena and
+    sets ``region`` to the arena region it lies in (None: the block came in band).
     """
 
     files: list[FileResult]
     block: np.ndarray | None
+    region: Any = None
 
 
 def pack(files: list[FileResult]) -> TaskResult:

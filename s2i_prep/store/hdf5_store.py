@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +117,11 @@ class Hdf5Backend:
             name, shape=(0,), maxshape=(None,), dtype=h5dtype, chunks=(self._shard_size,)
         )
 
-    def append(self, start: int, s2i: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+    def append(self, start: int, s2i: Sequence[np.ndarray], columns: dict[str, np.ndarray]) -> None:
         if start % self._shard_size:
             raise StoreError(f"shard must start at a multiple of {self._shard_size}, not {start}")
+        if not isinstance(s2i, np.ndarray):  # sample rows (views in shared memory, in band)
+            s2i = np.stack(s2i)
         self._stage(start // self._shard_size, s2i, columns)
         self._append(start, s2i, columns)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import StoreError
 from . import layout, staging
 from .hdf5_store import Hdf5Backend
-from .zarr_store import ZarrBackend
+from .zarr_store import ShardTarget, ZarrBackend
 
 _ZARR_SUFFIXES = (".zarr",)
 _HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -265,24 +265,54 @@ class DatasetWriter:
         )
 
     # -- writing ------------------------------------------------------------------------------
-    def write_shard(self, s2i: np.ndarray, columns: dict[str, np.ndarray], state: dict) -> None:
+    @property
+    def shard_target(self) -> ShardTarget | None:
+        """Where shard files may be written out of process (:func:`~.zarr_store.write_shard_file`,
+        then :meth:`commit_shard`); None when the backend writes its shards itself (HDF5)."""
+        return getattr(self._backend, "target", None)
+
+    def write_shard(self, s2i: Sequence[np.ndarray], columns: dict[str, np.ndarray],
+                    state: dict) -> None:
         """Append k samples (k == shard_size, or fewer for the last shard) and commit them.
 
         Args:
-            s2i: (k, S, 3, H, W) samples of the writer's dtype.
+            s2i: (k, S, 3, H, W) samples of the writer's dtype, as one array or k sample rows.
             columns: per-sample arrays of length k: label, sample_id, num_frames, num_persons and
                 every metadata field.
             state: JSON-serialisable pipeline state returned as ``resume_state`` after a resume.
         """
         self._check_open()
-        k = len(s2i)
-        if s2i.shape[1:] != self.sample_shape or s2i.ndim != 5:
-            raise StoreError(
-                f"shard samples: expected shape (k, {', '.join(map(str, self.sample_shape))}), "
-                f"found {s2i.shape}"
-            )
-        if s2i.dtype != np.dtype(self.dtype):
-            raise StoreError(f"shard samples: expected dtype {self.dtype}, found {s2i.dtype}")
+        if isinstance(s2i, np.ndarray):
+            if s2i.shape[1:] != self.sample_shape or s2i.ndim != 5:
+                raise StoreError(
+                    f"shard samples: expected shape (k, {', '.join(map(str, self.sample_shape))})"
+                    f", found {s2i.shape}"
+                )
+            dtypes = {s2i.dtype}
+        else:
+            shapes = {row.shape for row in s2i}
+            if shapes - {self.sample_shape}:
+                raise StoreError(f"shard samples: expected rows of shape {self.sample_shape}, "
+                                 f"found {sorted(shapes - {self.sample_shape})[0]}")
+            dtypes = {row.dtype for row in s2i}
+        if dtypes - {np.dtype(self.dtype)}:
+            raise StoreError(f"shard samples: expected dtype {self.dtype}, "
+                             f"found {sorted(map(str, dtypes - {np.dtype(self.dtype)}))[0]}")
+        self._append(len(s2i), s2i, columns, state)
+
+    def commit_shard(self, k: int, columns: dict[str, np.ndarray], state: dict) -> None:
+        """Commit the next shard, of ``k`` samples, whose file is already written at
+        :attr:`shard_target` (by a worker process); appends its columns like :meth:`write_shard`."""
+        self._check_open()
+        if self.shard_target is None:
+            raise StoreError(f"{self.path}: this backend writes its own shards")
+        index = self.num_samples // self.shard_size
+        if not self.shard_target.path(index).is_file():
+            raise StoreError(f"{self.partial}: shard {index} was not written; rerun with --resume")
+        self._append(k, None, columns, state)
+
+    def _append(self, k: int, s2i: Sequence[np.ndarray] | None, columns: dict[str, np.ndarray],
+                state: dict) -> None:
         if not 1 <= k <= self.shard_size:
             raise StoreError(f"shard samples: expected 1..{self.shard_size} samples, found {k}")
         if self._short_shard:

@@ -9,8 +9,11 @@ shard files; the ones beyond the manifest are deleted on resume. During the buil
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,37 +45,117 @@ def _codecs(codec: str, dtype: str) -> list[Any]:
     return chain
 
 
-#: What ``s2i``'s sharding codec looks like when no compression is asked for: the layout
-#: :func:`plain_shard` writes without zarr-python's per-chunk codec pipeline.
+#: The index codecs of ``s2i``'s sharding codec, and the inner chunk codecs without compression.
 _PLAIN_CODECS = [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]
 
 
-def plain_shard(samples: np.ndarray, shard_size: int) -> list[memoryview]:
-    """The bytes zarr writes for one shard of one-sample chunks with ``bytes`` + ``crc32c`` codecs,
-    as consecutive pieces (written with one ``writev`` per 512 samples, never joined in memory).
+@dataclass(frozen=True)
+class ShardTarget:
+    """Where and how the shard files of ``s2i`` are written without zarr-python: the array's
+    folder, its geometry, and its compressor (``None``, or ``("zstd", config)`` /
+    ``("blosc", config)`` as stored in the array metadata). Small and picklable, so a worker
+    process can write shards while the parent keeps the store's metadata."""
 
-    Each sample little-endian in C order followed by its crc32c, then the shard index
-    ((offset, nbytes) as little-endian uint64 per chunk, 2**64 - 1 for an empty slot of a short
-    last shard) followed by the index's crc32c. zarr-python spends ~90-130 us per sample in its
-    per-chunk codec pipeline for this; here it is one checksum call per sample, and no shard-sized
-    copy (a fresh 60 MB buffer per shard also cost a page fault per 4 KiB).
+    array_dir: str
+    sample_shape: tuple[int, ...]
+    dtype: str
+    shard_size: int
+    compressor: tuple[str, tuple[tuple[str, Any], ...]] | None
+
+    def path(self, index: int) -> Path:
+        return Path(self.array_dir, "c", str(index), *["0"] * len(self.sample_shape))
+
+
+def _target_of(array_dir: Path, meta: dict[str, Any], shard_size: int) -> ShardTarget | None:
+    """The :class:`ShardTarget` of an ``s2i`` array, or None for a layout it does not cover."""
+    codec = meta["codecs"][0]
+    conf = codec.get("configuration", {})
+    inner = list(conf.get("codecs", ()))
+    if (codec["name"] != "sharding_indexed" or list(conf.get("index_codecs", ())) != _PLAIN_CODECS
+            or conf.get("index_location", "end") != "end" or len(inner) not in (2, 3)
+            or inner[0]["name"] != "bytes" or inner[-1] != _PLAIN_CODECS[1]
+            or inner[0].get("configuration", {}).get("endian", "little") != "little"):
+        return None
+    compressor = None
+    if len(inner) == 3:
+        name, config = inner[1]["name"], inner[1].get("configuration", {})
+        if name not in ("zstd", "blosc"):
+            return None
+        compressor = (name, tuple(sorted(config.items())))
+    shape = tuple(int(d) for d in meta["shape"][1:])
+    if list(conf.get("chunk_shape", ())) != [1, *shape]:
+        return None
+    return ShardTarget(str(array_dir), shape, str(np.dtype(meta["data_type"])), shard_size,
+                       compressor)
+
+
+_BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+
+
+@functools.lru_cache(maxsize=8)
+def _compressor(spec: tuple[str, tuple[tuple[str, Any], ...]]) -> Callable[[Any], bytes]:
+    """numcodecs' encoder built exactly as zarr-python builds it for this codec configuration
+    (``zarr.codecs.ZstdCodec`` / ``BloscCodec``), so the chunk bytes are the same."""
+    name, items = spec
+    config = dict(items)
+    if name == "zstd":
+        from numcodecs.zstd import Zstd
+
+        return Zstd.from_config({"level": config["level"], "checksum": config["checksum"]}).encode
+    from numcodecs.blosc import Blosc
+
+    return Blosc.from_config({
+        "cname": config["cname"], "clevel": config["clevel"],
+        "shuffle": _BLOSC_SHUFFLE[config["shuffle"]], "blocksize": config["blocksize"],
+        "typesize": config["typesize"],
+    }).encode
+
+
+def shard_pieces(rows: Sequence[np.ndarray], shard_size: int,
+                 compressor: tuple[str, tuple[tuple[str, Any], ...]] | None = None,
+                 ) -> list[memoryview]:
+    """The bytes zarr writes for one shard of one-sample chunks (``bytes``, optionally zstd or
+    blosc, then ``crc32c``), as consecutive pieces (written with ``writev``, never joined).
+
+    Each sample little-endian in C order (compressed when asked), followed by its crc32c, then the
+    shard index ((offset, nbytes) as little-endian uint64 per chunk, 2**64 - 1 for an empty slot
+    of a short last shard) followed by the index's crc32c. zarr-python spends ~90-130 us per
+    sample in its per-chunk codec pipeline for this; here it is one checksum (and compression)
+    call per sample, and no shard-sized copy. ``rows`` may be views anywhere (shared memory).
     """
     import google_crc32c
 
-    k = len(samples)
-    data = np.ascontiguousarray(samples, dtype=samples.dtype.newbyteorder("<"))
-    flat = data.reshape(k, -1).view(np.uint8)
-    per = flat.shape[1] + 4
-    crcs = np.fromiter((google_crc32c.value(row) for row in flat), np.dtype("<u4"), k)
+    k = len(rows)
+    encode = _compressor(compressor) if compressor is not None else None
+    chunks: list[Any] = []
+    for row in rows:
+        data = np.ascontiguousarray(row, dtype=row.dtype.newbyteorder("<")).reshape(-1)
+        raw = data.view(np.uint8)
+        chunks.append(raw if encode is None else encode(raw))
+    crcs = np.fromiter((google_crc32c.value(c) for c in chunks), np.dtype("<u4"), k)
     crc_bytes = crcs.view(np.uint8).reshape(k, 4)
+    sizes = np.fromiter((len(c) + 4 for c in chunks), np.uint64, k)
     index = np.full((shard_size, 2), np.iinfo(np.uint64).max, np.dtype("<u8"))
-    index[:k, 0] = np.arange(k, dtype=np.uint64) * np.uint64(per)
-    index[:k, 1] = per
+    index[:k, 1] = sizes
+    index[:k, 0] = np.cumsum(sizes) - sizes
     index_bytes = index.view(np.uint8).ravel()
     index_crc = np.array([google_crc32c.value(index_bytes)], np.dtype("<u4")).view(np.uint8)
-    parts = [memoryview(piece) for i in range(k) for piece in (flat[i], crc_bytes[i])]
+    parts = [memoryview(piece) for i in range(k) for piece in (chunks[i], crc_bytes[i])]
     parts += [memoryview(index_bytes), memoryview(index_crc)]
     return parts
+
+
+def write_shard_file(target: ShardTarget, index: int, rows: Sequence[np.ndarray]) -> None:
+    """Write shard ``index`` of ``target`` from its sample rows, atomically (temp file + rename,
+    as zarr's local store does; ``truncate`` removes a left-over temp file). The one shard writer
+    of the Zarr output, run by the parent or by a worker (:mod:`s2i_prep.conversion.shards`)."""
+    path = target.path(index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as fh:
+        write_all(fh.fileno(), shard_pieces(rows, target.shard_size, target.compressor))
+    fault_point("shard-tmp")
+    os.replace(tmp, path)
 
 
 #: Pieces per ``writev`` call (POSIX guarantees at least 16; Linux and macOS allow 1,024).
@@ -124,16 +207,12 @@ class ZarrBackend:
             dimension_names=S2I_DIMS,
         )
         self._shard_size = shard_size
-        self._plain = self._is_plain()
+        self.target = self._target()
 
-    def _is_plain(self) -> bool:
-        """Whether ``s2i`` has the layout :func:`plain_shard` writes (no compression)."""
-        codec = self.group[layout.S2I].metadata.to_dict()["codecs"][0]
-        conf = codec.get("configuration", {})
-        return (codec["name"] == "sharding_indexed"
-                and list(conf.get("codecs", ())) == _PLAIN_CODECS
-                and list(conf.get("index_codecs", ())) == _PLAIN_CODECS
-                and conf.get("index_location", "end") == "end")
+    def _target(self) -> ShardTarget | None:
+        """How :func:`write_shard_file` writes ``s2i``'s shards (None: zarr-python writes them)."""
+        arr = self.group[layout.S2I]
+        return _target_of(self.path / layout.S2I, arr.metadata.to_dict(), self._shard_size)
 
     def open_existing(
         self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int
@@ -151,7 +230,7 @@ class ZarrBackend:
                 "start over with --overwrite"
             ) from None
         self._shard_size = shard_size
-        self._plain = self._is_plain()
+        self.target = self._target()
 
     def column_names(self) -> list[str]:
         return sorted(k for k in self.group.array_keys() if k != layout.S2I)
@@ -166,35 +245,29 @@ class ZarrBackend:
             name, shape=(0,), chunks=(self._shard_size,), dimension_names=["sample"], **kwargs
         )
 
-    def append(self, start: int, s2i: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+    def append(self, start: int, s2i: Sequence[np.ndarray] | None,
+               columns: dict[str, np.ndarray]) -> None:
+        """Append samples ``start..`` and their columns; ``s2i`` None: the shard's file was
+        already written by :func:`write_shard_file` (in a worker), only the shapes grow."""
         import zarr
 
-        stop = start + len(s2i)
-        # Encode a whole shard's inner chunks in one codec batch: 2-3x faster than the default
-        # batch of 1 for one-sample chunks (measured 0.41 -> 0.16 s per 1,024 compact samples).
-        # Arrays reopened here do not keep the creation-time write_empty_chunks=True (it is not
-        # stored in the metadata), and without it zarr compares every sample to the fill value
-        # (~130 us per compact sample).
-        settings = {"codec_pipeline.batch_size": max(len(s2i), 1), "array.write_empty_chunks": True}
+        stop = start + len(next(iter(columns.values())))
+        # Columns (and s2i without a target) go through zarr-python, a whole shard's inner chunks
+        # in one codec batch. Arrays reopened here do not keep the creation-time
+        # write_empty_chunks=True (it is not stored in the metadata), and without it zarr compares
+        # every sample to the fill value (~130 us per compact sample).
+        settings = {"codec_pipeline.batch_size": max(stop - start, 1),
+                    "array.write_empty_chunks": True}
         with zarr.config.set(settings):
             for name, data in ((layout.S2I, s2i), *columns.items()):
                 arr = self.group[name]
                 arr.resize((stop, *arr.shape[1:]))
-                if name == layout.S2I and self._plain and start % self._shard_size == 0:
-                    self._write_plain_shard(start // self._shard_size, data, arr.ndim)
+                if data is None:
+                    continue
+                if name == layout.S2I and self.target is not None and start % self._shard_size == 0:
+                    write_shard_file(self.target, start // self._shard_size, data)
                 else:
-                    arr[start:stop] = data
-
-    def _write_plain_shard(self, index: int, data: np.ndarray, ndim: int) -> None:
-        """Write shard ``index`` of ``s2i`` as one file, atomically (temp file + rename, as
-        zarr's local store does; ``truncate`` removes a left-over temp file)."""
-        path = self.path.joinpath(layout.S2I, "c", str(index), *["0"] * (ndim - 1))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
-        with open(tmp, "wb") as fh:
-            write_all(fh.fileno(), plain_shard(data, self._shard_size))
-        fault_point("shard-tmp")
-        os.replace(tmp, path)
+                    arr[start:stop] = data if isinstance(data, np.ndarray) else np.stack(data)
 
     def truncate(self, count: int) -> None:
         """Drop every sample beyond ``count``: shapes and the chunk/shard files past them."""
