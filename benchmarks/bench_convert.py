@@ -2,6 +2,8 @@
 
     python benchmarks/bench_convert.py                # full run (a few hundred NTU files)
     python benchmarks/bench_convert.py --quick        # smoke run (a test runs this)
+    python benchmarks/bench_convert.py --scaling 1200 --pairs 4 [--compare /work/main]
+                                                      # 1 vs 2 workers, alternating, same run
 
 Measures, on one generated NTU corpus:
 - s2i ``convert()`` (compact float16, Zarr, default shard size) with 1 and 2 workers on N and 4N
@@ -17,6 +19,14 @@ Measures, on one generated NTU corpus:
   (VmHWM) plus the largest worker's (``RUSAGE_CHILDREN``) times the number of workers (an upper
   bound of the tree's peak: pages a worker shares with the parent count twice).
 The last stdout line is one JSON object with every figure.
+
+``--scaling N`` measures only what using both cores is about, in a way a shared machine does not
+ruin: one warm server process per source tree (this one, and ``--compare TREE`` for e.g. the
+main branch) converts the same N-file corpus with 1 and 2 workers, alternating w=1, w=2, w=1, ...
+(and tree after tree within each pair), the first pair dropped as warm-up; medians of MB/s end
+to end and after start-up (``setup_seconds``: planning, compile check, pool start), the ratio
+2/1, the parent's own CPU per sample (``process_time`` of the converting process: its main and
+writer threads, not the workers) and MB per CPU-second of the whole tree.
 """
 
 from __future__ import annotations
@@ -305,6 +315,84 @@ def bench_hdf5_staging(tmp: Path, samples: int, shard: int = 1024) -> dict[str, 
             "mb": samples * int(np.prod(shape)) * 2 / 1e6}
 
 
+def _serve(root: str) -> None:
+    """A warm converting process for the source tree ``root``: one JSON request per stdin line
+    (``{"raw", "out", "workers"}``), one JSON answer per stdout line."""
+    sys.path[:] = [root] + [p for p in sys.path if Path(p).resolve() != ROOT]
+    for name in [m for m in sys.modules if m == "s2i_prep" or m.startswith("s2i_prep.")]:
+        del sys.modules[name]
+    from s2i_prep.pipeline import ConvertConfig, convert
+
+    def children_cpu() -> float:
+        use = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return use.ru_utime + use.ru_stime
+
+    for line in sys.stdin:
+        req = json.loads(line)
+        out = Path(req["out"])
+        if out.exists():
+            shutil.rmtree(out)
+        t0, c0, k0 = time.perf_counter(), time.process_time(), children_cpu()
+        res = convert(ConvertConfig(input=Path(req["raw"]), output=out, format=SPEC,
+                                    workers=req["workers"]))
+        wall = time.perf_counter() - t0
+        answer = {"seconds": wall, "setup_seconds": res.setup_seconds, "bytes": res.bytes_in,
+                  "samples": res.samples, "parent_cpu_s": time.process_time() - c0,
+                  "workers_cpu_s": children_cpu() - k0, "load": os.getloadavg()[0]}
+        shutil.rmtree(out)
+        print(json.dumps(answer), flush=True)
+
+
+def scaling(n: int, pairs: int, trees: list[str]) -> dict[str, object]:
+    """1 vs 2 workers on one N-file corpus, alternating, per source tree (see the docstring)."""
+    import statistics
+
+    with tempfile.TemporaryDirectory(prefix="bench_scaling_") as tmp:
+        raw = Path(tmp) / "raw"
+        mb = make_corpus(raw, n) / 1e6
+        servers = {
+            tree: subprocess.Popen([sys.executable, __file__, "--serve", tree], cwd=ROOT,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for tree in trees
+        }
+        runs: dict[tuple[str, int], list[dict]] = {(t, w): [] for t in trees for w in (1, 2)}
+        try:
+            for pair in range(pairs + 1):
+                for w in (1, 2):
+                    for tree, proc in servers.items():
+                        out = Path(tmp) / f"out_{len(runs)}_{w}.zarr"
+                        proc.stdin.write(json.dumps({"raw": str(raw), "out": str(out),
+                                                     "workers": w}) + "\n")
+                        proc.stdin.flush()
+                        answer = json.loads(proc.stdout.readline())
+                        if pair:  # the first pair warms caches and kernels
+                            runs[(tree, w)].append(answer)
+        finally:
+            for proc in servers.values():
+                proc.stdin.close()
+                proc.wait()
+    med = statistics.median
+    figures: dict[str, object] = {"files": n, "raw_mb": round(mb, 1), "pairs": pairs}
+    for tree in trees:
+        key = "this" if tree == str(ROOT) else Path(tree).name
+        for w in (1, 2):
+            rs = runs[(tree, w)]
+            figures[f"{key}_w{w}_mb_s"] = round(med(mb / r["seconds"] for r in rs), 1)
+            figures[f"{key}_w{w}_mb_s_after_startup"] = round(
+                med(mb / (r["seconds"] - r["setup_seconds"]) for r in rs), 1)
+            figures[f"{key}_w{w}_parent_cpu_ms_per_sample"] = round(
+                med(1e3 * r["parent_cpu_s"] / r["samples"] for r in rs), 3)
+            figures[f"{key}_w{w}_mb_per_cpu_s"] = round(
+                med(mb / (r["parent_cpu_s"] + r["workers_cpu_s"]) for r in rs), 1)
+            figures[f"{key}_w{w}_all_mb_s"] = [round(mb / r["seconds"]) for r in rs]
+        ratios = [a["seconds"] / b["seconds"]
+                  for a, b in zip(runs[(tree, 1)], runs[(tree, 2)], strict=True)]
+        figures[f"{key}_ratio_2_over_1"] = round(med(ratios), 2)
+        figures[f"{key}_ratio_2_over_1_all"] = [round(r, 2) for r in ratios]
+    figures["load_avg_1min"] = [round(r["load"], 2) for r in runs[(trees[0], 2)]]
+    return figures
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny corpus (smoke test)")
@@ -324,7 +412,22 @@ def main() -> None:
         metavar=("RAW", "OUT", "WORKERS", "SHARD"),
         help=argparse.SUPPRESS,
     )
+    ap.add_argument("--scaling", type=int, metavar="N", default=0,
+                    help="only the 1 vs 2 workers comparison, on N generated files")
+    ap.add_argument("--pairs", type=int, default=4, help="w=1/w=2 pairs kept (--scaling)")
+    ap.add_argument("--compare", action="append", default=[], metavar="TREE",
+                    help="another source tree measured in the same run (--scaling)")
+    ap.add_argument("--serve", metavar="TREE", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve:
+        _serve(args.serve)
+        return
+    if args.scaling:
+        figures = scaling(args.scaling, args.pairs, [str(ROOT), *args.compare])
+        for key, value in figures.items():
+            print(f"{key:>36}: {value}")
+        print(json.dumps(figures))
+        return
     if args.child:
         _child(args.child[0], args.child[1], int(args.child[2]), int(args.child[3]))
         return

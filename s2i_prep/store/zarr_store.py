@@ -251,7 +251,7 @@ class ZarrBackend:
         already written by :func:`write_shard_file` (in a worker), only the shapes grow."""
         import zarr
 
-        stop = start + len(next(iter(columns.values())))
+        stop = start + (len(next(iter(columns.values()))) if s2i is None else len(s2i))
         # Columns (and s2i without a target) go through zarr-python, a whole shard's inner chunks
         # in one codec batch. Arrays reopened here do not keep the creation-time
         # write_empty_chunks=True (it is not stored in the metadata), and without it zarr compares
