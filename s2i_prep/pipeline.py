@@ -73,6 +73,9 @@ COMPILE_NOTICE_S = 2.0
 #: Samples per input file that a task's arena region has room for (a task with more, e.g. a
 #: PKU-MMD recording cut into many clips, returns its block through the pipe instead).
 REGION_SAMPLES_PER_FILE = 1.25
+#: Shards' worth of task regions in the arena beyond the task window: the shard filling, the one
+#: a worker writes, and slack for tasks with fewer samples than files (skips, exclusions).
+ARENA_SHARDS = 2.5
 
 
 def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext,
@@ -81,9 +84,10 @@ def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext,
 
     Local workers return each task's stacked samples through a shared arena, where the rows stay
     until a worker has written the shard holding them. Its size: the task window plus one, and
-    two shards' worth of regions (the one filling and the one a worker writes; a region per task
-    of ``FILES_PER_TASK`` files): about 2.5 shards of samples (~150 MB for the default 64 MiB
-    shard, ~120 MB of it touched with one sample per file). When it is full, results come through
+    ``ARENA_SHARDS`` shards' worth of regions (a region per task of ``FILES_PER_TASK`` files, room
+    for ``REGION_SAMPLES_PER_FILE`` samples each): about 3.1 shards of samples, ~200 MB of shared
+    memory for the default 64 MiB shard, of which ~160 MB is touched with one sample per file
+    (the parent's two shard buffers it replaces held 128 MB). When it is full, results come through
     the pipe and their shards are written by the parent: slower, never more memory.
     """
     if cfg.dask is not None:
@@ -94,7 +98,8 @@ def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext,
     sample_bytes = math.prod(sample_shape) * np.dtype(cfg.encode.dtype).itemsize
     block_bytes = math.ceil(FILES_PER_TASK * REGION_SAMPLES_PER_FILE) * sample_bytes
     shard_size = cfg.shard_size or layout.default_shard_size(sample_shape, cfg.encode.dtype)
-    regions = max(1, workers) * TASKS_PER_WORKER + 1 + 2 * math.ceil(shard_size / FILES_PER_TASK)
+    regions = (max(1, workers) * TASKS_PER_WORKER + 1
+               + math.ceil(ARENA_SHARDS * shard_size / FILES_PER_TASK))
     return OrderedPool(workers, install, (ctx,), block_bytes=block_bytes,
                        arena_bytes=regions * block_bytes)
 
@@ -245,12 +250,13 @@ def convert(
                 bytes_done = bytes_before = sum(f.nbytes for f in files[:start])
                 t_run = time.perf_counter()
                 for task in _ordered_results(pool, files, start):
+                    asm.advance()
                     for res in task.files:
                         first = skip_events if res.index == start else 0
                         for e, event in enumerate(res.events[first:], start=first):
                             last = e + 1 == len(res.events)
                             asm.add(event, (res.index + 1, 0) if last else (res.index, e + 1),
-                                    task.block, task.region)
+                                    task)
                         bytes_done += res.nbytes
                         if progress is not None:
                             progress(

@@ -15,7 +15,7 @@ from ..parallel import Job, Region, WorkerDied
 from ..specs import JointSpec
 from .fingerprint import InputDigest
 from .shards import run_shard_job, shard_job
-from .tasks import KIND_DUPLICATE, Excluded, Sample, Skip
+from .tasks import KIND_DUPLICATE, Excluded, Sample, Skip, TaskResult
 
 #: StreamStats accumulators carried in the resume state (float64 round-trips exactly via JSON).
 _STATS_FIELDS = ("count", "sum", "sumsq", "min", "max")
@@ -94,9 +94,10 @@ class Assembler:
         return len(self.columns["label"])
 
     def add(self, event: Sample | Skip | Excluded, cursor: tuple[int, int],
-            block: np.ndarray | None = None, region: Region | None = None) -> None:
-        """Take one event; a packed sample's data is row ``event.s2i`` of its task's ``block``,
-        which lies in the arena ``region`` (or None: in band)."""
+            task: TaskResult | None = None) -> None:
+        """Take one event; a packed sample's data is row ``event.s2i`` of its ``task``'s
+        ``block`` (which lies in the arena region ``task.region``, or None: in band) and its
+        statistics row ``event.stats`` of ``task.stats``."""
         if isinstance(event, Excluded):
             self.excluded += 1
             return
@@ -112,11 +113,19 @@ class Assembler:
                 raise S2IError(f"{event.path}: {event.reason} (stopping: --on-error fail)")
             self.skipped.append((event.path, event.reason, event.kind))
             return
-        self.rows.append(event.s2i if block is None else block[event.s2i])  # type: ignore[index]
-        if region is not None and (not self._regions or self._regions[-1] is not region):
-            self.pool.retain(region)
-            self._regions.append(region)
-        self.stats.merge(event.stats)
+        if task is None:
+            self.rows.append(event.s2i)  # type: ignore[arg-type]
+            self.stats.merge(event.stats)
+        else:
+            self.rows.append(task.block[event.s2i])  # type: ignore[index]
+            region = task.region
+            if region is not None and (not self._regions or self._regions[-1] is not region):
+                self.pool.retain(region)
+                self._regions.append(region)
+            if isinstance(event.stats, int):
+                self.stats.merge_packed(task.stats[event.stats])  # type: ignore[index]
+            else:
+                self.stats.merge(event.stats)
         self.pending.append((event.name, event.columns))
         self.last_id = event.name
         if len(self.pending) == self.writer.shard_size:
@@ -153,6 +162,12 @@ class Assembler:
         self._advance()
         while len(self.inflight) > MAX_SHARDS_IN_FLIGHT:
             self._advance(wait=True)
+
+    def advance(self) -> None:
+        """Commit what is ready and give back the memory of committed shards, without waiting
+        (the caller calls this once per task result)."""
+        if self.inflight:
+            self._advance()
 
     def _advance(self, wait: bool = False) -> None:
         """Hand shards whose data are ready to the commit thread, in shard order, and retire
