@@ -358,7 +358,6 @@ class OrderedPool:
         self._queued: list[deque[int]] = []  # per worker: idents sent, in the order it runs them
         self._items: dict[int, _Item] = {}
         self._next_ident = 0
-        self._dead: _Item | None = None  # what a dead worker was running (the pool is broken)
         self._poller = select.poll() if hasattr(select, "poll") else None
         self._fds: dict[int, tuple[int, bool]] = {}  # polled fd -> (worker, is its sentinel)
         if workers == 0:
@@ -394,7 +393,7 @@ class OrderedPool:
         """Send ``fn(arg)`` to the least busy worker; an ordered task reserves an arena region."""
         live = [w for w in range(len(self._procs)) if self._conns[w] is not None]
         if not live:
-            raise WorkerDied(self._dead.arg if self._dead is not None else arg)
+            raise WorkerDied(arg)
         worker = min(live, key=lambda w: len(self._queued[w]))
         region = None
         if job is None and self.arena is not None:
@@ -481,7 +480,8 @@ class OrderedPool:
             self._items[ident] = item  # kept until the ordered consumer takes it
 
     def _worker_died(self, worker: int) -> None:
-        """A worker is gone: every item it held fails; the pool takes no more work."""
+        """A worker is gone: what it was running and what was queued behind it fail with
+        :class:`WorkerDied` naming the task it was running; the other workers go on."""
         if self._poller is not None:
             for fd, (w, _) in list(self._fds.items()):
                 if w == worker:
@@ -490,26 +490,32 @@ class OrderedPool:
         self._conns[worker].close()
         self._conns[worker] = None  # type: ignore[call-overload]
         queued = self._queued[worker]
-        if self._dead is None and queued:
-            self._dead = self._items.get(queued[0])
-        if self._dead is None:
-            self._dead = _Item(None, worker, None, None)
+        running = self._items[queued[0]].arg if queued and queued[0] in self._items else None
         for ident in queued:
             item = self._items.get(ident)
-            if item is not None and item.job is not None:
-                item.job.done = True
-                item.job.error = WorkerDied(self._dead.arg)
+            if item is None:
+                continue
+            error = WorkerDied(item.arg if running is None else running)
+            if item.region is not None and self.arena is not None:
+                self.arena.release(item.region)
+                item.region = None
+            if item.job is not None:
+                del self._items[ident]
+                item.job.done, item.job.error = True, error
+            else:
+                item.reply = (False, error)
         queued.clear()
 
-    def _raise_if_broken(self, waiting_for: Any) -> None:
-        if self._dead is not None:
-            raise WorkerDied(self._dead.arg if self._dead.arg is not None else waiting_for)
+    def _await(self, item: _Item) -> None:
+        while item.reply is None if item.job is None else not item.job.done:
+            if all(conn is None for conn in self._conns):
+                raise WorkerDied(item.arg)
+            self._pump(None)
 
     def wait(self, job: Job) -> None:
         """Block until ``job`` is done (its result or error is then in ``job.result()``)."""
-        while not job.done:
-            self._raise_if_broken(job.arg)
-            self._pump(None)
+        if not job.done:
+            self._await(_Item(job.arg, -1, None, job))
 
     def poll(self) -> None:
         """Take in whatever replies are ready, without waiting."""
@@ -550,9 +556,7 @@ class OrderedPool:
                     return
                 ident = order.popleft()
                 item = self._items[ident]
-                while item.reply is None:
-                    self._raise_if_broken(item.arg)
-                    self._pump(None)
+                self._await(item)
                 del self._items[ident]
                 ok, payload = item.reply
                 if not ok:

@@ -479,63 +479,6 @@ def test_progress_callback_counts_files_bytes_and_skips(tmp_path: Path) -> None:
     assert (updates[-1].samples, updates[-1].skipped) == (12, 1) == (res.samples, res.skipped)
 
 
-def _square(x: int) -> int:
-    return x * x
-
-
-def _no_setup() -> None:
-    pass
-
-
-def test_ordered_pool_keeps_order_and_bounds_the_window() -> None:
-    from s2i_prep.parallel import OrderedPool
-
-    pulled = []
-
-    def tasks():
-        for i in range(40):
-            pulled.append(i)
-            yield i
-
-    with OrderedPool(2, _no_setup, window=3) as pool:
-        out = []
-        for result in pool.map(_square, tasks()):
-            assert len(pulled) - len(out) <= 3  # never more than the window in flight
-            out.append(result)
-    assert out == [i * i for i in range(40)]
-
-
-class _Blocked:
-    """A task result with a bulk ``block`` (what OrderedPool may move through shared memory)."""
-
-    def __init__(self, i: int, block: np.ndarray) -> None:
-        self.i, self.block = i, block
-
-
-def _block_of(i: int) -> _Blocked:
-    # Sizes around the slot size (64 bytes): some go through a slot, some in band; odd dtypes too.
-    n = (i * 7) % 11
-    return _Blocked(i, np.arange(n * 4, dtype=np.float32).reshape(n, 4) + i if i % 3
-                    else np.full((n, 2), i, np.int16))
-
-
-def test_ordered_pool_moves_blocks_through_reused_shared_slots() -> None:
-    """Every block comes back exact and in order, whether it fits its slot or not, with many
-    more tasks than slots; the caller's view stays valid until it asks for the next result."""
-    from s2i_prep.parallel import OrderedPool
-
-    with OrderedPool(2, _no_setup, window=3, block_bytes=64) as pool:
-        assert pool._slots is not None  # fork on Linux
-        seen = []
-        for result in pool.map(_block_of, range(60)):
-            expected = _block_of(result.i).block
-            time.sleep(0.001)  # let the workers run ahead while this block is being read
-            np.testing.assert_array_equal(result.block, expected)
-            assert result.block.dtype == expected.dtype
-            seen.append(result.i)
-    assert seen == list(range(60))
-
-
 # --------------------------------------------------------------------------------------------
 # Other raw formats.
 
