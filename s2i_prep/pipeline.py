@@ -3,8 +3,10 @@
 Per input file: read -> select bodies -> encode, in worker processes (:mod:`s2i_prep.parallel`).
 Every failure of one file or sample becomes a row of the skip report and never a partial sample.
 The parent consumes results strictly in input order and cuts them into whole shards, so the
-output is byte-identical whatever the worker count; each shard is committed with a resume state
-(cursor, statistics, report), so ``resume=True`` continues exactly where a killed run stopped.
+output is byte-identical whatever the worker count; local workers write the shard files from
+shared memory (:mod:`s2i_prep.conversion.shards`) and the parent commits each, in shard order,
+with a resume state (cursor, statistics, report), so ``resume=True`` continues exactly where a
+killed run stopped.
 
 A run that is stopped (Ctrl-C, SIGTERM: :class:`ConvertStopped`) or fails (:class:`ConvertFailed`)
 keeps every committed shard and says what it kept; one that committed nothing leaves nothing.
@@ -272,7 +274,6 @@ def convert(
                                 )
                             )
                 asm.flush((len(files), 0))
-                asm.wait()
                 if not asm.num_samples:
                     first_skip = (
                         f"; first: {asm.skipped[0][0]}: {asm.skipped[0][1]}" if asm.skipped else ""
@@ -284,6 +285,7 @@ def convert(
                 splits, sources = splits_of(cfg, spec, reader, asm.columns)
                 attrs = dataset_attrs(cfg, spec, stages, asm, plan)
                 attrs["split_sources"] = sources
+                asm.wait()  # the last shards were written meanwhile
                 out = writer.finalize(attrs, splits)
                 asm.close()
             except BaseException:
