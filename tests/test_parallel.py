@@ -267,3 +267,23 @@ def test_arena_regions_never_overlap_while_referenced(steps: list[tuple[int, int
     for region in live:
         arena.release(region)
     assert not arena.live and arena.reserve(100) is not None
+
+
+def test_spawned_workers_work_without_an_arena(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start method off Linux: no inherited memory, so blocks come through the pipe."""
+    import multiprocessing
+
+    from s2i_prep import parallel
+
+    monkeypatch.setattr(parallel, "_context", lambda: multiprocessing.get_context("spawn"))
+    with _deadline(60), OrderedPool(2, _no_setup, window=3, block_bytes=64,
+                                    arena_bytes=640) as pool:
+        assert pool.arena is None
+        results = list(pool.map(_block_of, range(12)))
+        job = pool.submit(_square, 9)
+        pool.wait(job)
+    assert [r.i for r in results] == list(range(12))
+    for r in results:
+        np.testing.assert_array_equal(r.block, _block_of(r.i).block)
+        assert r.region is None
+    assert job.result() == 81

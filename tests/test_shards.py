@@ -35,8 +35,9 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _cfg(raw: Path, out: Path, workers: int, codec: str = "none", **kw):
     from s2i_prep.pipeline import ConvertConfig
 
-    return ConvertConfig(input=raw, output=out, format="ntu25", workers=workers,
-                         shard_size=SHARD, codec=codec, **kw)
+    kw.setdefault("shard_size", SHARD)
+    return ConvertConfig(input=raw, output=out, format="ntu25", workers=workers, codec=codec,
+                         **kw)
 
 
 @pytest.fixture
@@ -145,3 +146,30 @@ def test_kill_with_a_later_shard_written_before_an_earlier_one_resumes_exactly(
     assert max(on_disk) >= 2, "no shard beyond the committed ones was on disk"
     convert(_cfg(raw, out, 2, resume=True))
     assert _output_bytes(out) == _output_bytes(ref)
+
+
+def _small_arena(*args, **kwargs):
+    """The pool with an arena of 3 task regions: most tasks find it full."""
+    from s2i_prep.parallel import OrderedPool
+
+    return OrderedPool(*args, **{**kwargs, "arena_bytes": 3 * kwargs["block_bytes"]})
+
+
+@pytest.mark.parametrize("setting", [("REGION_SAMPLES_PER_FILE", 7 / 8),
+                                     ("OrderedPool", _small_arena)])
+def test_rows_in_band_or_mixed_with_arena_rows_give_the_same_output(
+    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_count: dict[str, int],
+    setting: tuple[str, object],
+) -> None:
+    """Blocks too big for their region (the first task has 7 samples and fits, the others 8 do
+    not) or sent while the arena is full come through the pipe; a shard mixing such rows with
+    arena rows is written by the parent. Same bytes either way."""
+    from s2i_prep import pipeline
+    from s2i_prep.pipeline import convert
+
+    convert(_cfg(raw, tmp_path / "w0.zarr", 0))
+    job_count.update(worker=0, parent=0)
+    monkeypatch.setattr(pipeline, *setting)
+    convert(_cfg(raw, tmp_path / "w2.zarr", 2))
+    assert job_count["worker"] and job_count["parent"]  # both paths were taken
+    assert _output_bytes(tmp_path / "w2.zarr") == _output_bytes(tmp_path / "w0.zarr")
