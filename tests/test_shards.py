@@ -173,3 +173,25 @@ def test_rows_in_band_or_mixed_with_arena_rows_give_the_same_output(
     convert(_cfg(raw, tmp_path / "w2.zarr", 2))
     assert job_count["worker"] and job_count["parent"]  # both paths were taken
     assert _output_bytes(tmp_path / "w2.zarr") == _output_bytes(tmp_path / "w0.zarr")
+
+
+def _disk_full_at_shard_one(job: shards.ShardJob) -> int:
+    if job.index == 1:
+        raise OSError(28, "No space left on device")
+    return shards.run_shard_job(job)
+
+
+def test_a_write_error_in_a_worker_keeps_what_was_committed_and_resumes(
+    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from s2i_prep.pipeline import ConvertFailed, convert
+
+    convert(_cfg(raw, tmp_path / "ref.zarr", 0))
+    out = tmp_path / "o.zarr"
+    monkeypatch.setattr(assembly, "run_shard_job", _disk_full_at_shard_one)
+    with pytest.raises(ConvertFailed, match=r"writing samples 4\.\.7 failed: .*No space left") as info:
+        convert(_cfg(raw, out, 2))
+    assert info.value.kept is not None and info.value.kept.samples == SHARD
+    monkeypatch.undo()
+    convert(_cfg(raw, out, 2, resume=True))
+    assert _output_bytes(out) == _output_bytes(tmp_path / "ref.zarr")

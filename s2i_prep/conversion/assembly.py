@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import S2IError
+from ..errors import S2IError, StoreError
 from ..parallel import Job, Region, WorkerDied
 from ..specs import JointSpec
 from .fingerprint import InputDigest
@@ -203,15 +203,20 @@ class Assembler:
             self._job_result(shard)
 
     def _job_result(self, shard: _Shard) -> None:
-        """The worker's answer for ``shard``; its death becomes an error naming the shard."""
-        try:
-            shard.job.result()  # type: ignore[union-attr]
-        except (WorkerDied, RuntimeError):
-            first = shard.index * self.writer.shard_size
+        """The worker's answer for ``shard``; its death or an I/O error becomes an error naming
+        the shard's samples (the other errors are bugs and keep their traceback)."""
+        job = shard.job
+        first = shard.index * self.writer.shard_size
+        samples = f"samples {first}..{first + len(shard.rows) - 1}"
+        if not job.done or isinstance(job.error, WorkerDied):  # type: ignore[union-attr]
             raise S2IError(
                 f"a worker process died (killed, out of memory, or crashed in native code) "
-                f"while writing shard {shard.index} (samples {first}..{first + len(shard.rows) - 1})"
-            ) from None
+                f"while writing shard {shard.index} ({samples})"
+            )
+        if isinstance(job.error, OSError):  # type: ignore[union-attr]
+            raise StoreError(f"{self.writer.partial}: writing {samples} failed: {job.error}; "
+                             "fix the cause and rerun with --resume")
+        job.result()  # type: ignore[union-attr]
 
     def wait(self) -> None:
         """Block until every cut shard is committed; re-raises a writer's or worker's error."""
