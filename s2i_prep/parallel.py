@@ -315,11 +315,12 @@ class Job:
 class _Item:
     """Something sent to a worker: an ordered task or a job, with its arena region."""
 
-    __slots__ = ("arg", "job", "region", "reply", "worker")
+    __slots__ = ("abandoned", "arg", "job", "region", "reply", "worker")
 
     def __init__(self, arg: Any, worker: int, region: Region | None, job: Job | None) -> None:
         self.arg, self.worker, self.region, self.job = arg, worker, region, job
         self.reply: tuple[bool, Any] | None = None
+        self.abandoned = False  # its caller stopped waiting; its region is freed when it ends
 
 
 class OrderedPool:
@@ -461,7 +462,11 @@ class OrderedPool:
     def _deliver(self, worker: int, ident: int, ok: bool, payload: Any) -> None:
         self._queued[worker].popleft()
         item = self._items.pop(ident, None)
-        if item is None:  # abandoned by its caller
+        if item is None:
+            return
+        if item.abandoned:  # nobody reads it; only now may its region be written again
+            if item.region is not None and self.arena is not None:
+                self.arena.release(item.region)
             return
         where = getattr(payload, "block", None) if ok else None
         if isinstance(where, _InArena) and self.arena is not None:
@@ -499,8 +504,9 @@ class OrderedPool:
             if item.region is not None and self.arena is not None:
                 self.arena.release(item.region)
                 item.region = None
-            if item.job is not None:
+            if item.job is not None or item.abandoned:
                 del self._items[ident]
+            if item.job is not None:
                 item.job.done, item.job.error = True, error
             else:
                 item.reply = (False, error)
@@ -568,10 +574,16 @@ class OrderedPool:
         finally:
             if held is not None and self.arena is not None:
                 self.arena.release(held)
-            for ident in order:  # abandoned: replies are dropped, regions given back
-                item = self._items.pop(ident, None)
-                if item is not None and item.region is not None and self.arena is not None:
-                    self.arena.release(item.region)
+            for ident in order:  # abandoned: replies are dropped when they come
+                item = self._items.get(ident)
+                if item is None:
+                    continue
+                if item.reply is not None:  # already in: free it now
+                    del self._items[ident]
+                    if item.region is not None and self.arena is not None:
+                        self.arena.release(item.region)
+                else:
+                    item.abandoned = True
 
     def close(self, kill: bool = False) -> None:
         """Stop the workers; outstanding tasks and jobs are dropped.

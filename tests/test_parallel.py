@@ -287,3 +287,28 @@ def test_spawned_workers_work_without_an_arena(monkeypatch: pytest.MonkeyPatch) 
         np.testing.assert_array_equal(r.block, _block_of(r.i).block)
         assert r.region is None
     assert job.result() == 81
+
+
+def _late_pattern(i: int) -> _Blocked:
+    if i == 101:
+        time.sleep(0.4)  # still running when its caller has gone
+    return _Blocked(i, np.full((2, 4), i, np.int32))
+
+
+def test_an_abandoned_task_never_writes_into_a_reused_region() -> None:
+    """A caller stops reading while a task runs; the ring then wraps around to that task's
+    region while the new results are kept. The late task must not land in any of them."""
+    with _deadline(30), OrderedPool(2, _no_setup, window=2, block_bytes=64,
+                                    arena_bytes=64 * 5) as pool:
+        first = pool.map(_late_pattern, [100, 101])
+        next(first)
+        first.close()  # task 101 still running, its region reserved
+        kept = []
+        for result in pool.map(_late_pattern, range(8)):
+            if result.region is not None:
+                pool.retain(result.region)
+            kept.append(result)
+        time.sleep(0.6)
+        pool.poll()  # task 101 has finished and written by now
+        for result in kept:
+            assert (result.block == result.i).all(), f"result {result.i} was overwritten"
