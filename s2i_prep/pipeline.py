@@ -87,8 +87,8 @@ def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext,
     Local workers return each task's stacked samples through a shared arena, where the rows stay
     until a worker has written the shard holding them. Its size: the task window plus one, and
     ``ARENA_SHARDS`` shards' worth of regions (a region per task of ``FILES_PER_TASK`` files, room
-    for ``REGION_SAMPLES_PER_FILE`` samples each): about 3.1 shards of samples, ~200 MB of shared
-    memory for the default 64 MiB shard, of which ~160 MB is touched with one sample per file
+    for ``REGION_SAMPLES_PER_FILE`` samples each): about 3.1 shards of samples, ~190 MB of shared
+    memory for the default 64 MiB shard, of which ~150 MB is touched with one sample per file
     (the parent's two shard buffers it replaces held 128 MB). When it is full, results come through
     the pipe and their shards are written by the parent: slower, never more memory.
     """
