@@ -90,10 +90,9 @@ def _die_at_five(x: int) -> int:
 
 def test_a_worker_killed_mid_task_is_reported_naming_its_task() -> None:
     seen = []
-    with _deadline(30), OrderedPool(2, _no_setup, window=4) as pool:
-        with pytest.raises(WorkerDied) as info:
-            for x in pool.map(_die_at_five, range(20)):
-                seen.append(x)
+    with _deadline(30), OrderedPool(2, _no_setup, window=4) as pool, \
+            pytest.raises(WorkerDied) as info:
+        seen.extend(pool.map(_die_at_five, range(20)))
     assert info.value.task == 5
     assert seen == list(range(5))  # everything before it came back, in order
 
@@ -112,8 +111,7 @@ def test_a_task_error_is_raised_in_order_and_the_pool_stays_usable() -> None:
     with _deadline(30), OrderedPool(2, _no_setup, window=4) as pool:
         seen = []
         with pytest.raises(_Boom, match="task 3"):
-            for x in pool.map(_raise_at_three, range(10)):
-                seen.append(x)
+            seen.extend(pool.map(_raise_at_three, range(10)))
         assert seen == [0, 1, 2]
         assert list(pool.map(_square, range(5))) == [0, 1, 4, 9, 16]
 

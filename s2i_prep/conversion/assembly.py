@@ -232,7 +232,7 @@ class Assembler:
         self._closed = True
         try:
             self.wait()
-        except Exception:  # noqa: BLE001 - stopping anyway; what was committed is kept
+        except Exception:  # noqa: BLE001, S110 - stopping anyway; what was committed is kept
             pass
         finally:
             self._io.shutdown(wait=True)

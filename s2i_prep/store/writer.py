@@ -293,11 +293,11 @@ class DatasetWriter:
             shapes = {row.shape for row in s2i}
             if shapes - {self.sample_shape}:
                 raise StoreError(f"shard samples: expected rows of shape {self.sample_shape}, "
-                                 f"found {sorted(shapes - {self.sample_shape})[0]}")
+                                 f"found {min(shapes - {self.sample_shape})}")
             dtypes = {row.dtype for row in s2i}
         if dtypes - {np.dtype(self.dtype)}:
             raise StoreError(f"shard samples: expected dtype {self.dtype}, "
-                             f"found {sorted(map(str, dtypes - {np.dtype(self.dtype)}))[0]}")
+                             f"found {min(map(str, dtypes - {np.dtype(self.dtype)}))}")
         self._append(len(s2i), s2i, columns, state)
 
     def commit_shard(self, k: int, columns: dict[str, np.ndarray], state: dict) -> None:
