@@ -38,6 +38,7 @@ from .conversion.config import (
 from .conversion.dataset_attrs import dataset_attrs, splits_of
 from .conversion.fingerprint import InputDigest, fingerprint, input_entry, resume_check, run_options
 from .conversion.planning import exclusion_names, no_input_message, plan_inputs
+from .conversion.shards import ShardJob
 from .conversion.stages import Stages, warm_kernels
 from .conversion.tasks import (
     InputFile,
@@ -113,6 +114,8 @@ def _ordered_results(
     try:
         yield from pool.map(run_task, task_batches(files, start, pool.files_per_task))
     except WorkerDied as exc:
+        if isinstance(exc.task, ShardJob):  # it died writing a shard; this task was queued
+            raise S2IError(f"{exc} while writing shard {exc.task.index}") from None
         _, batch = exc.task
         raise S2IError(
             f"{exc} while converting {batch[0].path} .. {batch[-1].path} "

@@ -195,3 +195,20 @@ def test_a_write_error_in_a_worker_keeps_what_was_committed_and_resumes(
     monkeypatch.undo()
     convert(_cfg(raw, out, 2, resume=True))
     assert _output_bytes(out) == _output_bytes(tmp_path / "ref.zarr")
+
+
+def _die_writing_shard_one(job: shards.ShardJob) -> int:
+    if job.index == 1:
+        os.kill(os.getpid(), 9)
+    return shards.run_shard_job(job)
+
+
+def test_a_worker_dying_while_it_writes_a_shard_is_an_error_naming_it(
+    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from s2i_prep.pipeline import ConvertFailed, convert
+
+    monkeypatch.setattr(assembly, "run_shard_job", _die_writing_shard_one)
+    with pytest.raises(ConvertFailed, match=r"died .*while writing shard 1") as info:
+        convert(_cfg(raw, tmp_path / "o.zarr", 2))
+    assert info.value.kept is not None and info.value.kept.samples == SHARD
