@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.test_convert import (
     ROOT,
@@ -286,3 +288,14 @@ def test_19_demo_runs_twice_and_its_folder_is_ignored_by_git(tmp_path):
     (mine / "data.txt").write_text("x")
     result = runner.invoke(cli, ["demo", str(mine), "--samples", "12", "--overwrite"])
     assert result.exit_code != 0 and (mine / "data.txt").exists()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2**16 - 1), min_size=12, max_size=12))
+def test_float16_finiteness_check_on_bits_equals_isfinite(bits):
+    """The worker checks float16 samples on their bits (fast); it must agree with numpy."""
+    from s2i_prep.conversion.tasks import _finite_per_stream
+
+    x = np.array(bits, np.uint16).view(np.float16).reshape(3, 1, 2, 2)
+    expected = np.isfinite(x.reshape(3, -1)).all(axis=1)
+    np.testing.assert_array_equal(_finite_per_stream(x), expected)

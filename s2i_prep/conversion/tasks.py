@@ -158,6 +158,19 @@ def _sample_events(ctx: WorkerContext, raw: RawSkeleton, path: str) -> Sample | 
     return Sample(raw.name, path, s2i, columns, stats)
 
 
+#: float16 exponent bits: all set means inf or NaN.
+_HALF_EXPONENT = np.uint16(0x7C00)
+
+
+def _finite_per_stream(s2i: np.ndarray) -> np.ndarray:
+    """Whether each stream of a sample is all finite. float16 is checked on its bits (numpy's
+    ``isfinite`` converts every half to float: 43 us against 5 us per compact sample)."""
+    if s2i.dtype == np.float16:
+        bits = np.ascontiguousarray(s2i).view(np.uint16).reshape(len(s2i), -1)
+        return (bits & _HALF_EXPONENT).max(axis=1) < _HALF_EXPONENT
+    return np.isfinite(s2i.reshape(len(s2i), -1)).all(axis=1)
+
+
 def _unstorable(s2i: np.ndarray, columns: Mapping[str, int], streams: Sequence[str]) -> str | None:
     """Why a sample cannot be stored exactly (a value beyond its stored type), or None.
 
@@ -165,7 +178,7 @@ def _unstorable(s2i: np.ndarray, columns: Mapping[str, int], streams: Sequence[s
     would become inf, which no statistic or model survives. Columns have fixed integer types.
     """
     if s2i.dtype.kind == "f":
-        finite = np.isfinite(s2i.reshape(len(s2i), -1)).all(axis=1)
+        finite = _finite_per_stream(s2i)
         if not finite.all():
             stream = streams[int(np.argmin(finite))]
             return (f"the {stream} stream has values beyond the {s2i.dtype} range "
