@@ -10,6 +10,7 @@ large buffer per task (through shared memory with local workers, see
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -186,11 +187,17 @@ def _unstorable(s2i: np.ndarray, columns: Mapping[str, int], streams: Sequence[s
                     "coordinates in metres?")
     for key, value in columns.items():
         dtype = layout.REQUIRED_COLUMNS.get(key, layout.FIELD_DTYPE)
-        info = np.iinfo(dtype)
-        if not info.min <= value <= info.max:
-            return (f"{key} = {value} does not fit the stored {dtype} column "
-                    f"({info.min}..{info.max})")
+        low, high = _int_range(dtype)
+        if not low <= value <= high:
+            return f"{key} = {value} does not fit the stored {dtype} column ({low}..{high})"
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _int_range(dtype: str) -> tuple[int, int]:
+    """``np.iinfo``'s bounds, cached (building an iinfo cost ~3 us, eight times per sample)."""
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
 
 
 def file_events(ctx: WorkerContext, entry: InputFile) -> list[Sample | Skip | Excluded]:
