@@ -345,13 +345,15 @@ class StreamStats:
         2**53): one array to pickle per sample instead of five."""
         return np.stack([self.count, self.sum, self.sumsq, self.min, self.max]).astype(np.float64)
 
-    def merge_packed(self, row: np.ndarray) -> None:
-        """Fold a :meth:`packed` array in; the same result, bit for bit, as :meth:`merge`."""
-        self.count += row[0].astype(np.int64)
-        self.sum += row[1]
-        self.sumsq += row[2]
-        np.minimum(self.min, row[3], out=self.min)
-        np.maximum(self.max, row[4], out=self.max)
+    def merge_packed(self, rows: np.ndarray) -> None:
+        """Fold ``(k, 5, S, 3)`` stacked :meth:`packed` arrays in, in order: bit for bit what k
+        calls of :meth:`merge` give (sums accumulate sequentially; counts, minima and maxima do
+        not depend on the order), for a handful of numpy calls instead of 5k."""
+        self.count += rows[:, 0].sum(axis=0).astype(np.int64)
+        for total, k in ((self.sum, 1), (self.sumsq, 2)):
+            total[...] = np.add.accumulate(np.concatenate([total[None], rows[:, k]]), axis=0)[-1]
+        np.minimum(self.min, rows[:, 3].min(axis=0), out=self.min)
+        np.maximum(self.max, rows[:, 4].max(axis=0), out=self.max)
 
     def merge(self, other: StreamStats) -> None:
         """Fold ``other`` (e.g. one shard's statistics) into this one."""

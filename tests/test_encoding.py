@@ -510,3 +510,28 @@ def test_real_recordings_encode_like_the_twin(realdata, spec, folder):
                 np.testing.assert_array_equal(bits(got), bits(want), err_msg=str(path))
             if sk.num_persons == 1 and spec.max_persons == 2:
                 assert not got[:, :, :, spec.num_joints :].any()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 40), st.integers(0, 2**31))
+def test_packed_statistics_merge_bit_identically_to_one_by_one(k: int, seed: int) -> None:
+    """The parent merges a batch of per-sample statistics at once: it must give exactly the
+    float64 sums of merging them one after another (rounding depends on the order)."""
+    from s2i_prep.encoding import StreamStats
+
+    rng = np.random.default_rng(seed)
+    # float32 values of mixed magnitudes: their float64 sums round (float16 ones would be exact)
+    scale = 10.0 ** rng.integers(-6, 7, size=(k, 1, 1, 1, 1))
+    samples = (rng.standard_normal((k, 3, 3, 4, 5)) * scale).astype(np.float32)
+    one, batch, per = StreamStats(3), StreamStats(3), []
+    for x in (one, batch):
+        x.update(samples[:1])  # a non-trivial running total first
+    for s in samples:
+        p = StreamStats(3)
+        p.update(s[None])
+        one.merge(p)
+        per.append(p.packed())
+    batch.merge_packed(np.stack(per))
+    for name in ("count", "sum", "sumsq", "min", "max"):
+        a, b = getattr(one, name), getattr(batch, name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name

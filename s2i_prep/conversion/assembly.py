@@ -67,6 +67,7 @@ class Assembler:
         self._target = writer.shard_target if self._arena is not None else None
         self.rows: list[np.ndarray] = []  # the samples of the shard being filled
         self._regions: list[Region] = []  # arena regions those rows lie in (retained)
+        self._stat_rows: list[np.ndarray] = []  # packed statistics not merged yet (in order)
         self.inflight: deque[_Shard] = deque()
         self._next_index = -(-writer.num_samples // writer.shard_size)
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2i-shard-writer")
@@ -115,6 +116,7 @@ class Assembler:
             return
         if task is None:
             self.rows.append(event.s2i)  # type: ignore[arg-type]
+            self._merge_stat_rows()
             self.stats.merge(event.stats)
         else:
             self.rows.append(task.block[event.s2i])  # type: ignore[index]
@@ -122,17 +124,24 @@ class Assembler:
             if region is not None and (not self._regions or self._regions[-1] is not region):
                 self.pool.retain(region)
                 self._regions.append(region)
-            if isinstance(event.stats, int):
-                self.stats.merge_packed(task.stats[event.stats])  # type: ignore[index]
+            if isinstance(event.stats, int):  # merged in order, a batch at a time
+                self._stat_rows.append(task.stats[event.stats])  # type: ignore[index]
             else:
+                self._merge_stat_rows()
                 self.stats.merge(event.stats)
         self.pending.append((event.name, event.columns))
         self.last_id = event.name
         if len(self.pending) == self.writer.shard_size:
             self.flush(cursor)
 
+    def _merge_stat_rows(self) -> None:
+        if self._stat_rows:
+            self.stats.merge_packed(np.stack(self._stat_rows))
+            self._stat_rows = []
+
     def flush(self, cursor: tuple[int, int]) -> None:
         """Cut the buffered samples as one shard whose state resumes at ``cursor``."""
+        self._merge_stat_rows()  # the state and the statistics read after the last cut need them
         if not self.pending:
             return
         cols: dict[str, np.ndarray] = {"sample_id": np.array([name for name, _ in self.pending])}

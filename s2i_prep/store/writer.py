@@ -262,6 +262,7 @@ class DatasetWriter:
                 "pid": os.getpid(),
                 "updated": time.time(),
             },
+            indent=None,  # the C encoder: the state grows with the skip report, per commit
         )
 
     # -- writing ------------------------------------------------------------------------------
