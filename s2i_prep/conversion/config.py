@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import S2IError
+from ..urls import Url, location
 
 if TYPE_CHECKING:
     from ..encoding import EncodeConfig
@@ -31,8 +32,9 @@ class ConvertConfig:
     """Everything one conversion depends on; saved with the dataset (``to_dict``).
 
     Attributes:
-        input: root of the raw dataset (layout per format, see docs/CONVERT.md).
-        output: ``*.zarr`` (Zarr v3) or ``*.h5``/``*.hdf5`` (HDF5).
+        input: root of the raw dataset (layout per format, see docs/CONVERT.md), or an fsspec
+            URL of objects (``s3://bucket/raw``; docs/DISTRIBUTED.md).
+        output: ``*.zarr`` (Zarr v3) or ``*.h5``/``*.hdf5`` (HDF5), or the URL of a ``.zarr``.
         format: a built-in format name (``ntu25``) or a path to a spec ``.yaml``.
         encode: the S2I encoding options.
         workers: worker processes; ``None`` = every usable core, ``0`` = in this process.
@@ -46,8 +48,8 @@ class ConvertConfig:
         reader_options: keyword options of the format's reader (e.g. PKU ``clip_bounds``).
     """
 
-    input: Path
-    output: Path
+    input: Path | Url
+    output: Path | Url
     format: str = "ntu25"
     encode: EncodeConfig = field(default_factory=_default_encode)
     workers: int | None = None
@@ -62,8 +64,9 @@ class ConvertConfig:
     reader_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input", Path(self.input))
-        object.__setattr__(self, "output", Path(self.output))
+        # a local Path (also for file:// URLs), or an fsspec URL (s2i_prep.urls)
+        object.__setattr__(self, "input", location(self.input))
+        object.__setattr__(self, "output", location(self.output))
         if self.on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, found {self.on_error!r}")
         if self.workers is not None and self.workers < 0:

@@ -14,6 +14,7 @@ from .assembly import Assembler
 from .config import NOT_RECORDED, ConvertConfig
 from .planning import Plan
 from .stages import Stages
+from ..urls import is_url
 
 
 def splits_of(
@@ -59,7 +60,7 @@ def dataset_attrs(
         "spec_sha256": spec.digest(),
         "stats": asm.stats.to_dict(enc.streams),
         "source": {
-            "input": str(cfg.input.resolve()),
+            "input": str(cfg.input if is_url(cfg.input) else cfg.input.resolve()),
             "format": spec.format,
             "files": len(plan.files),
             "bytes": sum(f.nbytes for f in plan.files),

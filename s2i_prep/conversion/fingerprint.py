@@ -22,6 +22,7 @@ from ..readers import archive
 from ..readers.archive import split_member
 from .planning import printable
 from .tasks import InputFile
+from ..urls import Url
 
 
 def run_options(cfg: ConvertConfig, spec: JointSpec) -> dict[str, Any]:
@@ -37,6 +38,10 @@ def fingerprint(options: dict[str, Any]) -> str:
 def input_entry(cfg: ConvertConfig, f: InputFile) -> list[Any]:
     """``[name, size, mtime]``: the name relative to the input folder, or the member's name in
     an archive input (with the member's own timestamp)."""
+    if isinstance(cfg.input, Url):  # the object's key below the input prefix, and its version
+        root = str(cfg.input) + "/"
+        return [f.path[len(root):] if f.path.startswith(root) else cfg.input.name,
+                f.nbytes, f.mtime_ns]
     ref = split_member(f.path) if archive.is_archive(cfg.input) else None
     if ref:
         return [ref[1], f.nbytes, f.mtime_ns]

@@ -15,6 +15,7 @@ from .config import ConvertConfig
 from ..readers import archive
 from ..readers.archive import file_stem
 from .tasks import KIND_MEMBER, KIND_NOT_FILE, KIND_PATH, InputFile
+from ..urls import Url
 
 if TYPE_CHECKING:
     from ..readers import Reader
@@ -102,10 +103,12 @@ def plan_inputs(
     cfg: ConvertConfig, spec: JointSpec, reader: Reader, excluded: frozenset[str]
 ) -> Plan:
     """The input files to convert, in order, each with its size and modification time."""
-    if not cfg.input.exists():
-        raise S2IError(f"{cfg.input}: input folder does not exist")
     note = None
-    if archive.is_archive(cfg.input):
+    if isinstance(cfg.input, Url):
+        planned = _url_inputs(cfg.input, reader)
+    elif not cfg.input.exists():
+        raise S2IError(f"{cfg.input}: input folder does not exist")
+    elif archive.is_archive(cfg.input):
         planned, note = _archive_inputs(cfg.input, reader)
     else:
         try:
@@ -147,11 +150,71 @@ def _archive_inputs(path: Path, reader: Reader) -> tuple[list[tuple[str, InputFi
     return out, damage
 
 
+def _object_version(info: dict) -> int:
+    """What the fingerprint compares for one listed object: its ETag (content identity on S3 and
+    most stores; hashed to an int) when the store gives one, else its modification time in ns."""
+    import datetime
+    import hashlib
+
+    etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
+    if etag:
+        return int.from_bytes(hashlib.sha256(str(etag).encode()).digest()[:7], "little")
+    for key in ("LastModified", "mtime", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime.datetime):
+            return int(value.timestamp() * 1e9)
+        if isinstance(value, (int, float)):
+            return int(value * 1e9)
+        if isinstance(value, str):
+            try:
+                return int(datetime.datetime.fromisoformat(value).timestamp() * 1e9)
+            except ValueError:
+                continue
+    return 0
+
+
+def _url_inputs(root: Url, reader: Reader) -> list[tuple[str, InputFile]]:
+    """The objects under ``root`` that ``reader`` reads, listed once (sizes and versions for the
+    fingerprint); workers read each one through ``read_bytes``. Only readers whose files stand
+    alone (those that read archive members) read objects: the others need their neighbours."""
+    suffixes = getattr(reader, "archive_suffixes", None)
+    if not suffixes:
+        raise S2IError(
+            f"{root}: the {reader.name} reader reads local folders only (its files refer to "
+            "each other); copy the input to a local or shared disk"
+        )
+    fs = root.fs
+    try:
+        if fs.isfile(root.path):
+            found = {root.path: fs.info(root.path)}
+        else:
+            found = fs.find(root.path, detail=True)
+            if not found and not fs.exists(root.path):
+                raise FileNotFoundError(root.path)
+    except FileNotFoundError:
+        raise S2IError(f"{root}: no such input (no object or prefix of that name)") from None
+    except PermissionError as exc:
+        raise S2IError(f"{root}: cannot list the input objects: permission denied ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - any backend's network or service error
+        raise S2IError(f"{root}: cannot list the input objects: {type(exc).__name__}: {exc}") \
+            from None
+    out = []
+    for key, info in found.items():
+        if info.get("type", "file") != "file" or not key.lower().endswith(suffixes):
+            continue
+        url = str(Url(f"{root.protocol}://{key}"))
+        out.append((url, InputFile(url, int(info.get("size") or 0), _object_version(info))))
+    return out
+
+
 def no_input_message(cfg: ConvertConfig, spec: JointSpec, reader: Reader) -> str:
     """Why nothing was found: what the folder holds, and which format would read it."""
     from ..readers import get_reader
     from ..specs import list_specs
 
+    if isinstance(cfg.input, Url):
+        return (f"{cfg.input}: no {spec.format} input objects found (the {reader.name} reader "
+                f"reads objects ending in {', '.join(getattr(reader, 'archive_suffixes', ()))})")
     counts: dict[str, int] = {}
     seen = 0
     if archive.is_archive(cfg.input):

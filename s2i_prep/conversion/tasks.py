@@ -22,6 +22,7 @@ from ..parallel import FILES_PER_TASK
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from ..store import layout
+from ..urls import is_url
 from .stages import Stages
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ def _unstorable(s2i: np.ndarray, columns: Mapping[str, int], streams: Sequence[s
 def file_events(ctx: WorkerContext, entry: InputFile) -> list[Sample | Skip | Excluded]:
     if entry.problem is not None:
         return [Skip(entry.path, entry.problem, entry.kind or KIND_NOT_FILE)]
-    path = Path(entry.path)
+    path: Path | str = entry.path if is_url(entry.path) else Path(entry.path)  # URLs stay text
     try:
         raws = ctx.reader.read(path, ctx.spec)
     except ReadError as exc:

@@ -97,6 +97,8 @@ def reader_for_input(input_path: Path, spec: JointSpec) -> tuple[str, JointSpec]
     then names the skeleton only), otherwise the spec's reader and the spec unchanged."""
     from .pyskl_pickle import input_spec, is_pickle_input
 
+    if not isinstance(input_path, Path):  # an fsspec URL: pickles are read from local files
+        return spec.reader, spec
     if is_pickle_input(input_path):
         return "pyskl_pickle", input_spec(spec)
     return spec.reader, spec
