@@ -285,7 +285,7 @@ def convert(
         raise ConvertFailed(f"{exc}{after}", kept) from None
     t_end = time.perf_counter()
     return ConvertResult(
-        output=Path(out),
+        output=out,  # a Path, or the Url of an object-store output
         files=len(files),
         samples=asm.num_samples,
         skipped=len(asm.skipped),

@@ -29,7 +29,7 @@ from typing import Any
 
 from .errors import S2IError
 
-__all__ = ["Url", "filesystem", "is_url", "location", "set_storage_options"]
+__all__ = ["Url", "filesystem", "is_url", "location", "set_storage_options", "storage_options"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
@@ -48,6 +48,11 @@ def set_storage_options(protocol: str, options: Mapping[str, Any]) -> None:
     """Options for every filesystem of ``protocol`` this process (and its forked workers) opens
     without options of its own, e.g. ``{"endpoint_url": ..., "key": ..., "secret": ...}``."""
     _OPTIONS[protocol] = dict(options)
+
+
+def storage_options(url: Url) -> dict[str, Any]:
+    """The options ``url``'s filesystem is created with (its own, else the process-wide ones)."""
+    return dict(_OPTIONS.get(url.protocol, {}) if url.options is None else url.options)
 
 
 def filesystem(protocol: str, options: Mapping[str, Any] | None = None) -> Any:

@@ -136,7 +136,7 @@ class ConvertResult:
     ``limited``: input files left out by ``limit`` (not counted as excluded).
     """
 
-    output: Path
+    output: Path | Url
     files: int
     samples: int
     skipped: int
@@ -158,7 +158,7 @@ class ConvertResult:
 class Kept:
     """What the partial output of a stopped or failed run holds for ``--resume``."""
 
-    partial: Path
+    partial: Path | Url
     samples: int
     files_done: int
     files_total: int

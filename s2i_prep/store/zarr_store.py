@@ -18,6 +18,8 @@ import numpy as np
 
 from ..errors import StoreError
 from . import layout
+from ..urls import Url
+from .remote import RemoteData
 from .staging import fault_point, remove
 
 DATA_NAME = "data.zarr"
@@ -102,16 +104,21 @@ class ZarrBackend:
 
     name = "zarr"
 
-    def __init__(self, partial: Path) -> None:
-        self.path = partial / DATA_NAME  # what finalize renames to the output
+    def __init__(self, partial: Path | Url, remote: RemoteData | None = None) -> None:
+        # what finalize renames to the output; an object-store output is built in place
+        self.path = partial / DATA_NAME if remote is None else remote.url
+        self.remote = remote
         self.group: Any = None
+
+    def _store(self) -> Any:
+        return self.path if self.remote is None else self.remote.zarr_store()
 
     def create(
         self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int
     ) -> None:
         import zarr
 
-        self.group = zarr.open_group(self.path, mode="w-", zarr_format=3)
+        self.group = zarr.open_group(self._store(), mode="w-", zarr_format=3)
         self.group.create_array(
             layout.S2I,
             shape=(0, *sample_shape),
@@ -142,7 +149,7 @@ class ZarrBackend:
 
         try:
             self.group = zarr.open_group(
-                self.path, mode="r+", zarr_format=3, use_consolidated=False
+                self._store(), mode="r+", zarr_format=3, use_consolidated=False
             )
             self.group[layout.S2I]
         except Exception as exc:  # zarr raises several unrelated types for a damaged group
@@ -187,7 +194,13 @@ class ZarrBackend:
 
     def _write_plain_shard(self, index: int, data: np.ndarray, ndim: int) -> None:
         """Write shard ``index`` of ``s2i`` as one file, atomically (temp file + rename, as
-        zarr's local store does; ``truncate`` removes a left-over temp file)."""
+        zarr's local store does; ``truncate`` removes a left-over temp file). In an object
+        store: one PUT of the whole shard object, atomic too."""
+        if self.remote is not None:
+            key = "/".join((layout.S2I, "c", str(index), *["0"] * (ndim - 1)))
+            self.remote.put(key, plain_shard(data, self._shard_size))
+            fault_point("shard-tmp")
+            return
         path = self.path.joinpath(layout.S2I, "c", str(index), *["0"] * (ndim - 1))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".partial")
@@ -203,11 +216,16 @@ class ZarrBackend:
             per_file = (arr.shards or arr.chunks)[0]
             keep = -(-count // per_file)
             arr.resize((count, *arr.shape[1:]))
+            if self.remote is not None:
+                self.remote.truncate(name, keep)
+                continue
             chunk_dir = self.path / name / "c"
             if chunk_dir.is_dir():
                 for entry in chunk_dir.iterdir():
                     if not entry.name.isdigit() or int(entry.name) >= keep:
                         remove(entry)
+        if self.remote is not None:
+            return  # a PUT leaves no temporary object
         for leftover in self.path.rglob(
             "*.partial"
         ):  # zarr's temporary files of an interrupted write
@@ -218,6 +236,10 @@ class ZarrBackend:
     ) -> None:
         """Write splits and attributes and consolidate the metadata of the finished group."""
         self.write_splits(splits)
+        if self.remote is not None:  # the finished root, written last: see store/remote.py
+            self.remote.write_finished_root(attrs)
+            self.group = None
+            return
         self.group.attrs.update(attrs)
         self.close(finished=True)
 
