@@ -277,11 +277,12 @@ class ZarrBackend:
 class ZarrSource:
     """Read side: arrays and attributes of a finished Zarr dataset."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | Url) -> None:
         import zarr
 
         try:
-            self.group: Any = zarr.open_group(path, mode="r")
+            store = RemoteData(path).zarr_store(read_only=True) if isinstance(path, Url) else path
+            self.group: Any = zarr.open_group(store, mode="r")
         except Exception as exc:
             raise StoreError(f"{path}: not a readable Zarr v3 group ({exc})") from None
 
@@ -310,9 +311,15 @@ class ZarrSource:
         self.group = None
 
 
-def missing_shard_files(path: Path, num_samples: int, shard_size: int, ndim: int) -> list[int]:
+def missing_shard_files(path: Path | Url, num_samples: int, shard_size: int, ndim: int) -> list[int]:
     """Shards of ``s2i`` whose file is absent (zarr would silently read them as the fill value)."""
     count = -(-num_samples // shard_size)
     rest = ["0"] * (ndim - 1)
     base = path / layout.S2I / "c"
+    if isinstance(path, Url):  # one listing, not one request per shard
+        try:
+            found = set(path.fs.find(base.path))
+        except FileNotFoundError:
+            found = set()
+        return [i for i in range(count) if base.key(str(i), *rest) not in found]
     return [i for i in range(count) if not base.joinpath(str(i), *rest).is_file()]

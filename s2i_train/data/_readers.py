@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from s2i_prep.urls import Url
+
 from ..errors import SampleReadError
 
 #: Shard index entry of a chunk that was never written.
@@ -40,7 +42,7 @@ _IOV_PAIRS = 512
 class StoreGeometry:
     """What a reader needs to know about ``s2i`` (from the dataset attributes and metadata)."""
 
-    path: Path
+    path: Path | Url  # a local dataset, or an fsspec URL of a Zarr one (read with range requests)
     num_samples: int
     sample_shape: tuple[int, ...]
     dtype: str
@@ -105,23 +107,61 @@ class ShardReader:
     def __getstate__(self) -> dict[str, Any]:
         return {"geo": self.geo, "_files": self._files, "_index": {}, "_index_pid": -1}
 
-    def shard_path(self, shard: int) -> Path:
-        return self.geo.path.joinpath("s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape))
+    def shard_path(self, shard: int) -> Path | Url:
+        return self.geo.path.joinpath(self._shard_key(shard))
+
+    def _shard_key(self, shard: int) -> str:
+        return "/".join(("s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape)))
+
+    def _missing(self, shard: int) -> SampleReadError:
+        first = shard * self.geo.shard_size
+        last = min(first + self.geo.shard_size, self.geo.num_samples) - 1
+        return SampleReadError(
+            f"{self.geo.path}: shard file {self._shard_key(shard)} of samples "
+            f"{first}..{last} is missing (the dataset is incomplete; run s2i-prep verify)"
+        )
 
     def _fd(self, shard: int) -> int:
         def opener() -> int:
-            path = self.shard_path(shard)
             try:
-                return os.open(path, os.O_RDONLY)
+                return os.open(self.shard_path(shard), os.O_RDONLY)
             except FileNotFoundError:
-                first = shard * self.geo.shard_size
-                last = min(first + self.geo.shard_size, self.geo.num_samples) - 1
-                raise SampleReadError(
-                    f"{self.geo.path}: shard file {path.relative_to(self.geo.path)} of samples "
-                    f"{first}..{last} is missing (the dataset is incomplete; run s2i-prep verify)"
-                ) from None
+                raise self._missing(shard) from None
 
         return int(self._files.get(shard, opener))
+
+    def _remote_size(self, shard: int) -> int:
+        """Bytes of a remote shard object (one request per shard and process, then cached)."""
+
+        def opener() -> tuple[int]:
+            url = self.shard_path(shard)
+            try:
+                return (int(url.fs.size(url.path)),)  # a tuple: _LazyFiles closes int handles
+            except FileNotFoundError:
+                raise self._missing(shard) from None
+            except Exception as exc:  # noqa: BLE001 - any backend's network or service error
+                raise SampleReadError(f"{url}: cannot read the shard: {type(exc).__name__}: "
+                                      f"{exc}") from None
+
+        return int(self._files.get(("size", shard), opener)[0])
+
+    def _remote_ranges(self, shard: int, starts: list[int], ends: list[int]) -> list[bytes]:
+        """Byte ranges of a remote shard, fetched concurrently with one ``cat_ranges``."""
+        url = self.shard_path(shard)
+        try:
+            blobs = url.fs.cat_ranges([url.path] * len(starts), starts, ends)
+        except FileNotFoundError:
+            raise self._missing(shard) from None
+        except Exception as exc:  # noqa: BLE001
+            raise SampleReadError(f"{url}: cannot read the shard: {type(exc).__name__}: "
+                                  f"{exc}") from None
+        for blob in blobs:
+            if isinstance(blob, FileNotFoundError):
+                raise self._missing(shard)
+            if isinstance(blob, BaseException):
+                raise SampleReadError(f"{url}: cannot read the shard: {type(blob).__name__}: "
+                                      f"{blob}")
+        return blobs
 
     def shard_index(self, shard: int) -> np.ndarray:
         """(shard_size, 2) uint64 (offset, nbytes) of every inner chunk, crc32c checked, cached."""
@@ -132,13 +172,17 @@ class ShardReader:
             return index
         import google_crc32c
 
-        fd = self._fd(shard)
-        size = os.fstat(fd).st_size
+        remote = isinstance(self.geo.path, Url)
+        fd = -1 if remote else self._fd(shard)
+        size = self._remote_size(shard) if remote else os.fstat(fd).st_size
         nbytes = 16 * self.geo.shard_size + 4
-        where = f"{self.geo.path}: shard file {self.shard_path(shard).relative_to(self.geo.path)}"
+        where = f"{self.geo.path}: shard file {self._shard_key(shard)}"
         if size < nbytes:
             raise SampleReadError(f"{where}: {size} bytes, too short for its {nbytes}-byte index")
-        raw = os.pread(fd, nbytes, size - nbytes)
+        if remote:
+            raw = self._remote_ranges(shard, [size - nbytes], [size])[0]
+        else:
+            raw = os.pread(fd, nbytes, size - nbytes)
         body = raw[:-4]
         if len(raw) != nbytes or google_crc32c.value(body) != int.from_bytes(raw[-4:], "little"):
             raise SampleReadError(f"{where}: shard index fails its crc32c check (corrupt file)")
@@ -182,10 +226,47 @@ class ShardReader:
                 f"{self.geo.path}: sample {bad} has a {int(sizes[sizes != expect][0])}-byte chunk, "
                 f"expected {expect} (uncompressed sample + crc32c)"
             )
-        fd = self._fd(shard)
-        if raw:
-            self._read_raw(fd, shard, idx, offsets, out, rows)
+        if isinstance(self.geo.path, Url):
+            chunks = self._remote_chunks(shard, offsets, sizes)
+            if raw:  # check in the fetched bytes, then copy into the rows
+                for j, (chunk, row) in enumerate(zip(chunks, rows.tolist())):
+                    if len(chunk) != expect or google_crc32c.value(chunk[:-4]) != int.from_bytes(
+                        chunk[-4:].tobytes(), "little"
+                    ):
+                        self._corrupt(shard, int(idx[j]))
+                    out[row] = chunk[:-4]
+                return
+        elif raw:
+            self._read_raw(self._fd(shard), shard, idx, offsets, out, rows)
             return
+        else:
+            chunks = self._local_chunks(self._fd(shard), offsets, sizes)
+        for j, (chunk, row) in enumerate(zip(chunks, rows.tolist())):
+            if len(chunk) != int(sizes[j]) or google_crc32c.value(chunk[:-4]) != int.from_bytes(
+                chunk[-4:].tobytes(), "little"
+            ):
+                self._corrupt(shard, int(idx[j]))
+            self._decode_into(chunk[:-4], out[row], int(idx[j]))
+
+    def _remote_chunks(self, shard: int, offsets: np.ndarray, sizes: np.ndarray
+                       ) -> list[np.ndarray]:
+        """The chunks of a remote shard: each run of adjacent chunks as one byte range, all of
+        the runs in one concurrent ``cat_ranges`` (a shuffled batch costs one round trip per
+        shard it touches, not one per sample)."""
+        ends = offsets + sizes
+        breaks = (np.flatnonzero(offsets[1:] != ends[:-1]) + 1).tolist()
+        firsts, lasts = [0, *breaks], [*breaks, len(offsets)]
+        blobs = self._remote_ranges(shard, [int(offsets[a]) for a in firsts],
+                                    [int(ends[b - 1]) for b in lasts])
+        chunks = []
+        for a, b, blob in zip(firsts, lasts, blobs):
+            buf = np.frombuffer(blob, np.uint8)
+            lo = int(offsets[a])
+            chunks += [buf[o - lo : o - lo + n]
+                       for o, n in zip(offsets[a:b].tolist(), sizes[a:b].tolist())]
+        return chunks
+
+    def _local_chunks(self, fd: int, offsets: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
         lo = int(offsets.min())
         span = int((offsets + sizes).max()) - lo
         # numpy views of the read bytes: google_crc32c takes read-only buffers, not memoryviews
@@ -197,12 +278,7 @@ class ShardReader:
                 np.frombuffer(os.pread(fd, n, o), np.uint8)
                 for o, n in zip(offsets.tolist(), sizes.tolist())
             ]
-        for j, (chunk, row) in enumerate(zip(chunks, rows.tolist())):
-            if len(chunk) != int(sizes[j]) or google_crc32c.value(chunk[:-4]) != int.from_bytes(
-                chunk[-4:].tobytes(), "little"
-            ):
-                self._corrupt(shard, int(idx[j]))
-            self._decode_into(chunk[:-4], out[row], int(idx[j]))
+        return chunks
 
     def _read_raw(
         self,
@@ -351,6 +427,11 @@ class ZarrReader:
         def opener() -> Any:
             import zarr
 
+            if isinstance(self.geo.path, Url):
+                from s2i_prep.store.remote import RemoteData
+
+                store = RemoteData(self.geo.path / "s2i").zarr_store(read_only=True)
+                return zarr.open_array(store, mode="r")
             return zarr.open_array(self.geo.path / "s2i", mode="r")
 
         arr = self._files.get("array", opener)
