@@ -52,6 +52,7 @@ from .parallel import FILES_PER_TASK, OrderedPool, WorkerDied, default_workers
 from .specs import load_spec
 from .store import layout
 from .store.staging import fault_point
+from .urls import Url
 
 __all__ = [
     "ConvertConfig",
@@ -80,6 +81,12 @@ def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext,
     Local workers return each task's stacked samples through shared memory."""
     if cfg.dask is not None:
         from .dask_pool import DaskPool
+
+        for loc in (cfg.input, cfg.output):
+            if isinstance(loc, Url) and loc.protocol == "memory":
+                raise S2IError(f"{loc}: memory:// exists only inside this process, where Dask "
+                               "workers cannot read or write it; convert without --dask, or "
+                               "use a store the workers share")
 
         return DaskPool(cfg.dask, install, (ctx,))
     block_bytes = FILES_PER_TASK * SLOT_SAMPLES_PER_FILE * sample_bytes

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .input_options import input_format, reader_options, refuse_align_for_2d, workers_for_input
-from .options import format_options
+from .options import PathOrUrl, format_options, storage_options_option, use_storage_options
 
 if TYPE_CHECKING:
     from ..pipeline import Kept, ProgressUpdate
@@ -96,13 +96,10 @@ def _kept_text(kept: Kept | None, output: Path) -> str:
 
 
 @click.command(cls=_ConvertCommand, epilog=_EPILOG)
-@click.argument(
-    "input_dir",
-    metavar="INPUT",
-    type=click.Path(exists=True, path_type=Path),
-)
-@click.argument("output", metavar="OUTPUT", type=click.Path(dir_okay=True, path_type=Path))
+@click.argument("input_dir", metavar="INPUT", type=PathOrUrl(exists=True))
+@click.argument("output", metavar="OUTPUT", type=PathOrUrl())
 @format_options
+@storage_options_option
 @click.option(
     "--streams",
     default=",".join(_STREAMS),
@@ -225,6 +222,7 @@ def convert(
     person_order: str | None,
     trust_pickle: bool,
     quiet: bool,
+    storage_options: dict[str, Any],
 ) -> None:
     """Convert the raw skeleton dataset INPUT into the S2I dataset OUTPUT.
 
@@ -234,7 +232,11 @@ def convert(
 
     OUTPUT ending in .zarr is written as Zarr v3, .h5/.hdf5 as HDF5. The output is built under
     OUTPUT.partial and renamed when complete; bad input files are skipped and reported.
+
+    INPUT and a .zarr OUTPUT may be fsspec URLs (s3://bucket/raw, gs://..., memory://...) with
+    the fsspec implementation installed (s3fs, gcsfs, ...); see docs/DISTRIBUTED.md.
     """
+    use_storage_options(storage_options, input_dir, output)
     source = input_format(input_dir, fmt, spec, trust_pickle, quiet)
     if dtype == "uint8" and image_size is None:
         raise click.BadParameter(

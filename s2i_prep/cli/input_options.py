@@ -14,6 +14,10 @@ def input_format(
     input_path: Path, fmt: str | None, spec: Path | None, trust_pickle: bool, quiet: bool
 ) -> str:
     """The format to convert with; a pickle INPUT may leave it to be inferred (pyskl_pickle)."""
+    if not isinstance(input_path, Path):  # an fsspec URL: objects of the format's files
+        if trust_pickle:
+            raise click.UsageError("--trust-pickle applies only to a local .pkl/.pickle INPUT")
+        return format_or_spec(fmt, spec)
     from ..readers.archive import is_archive
     from ..readers.pyskl_pickle import infer_format, is_pickle_input
 
@@ -56,6 +60,6 @@ def workers_for_input(input_path: Path, workers: int | None) -> int | None:
     process, so its samples are not sent back through a pipe in one large message."""
     from ..readers.pyskl_pickle import is_pickle_input
 
-    if workers is None and is_pickle_input(input_path):
+    if workers is None and isinstance(input_path, Path) and is_pickle_input(input_path):
         return 0
     return workers
