@@ -185,6 +185,7 @@ def _url_inputs(root: Url, reader: Reader) -> list[tuple[str, InputFile]]:
         )
     fs = root.fs
     try:
+        fs.invalidate_cache(root.path)  # a listing cached earlier in this process may be stale
         if fs.isfile(root.path):
             found = {root.path: fs.info(root.path)}
         else:

@@ -74,6 +74,7 @@ class RemoteData:
     def truncate(self, name: str, keep: int) -> None:
         """Delete the chunk/shard objects of array ``name`` from index ``keep`` on."""
         base = self.url.key(name, "c")
+        self.fs.invalidate_cache(base)  # zarr writes through its own filesystem instance
         try:
             entries = self.fs.ls(base, detail=False) if self.fs.exists(base) else []
         except FileNotFoundError:
@@ -95,6 +96,7 @@ class RemoteData:
         fs, root = self.fs, self.url.path
         proto = default_buffer_prototype()
         docs = {}
+        fs.invalidate_cache(root)  # zarr wrote them through its own filesystem instance
         for key in fs.find(root):
             rel = key[len(root):].lstrip("/")
             if rel == "zarr.json" or rel.endswith("/zarr.json"):
@@ -146,6 +148,7 @@ class RemoteStaging:
     def _names(self, url: Url) -> list[str]:
         try:
             fs = url.fs
+            fs.invalidate_cache(url.path)  # another process may have written since
             if not fs.exists(url.path):
                 return []
             return sorted(posixpath.basename(e.rstrip("/")) for e in fs.ls(url.path, detail=False))

@@ -318,6 +318,7 @@ def missing_shard_files(path: Path | Url, num_samples: int, shard_size: int, ndi
     base = path / layout.S2I / "c"
     if isinstance(path, Url):  # one listing, not one request per shard
         try:
+            path.fs.invalidate_cache(base.path)
             found = set(path.fs.find(base.path))
         except FileNotFoundError:
             found = set()
