@@ -25,6 +25,7 @@ from s2i_prep.errors import ReadError, S2IError, StoreError
 from s2i_prep.pipeline import ConvertConfig, convert
 from s2i_prep.readers.rawfile import read_bytes
 from s2i_prep.store import open_dataset, remote
+from tests.test_archive import _zip
 from tests.test_convert import ROOT, _output_bytes, make_ntu, run_cli
 
 torch = pytest.importorskip("torch")
@@ -138,6 +139,24 @@ def test_memory_input_with_forked_workers(raw: Path, local_ref: Path, tmp_path: 
     _same_but_input(_output_bytes(local_ref), _output_bytes(out))
     assert json.loads((out / "zarr.json").read_bytes())["attributes"]["source"]["input"] == \
         "memory://mem-in/raw"
+
+
+def test_zip_archive_object_is_read_in_place(raw: Path, tmp_path: Path) -> None:
+    zipped = _zip(raw, tmp_path / "ntu.zip")
+    fs = fsspec.filesystem("memory")
+    fs.pipe_file("/mem-zip/ntu.zip", zipped.read_bytes())
+    fs.pipe_file("/mem-zip/cut.zip", zipped.read_bytes()[: zipped.stat().st_size * 2 // 3])
+    ref = tmp_path / "ref.zarr"
+    convert(ConvertConfig(input=zipped, output=ref, workers=0, shard_size=4))
+    out = tmp_path / "url.zarr"
+    convert(ConvertConfig(input="memory://mem-zip/ntu.zip", output=out, workers=2, shard_size=4))
+    _same_but_input(_output_bytes(ref), _output_bytes(out))
+    with pytest.warns(UserWarning, match="central directory is unreadable"):
+        cut = convert(ConvertConfig(input="memory://mem-zip/cut.zip", output=tmp_path / "c.zarr",
+                                    workers=0, shard_size=4))
+    assert 0 < cut.samples < N_FILES
+    [(path, reason, kind)] = cut.skipped_list
+    assert path.startswith("memory://mem-zip/cut.zip:") and kind == "bad_member", reason
 
 
 def test_object_gone_after_listing_is_one_skip(raw: Path, tmp_path: Path,

@@ -38,7 +38,7 @@ def fingerprint(options: dict[str, Any]) -> str:
 def input_entry(cfg: ConvertConfig, f: InputFile) -> list[Any]:
     """``[name, size, mtime]``: the name relative to the input folder, or the member's name in
     an archive input (with the member's own timestamp)."""
-    if isinstance(cfg.input, Url):  # the object's key below the input prefix, and its version
+    if isinstance(cfg.input, Url) and not archive.is_archive(cfg.input):  # key below the prefix
         root = str(cfg.input) + "/"
         return [f.path[len(root):] if f.path.startswith(root) else cfg.input.name,
                 f.nbytes, f.mtime_ns]

@@ -104,7 +104,9 @@ def plan_inputs(
 ) -> Plan:
     """The input files to convert, in order, each with its size and modification time."""
     note = None
-    if isinstance(cfg.input, Url):
+    if isinstance(cfg.input, Url) and archive.is_archive(cfg.input):
+        planned, note = _archive_inputs(cfg.input, reader)  # read in place, by range requests
+    elif isinstance(cfg.input, Url):
         planned = _url_inputs(cfg.input, reader)
     elif not cfg.input.exists():
         raise S2IError(f"{cfg.input}: input folder does not exist")
@@ -126,7 +128,7 @@ def plan_inputs(
     return Plan(files, len(planned) - len(kept) - limited, limited, note)
 
 
-def _archive_inputs(path: Path, reader: Reader) -> tuple[list[tuple[str, InputFile]], str | None]:
+def _archive_inputs(path: Path | Url, reader: Reader) -> tuple[list[tuple[str, InputFile]], str | None]:
     """The members of an archive input that ``reader`` reads, as planned inputs, and a note on
     damage; members are read in place by the workers (a damaged archive: what its local headers
     still give)."""

@@ -24,8 +24,10 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..errors import ReadError, S2IError, SourceLocation
+from ..urls import Url, is_url, location
 
 __all__ = [
     "ARCHIVE_SUFFIXES",
@@ -61,7 +63,42 @@ class Member:
 
 def is_archive(path: str | Path) -> bool:
     """Whether ``path`` is a regular file with an archive suffix (read as an archive)."""
-    return str(path).lower().endswith(ARCHIVE_SUFFIXES) and os.path.isfile(path)
+    return str(path).lower().endswith(ARCHIVE_SUFFIXES) and _is_file(path)
+
+
+_URL_FILES: dict[str, bool] = {}
+
+
+def _is_file(path: str | Path | Url) -> bool:
+    """``os.path.isfile``, or for an fsspec URL whether it names an object (asked once per
+    process: planning and the fingerprint ask for every member)."""
+    if not is_url(path):
+        return os.path.isfile(path)  # type: ignore[arg-type]
+    text = str(path)
+    found = _URL_FILES.get(text)
+    if found is None:
+        url = location(text)
+        try:
+            found = _URL_FILES[text] = bool(url.fs.isfile(url.path))  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - unreachable: not an archive we can read
+            return False
+    return found
+
+
+def _open_binary(path: str) -> Any:
+    """A binary file object of a local archive or of an archive object (fsspec reads it with
+    range requests and a read-ahead cache)."""
+    if not is_url(path):
+        return open(path, "rb")
+    url = location(path)
+    return url.fs.open(url.path, "rb")  # type: ignore[union-attr]
+
+
+def _size(path: str) -> int:
+    if not is_url(path):
+        return os.stat(path).st_size
+    url = location(path)
+    return int(url.fs.size(url.path))  # type: ignore[union-attr]
 
 
 def member_ref(archive: str | Path, member: str) -> str:
@@ -82,7 +119,7 @@ def split_member(path: str | Path) -> tuple[str, str] | None:
         at = low.find(key)
         while at >= 0:
             archive = text[: at + len(suffix)]
-            if os.path.isfile(archive):
+            if _is_file(archive):
                 return archive, text[at + len(key):]
             at = low.find(key, at + 1)
     return None
@@ -134,7 +171,7 @@ def _scan_local_headers(path: str, size: int) -> tuple[dict[str, _Entry], list[M
     entries: dict[str, _Entry] = {}
     members: list[Member] = []
     note = "the archive ends inside its members (truncated)"
-    with open(path, "rb") as fh:
+    with _open_binary(path) as fh:
         pos = 0
         while True:
             fh.seek(pos)
@@ -184,11 +221,11 @@ class _Index:
         self.entries: dict[str, _Entry] = {}
         self.damage: str | None = None
         try:
-            size = os.stat(path).st_size
+            size = _size(path)
         except OSError as exc:
-            raise S2IError(f"{path}: cannot read the archive: {exc.strerror}") from None
+            raise S2IError(f"{path}: cannot read the archive: {exc.strerror or exc}") from None
         try:
-            self.zip = zipfile.ZipFile(path)
+            self.zip = zipfile.ZipFile(_open_binary(path) if is_url(path) else path)
             infos = [i for i in self.zip.infolist() if not i.is_dir()]
             self.members = _mark_duplicates(
                 [Member(i.filename, i.file_size, _date_ns(i.date_time)) for i in infos]
@@ -231,7 +268,7 @@ class _Index:
         if entry.usize > limit or entry.csize > limit + (1 << 20):
             raise ReadError(where, f"cannot read file: {entry.usize:,} bytes, more than the "
                                    f"{limit:,}-byte limit of a raw file")
-        with open(self.path, "rb") as fh:
+        with _open_binary(self.path) as fh:
             fh.seek(entry.offset)
             blob = fh.read(entry.csize)
         if entry.method == zipfile.ZIP_STORED:
@@ -273,7 +310,7 @@ _OPEN: dict[tuple[int, str], _Index] = {}
 
 
 def _index(archive: str) -> _Index:
-    key = (os.getpid(), os.path.abspath(archive))
+    key = (os.getpid(), archive if is_url(archive) else os.path.abspath(archive))
     index = _OPEN.get(key)
     if index is None:
         index = _OPEN[key] = _Index(archive)

@@ -56,10 +56,10 @@ def read_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
             dangling link, a link loop, too large, permission denied, ...).
     """
     name = str(path)
-    if "://" in name and is_url(name):
-        return _read_object(location(name), limit)  # type: ignore[arg-type]
     if ":" in name and (ref := archive.split_member(name)) is not None:
         return archive.read_member(ref[0], ref[1], limit)  # ``archive.zip:member``: same bounds
+    if "://" in name and is_url(name):
+        return _read_object(location(name), limit)  # type: ignore[arg-type]
     try:
         info = os.stat(name)  # follows symlinks: a link to a regular file is fine
     except OSError as exc:
