@@ -98,12 +98,25 @@ def main() -> None:
                     for _ in range(ns.batches)]
         runs = [list(range(s, s + ns.batch)) for s in
                 rng.integers(0, count - ns.batch, ns.batches).tolist()]
+        from s2i_train.data._readers import ShardReader
+
+        ranges = [0]
+        fetch = ShardReader._remote_ranges
+
+        def counted(self, shards, starts, ends):  # noqa: ANN001, ANN202
+            ranges[0] += len(starts)
+            return fetch(self, shards, starts, ends)
+
+        ShardReader._remote_ranges = counted  # type: ignore[method-assign]
         for name, batches in (("random", shuffled), ("consecutive", runs)):
             for label, ds in (("local", local), ("s3", remote)):
                 ds.__getitems__(batches[0])  # shard indexes cached, connections open
+                ranges[0] = 0
                 sec = _best(lambda ds=ds, batches=batches: [ds.__getitems__(b) for b in batches])
                 res[f"read_{name}_{label}_ms_per_batch"] = 1e3 * sec / len(batches)
                 res[f"read_{name}_{label}_samples_per_s"] = len(batches) * ns.batch / sec
+                if label == "s3":
+                    res[f"read_{name}_ranges_per_batch"] = ranges[0] / (3 * len(batches))
         for label, path in (("local", tmp / "local.zarr"), ("s3", "s3://bench/out.zarr")):
             res[f"memory_load_{label}_s"] = _best(lambda path=path: S2IDataset(
                 path, read="memory", storage_options=options if label == "s3" else None), 2)
@@ -121,7 +134,8 @@ def main() -> None:
     for name in ("random", "consecutive"):
         loc, s3 = (res[f"read_{name}_{x}_ms_per_batch"] for x in ("local", "s3"))
         print(f"read     {name:<12} batch of {ns.batch}: local {loc:7.2f} ms, s3 {s3:7.2f} ms "
-              f"({s3 / loc:.1f}x)")
+              f"({s3 / loc:.1f}x; {res[f'read_{name}_ranges_per_batch']:.1f} byte ranges in one "
+              "cat_ranges per batch)")
     loc, s3 = res["memory_load_local_s"], res["memory_load_s3_s"]
     print(f"memory   load all samples: local {loc:.2f} s, s3 {s3:.2f} s ({s3 / loc:.1f}x)")
     print(json.dumps(res))

@@ -148,22 +148,24 @@ class ShardReader:
 
         return int(self._files.get(("size", shard), opener)[0])
 
-    def _remote_ranges(self, shard: int, starts: list[int], ends: list[int]) -> list[bytes]:
-        """Byte ranges of a remote shard, fetched concurrently with one ``cat_ranges``."""
-        url = self.shard_path(shard)
+    def _remote_ranges(self, shards: list[int], starts: list[int], ends: list[int]
+                       ) -> list[bytes]:
+        """Byte ranges of remote shards (``shards[k]``'s ``starts[k]:ends[k]``), fetched
+        concurrently with one ``cat_ranges``; errors name the shard."""
+        paths = [self.shard_path(k).path for k in shards]  # type: ignore[union-attr]
         try:
-            blobs = url.fs.cat_ranges([url.path] * len(starts), starts, ends)
+            blobs = self.geo.path.fs.cat_ranges(paths, starts, ends)  # type: ignore[union-attr]
         except FileNotFoundError:
-            raise self._missing(shard) from None
-        except Exception as exc:  # noqa: BLE001
-            raise SampleReadError(f"{url}: cannot read the shard: {type(exc).__name__}: "
-                                  f"{exc}") from None
-        for blob in blobs:
+            blobs = [FileNotFoundError()] * len(paths)
+        except Exception as exc:  # noqa: BLE001 - any backend's network or service error
+            raise SampleReadError(f"{self.geo.path}: cannot read shards {sorted(set(shards))}: "
+                                  f"{type(exc).__name__}: {exc}") from None
+        for shard, blob in zip(shards, blobs):
             if isinstance(blob, FileNotFoundError):
                 raise self._missing(shard)
             if isinstance(blob, BaseException):
-                raise SampleReadError(f"{url}: cannot read the shard: {type(blob).__name__}: "
-                                      f"{blob}")
+                raise SampleReadError(f"{self.shard_path(shard)}: cannot read the shard: "
+                                      f"{type(blob).__name__}: {blob}")
         return blobs
 
     def shard_index(self, shard: int) -> np.ndarray:
@@ -183,7 +185,7 @@ class ShardReader:
         if size < nbytes:
             raise SampleReadError(f"{where}: {size} bytes, too short for its {nbytes}-byte index")
         if remote:
-            raw = self._remote_ranges(shard, [size - nbytes], [size])[0]
+            raw = self._remote_ranges([shard], [size - nbytes], [size])[0]
         else:
             raw = os.pread(fd, nbytes, size - nbytes)
         body = raw[:-4]
@@ -205,14 +207,17 @@ class ShardReader:
         stops = np.concatenate((bounds, [len(idx)]))
         flat = out.reshape(len(out), -1).view(np.uint8)
         rows = np.arange(len(idx)) if rows is None else rows
-        for a, b in zip(starts.tolist(), stops.tolist()):
-            self._read_run(int(shards[a]), idx[a:b], flat, rows[a:b])
+        runs = [(int(shards[a]), idx[a:b], rows[a:b]) for a, b in zip(starts.tolist(),
+                                                                       stops.tolist())]
+        if isinstance(self.geo.path, Url):
+            self._read_remote(runs, flat)
+            return
+        for shard, run_idx, run_rows in runs:
+            self._read_run(shard, run_idx, flat, run_rows)
 
-    def _read_run(self, shard: int, idx: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:
-        """Samples ``idx`` (sorted, all in ``shard``) into rows ``rows`` of ``out`` (n, sample
-        bytes) uint8."""
-        import google_crc32c
-
+    def _entries(self, shard: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, sizes) of samples ``idx`` of ``shard``, every one written and, without
+        compression, of the exact size."""
         entries = self.shard_index(shard)[idx - shard * self.geo.shard_size]
         offsets, sizes = entries[:, 0], entries[:, 1]
         if (offsets == _EMPTY).any():
@@ -221,58 +226,73 @@ class ShardReader:
                 f"{self.geo.path}: samples {missing[:8]} were never written (empty chunks in "
                 f"shard {shard}; the dataset is incomplete)"
             )
-        raw = self.geo.codec == "none"
         expect = self.geo.sample_nbytes + 4
-        if raw and (sizes != expect).any():
+        if self.geo.codec == "none" and (sizes != expect).any():
             bad = int(idx[np.flatnonzero(sizes != expect)[0]])
             raise SampleReadError(
                 f"{self.geo.path}: sample {bad} has a {int(sizes[sizes != expect][0])}-byte chunk, "
                 f"expected {expect} (uncompressed sample + crc32c)"
             )
-        if isinstance(self.geo.path, Url):
-            chunks = self._remote_chunks(shard, offsets, sizes)
-            if raw:  # check in the fetched bytes, then copy into the rows
-                for j, (chunk, row) in enumerate(zip(chunks, rows.tolist())):
-                    if len(chunk) != expect or google_crc32c.value(chunk[:-4]) != int.from_bytes(
-                        chunk[-4:].tobytes(), "little"
-                    ):
-                        self._corrupt(shard, int(idx[j]))
-                    out[row] = chunk[:-4]
-                return
-        elif raw:
+        return offsets, sizes
+
+    def _read_run(self, shard: int, idx: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:
+        """Samples ``idx`` (sorted, all in ``shard``) into rows ``rows`` of ``out`` (n, sample
+        bytes) uint8."""
+        offsets, sizes = self._entries(shard, idx)
+        if self.geo.codec == "none":
             self._read_raw(self._fd(shard), shard, idx, offsets, out, rows)
-            return
         else:
             chunks = self._local_chunks(self._fd(shard), offsets, sizes)
+            self._place(shard, idx, chunks, out, rows, sizes)
+
+    def _read_remote(self, runs: list[tuple[int, np.ndarray, np.ndarray]], out: np.ndarray
+                     ) -> None:
+        """Remote shards: the byte ranges of every shard the batch touches in ONE concurrent
+        ``cat_ranges`` (one round trip per batch on a store with latency, not one per shard or
+        sample). Within a shard, chunks are grouped into one range while it wastes at most
+        ``_SPAN_SLACK`` times the bytes it needs (a request costs a round trip and, on S3, a
+        fee)."""
+        plans = []
+        shards: list[int] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        for shard, idx, rows in runs:
+            offsets, sizes = self._entries(shard, idx)
+            groups: list[list[int]] = []  # [first chunk, end chunk, start byte, end byte, used]
+            for j, (o, n) in enumerate(zip(offsets.tolist(), sizes.tolist())):
+                last = groups[-1] if groups else None
+                if last and last[3] <= o and o + n - last[2] <= _SPAN_SLACK * (last[4] + n):
+                    last[1], last[3], last[4] = j + 1, o + n, last[4] + n
+                else:
+                    groups.append([j, j + 1, o, o + n, n])
+            plans.append((shard, idx, rows, offsets, sizes, groups, len(starts)))
+            shards += [shard] * len(groups)
+            starts += [g[2] for g in groups]
+            ends += [g[3] for g in groups]
+        blobs = self._remote_ranges(shards, starts, ends)
+        for shard, idx, rows, offsets, sizes, groups, first in plans:
+            chunks: list[np.ndarray] = []
+            for (a, b, lo, _, _), blob in zip(groups, blobs[first : first + len(groups)]):
+                buf = np.frombuffer(blob, np.uint8)
+                chunks += [buf[o - lo : o - lo + n]
+                           for o, n in zip(offsets[a:b].tolist(), sizes[a:b].tolist())]
+            self._place(shard, idx, chunks, out, rows, sizes)
+
+    def _place(self, shard: int, idx: np.ndarray, chunks: list[np.ndarray], out: np.ndarray,
+               rows: np.ndarray, sizes: np.ndarray) -> None:
+        """Check each chunk's crc32c, then copy (uncompressed) or decode it into its row."""
+        import google_crc32c
+
+        raw = self.geo.codec == "none"
         for j, (chunk, row) in enumerate(zip(chunks, rows.tolist())):
             if len(chunk) != int(sizes[j]) or google_crc32c.value(chunk[:-4]) != int.from_bytes(
                 chunk[-4:].tobytes(), "little"
             ):
                 self._corrupt(shard, int(idx[j]))
-            self._decode_into(chunk[:-4], out[row], int(idx[j]))
-
-    def _remote_chunks(self, shard: int, offsets: np.ndarray, sizes: np.ndarray
-                       ) -> list[np.ndarray]:
-        """The chunks of a remote shard, fetched with one concurrent ``cat_ranges``: chunks are
-        grouped into ranges while a range wastes at most ``_SPAN_SLACK`` times the bytes it needs
-        (every request costs a round trip and, on S3, a fee), so a shuffled batch costs a few
-        requests per shard it touches, not one per sample."""
-        groups: list[list[int]] = []  # [first chunk, last chunk + 1, start byte, end byte, used]
-        for j, (o, n) in enumerate(zip(offsets.tolist(), sizes.tolist())):
-            if groups and groups[-1][3] <= o and o + n - groups[-1][2] <= _SPAN_SLACK * (
-                groups[-1][4] + n
-            ):
-                group = groups[-1]
-                group[1], group[3], group[4] = j + 1, o + n, group[4] + n
+            if raw:
+                out[row] = chunk[:-4]
             else:
-                groups.append([j, j + 1, o, o + n, n])
-        blobs = self._remote_ranges(shard, [g[2] for g in groups], [g[3] for g in groups])
-        chunks = []
-        for (a, b, lo, _, _), blob in zip(groups, blobs):
-            buf = np.frombuffer(blob, np.uint8)
-            chunks += [buf[o - lo : o - lo + n]
-                       for o, n in zip(offsets[a:b].tolist(), sizes[a:b].tolist())]
-        return chunks
+                self._decode_into(chunk[:-4], out[row], int(idx[j]))
 
     def _local_chunks(self, fd: int, offsets: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
         lo = int(offsets.min())
