@@ -9,8 +9,8 @@ Figures behind the default choice: benchmarks/RESULTS.md, "Training loader".
 - ``ShardReader``: Zarr v3 without zarr-python. Caches each shard's index (crc32c checked), reads
   each run of adjacent uncompressed samples with one ``preadv`` into their rows and checks every
   sample's crc32c in place; compressed chunks (zstd, blosc) are checked, then decoded in place.
-  A dataset at an fsspec URL (``s3://``) is read the same way with range requests: per shard a
-  batch touches, one concurrent ``cat_ranges`` of coalesced byte ranges.
+  A dataset at an fsspec URL (``s3://``) is read the same way with range requests: one
+  concurrent ``cat_ranges`` of coalesced byte ranges per batch, over every shard it touches.
 - ``Hdf5Reader``: h5py ``read_direct`` per sample, per run when loading (fletcher32 checked).
 - ``ZarrReader``: plain zarr-python, the reference the benchmark compares against.
 
