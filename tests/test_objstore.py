@@ -263,11 +263,13 @@ def test_s3_input_and_output_equal_local(s3: dict[str, Any], local_ref: Path) ->
 
 @pytest.mark.slow
 def test_s3_resume_after_kill(s3: dict[str, Any], raw: Path, local_ref: Path) -> None:
+    """s3:// in and out; the input objects listed again on resume (same ETags) are accepted, a
+    converted object whose content changed is named."""
     fs, bucket, options = s3["fs"], s3["bucket"], s3["options"]
-    out = f"s3://{bucket}/killed/ds.zarr"
+    src, out = f"s3://{bucket}/raw", f"s3://{bucket}/killed/ds.zarr"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "S2I_FAULT": "shard-committed@2=KILL"}
     killed = subprocess.run(
-        [sys.executable, "-m", "s2i_prep.cli", "convert", "--format", "ntu25", str(raw), out,
+        [sys.executable, "-m", "s2i_prep.cli", "convert", "--format", "ntu25", src, out,
          "-q", "--shard-size", "4", "--workers", "0",
          "--storage-option", f"endpoint_url={options['endpoint_url']}"],
         env=env, timeout=120, capture_output=True, text=True)
@@ -279,9 +281,15 @@ def test_s3_resume_after_kill(s3: dict[str, Any], raw: Path, local_ref: Path) ->
     with pytest.raises(StoreError, match="unfinished conversion"):
         open_dataset(out)
     with pytest.raises(StoreError, match="--resume"):
-        convert(ConvertConfig(input=raw, output=out, workers=0, shard_size=4))
-    convert(ConvertConfig(input=raw, output=out, workers=0, shard_size=4, resume=True))
-    assert _objects(fs, f"{bucket}/killed/ds.zarr") == _output_bytes(local_ref)
+        convert(ConvertConfig(input=src, output=out, workers=0, shard_size=4))
+    first = f"{bucket}/raw/{sorted(p.name for p in raw.iterdir())[0]}"
+    original = fs.cat_file(first)
+    fs.pipe_file(first, original + b"\n")
+    with pytest.raises(S2IError, match=r"1 changed \(e\.g\. S0"):
+        convert(ConvertConfig(input=src, output=out, workers=0, shard_size=4, resume=True))
+    fs.pipe_file(first, original)  # the same bytes again: the same ETag, so resume is allowed
+    convert(ConvertConfig(input=src, output=out, workers=0, shard_size=4, resume=True))
+    _same_but_input(_output_bytes(local_ref), _objects(fs, f"{bucket}/killed/ds.zarr"))
     assert not fs.exists(f"{bucket}/killed/ds.zarr.partial")
 
 
