@@ -34,13 +34,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_convert import make_corpus
 
 
-def _timed(fn) -> float:  # noqa: ANN001
+def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
 
 
-def _best(fn, repeat: int = 3) -> float:  # noqa: ANN001
+def _best(fn, repeat: int = 3) -> float:
     return min(_timed(fn) for _ in range(repeat))
 
 
@@ -103,7 +103,7 @@ def main() -> None:
         ranges = [0]
         fetch = ShardReader._remote_ranges
 
-        def counted(self, shards, starts, ends):  # noqa: ANN001, ANN202
+        def counted(self, shards, starts, ends):
             ranges[0] += len(starts)
             return fetch(self, shards, starts, ends)
 
@@ -117,9 +117,10 @@ def main() -> None:
                 res[f"read_{name}_{label}_samples_per_s"] = len(batches) * ns.batch / sec
                 if label == "s3":
                     res[f"read_{name}_ranges_per_batch"] = ranges[0] / (3 * len(batches))
-        for label, path in (("local", tmp / "local.zarr"), ("s3", "s3://bench/out.zarr")):
-            res[f"memory_load_{label}_s"] = _best(lambda path=path: S2IDataset(
-                path, read="memory", storage_options=options if label == "s3" else None), 2)
+        for label, path, opts in (("local", tmp / "local.zarr", None),
+                                  ("s3", "s3://bench/out.zarr", options)):
+            res[f"memory_load_{label}_s"] = _best(lambda path=path, opts=opts: S2IDataset(
+                path, read="memory", storage_options=opts), 2)
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -92,7 +92,7 @@ class Url:
         options: storage options of this URL's filesystem (``None``: the process-wide ones).
     """
 
-    __slots__ = ("protocol", "path", "options")
+    __slots__ = ("options", "path", "protocol")
 
     def __init__(self, text: str, options: Mapping[str, Any] | None = None) -> None:
         m = _SCHEME.match(text)
