@@ -10,11 +10,11 @@ import numpy as np
 
 from .._version import __version__
 from ..specs import JointSpec
+from ..urls import is_url
 from .assembly import Assembler
 from .config import NOT_RECORDED, ConvertConfig
 from .planning import Plan
 from .stages import Stages
-from ..urls import is_url
 
 
 def splits_of(

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
-from . import layout, staging
 from ..urls import Url, location
+from . import layout, staging
 from .hdf5_store import Hdf5Backend
 from .remote import RemoteStaging
 from .zarr_store import ZarrBackend

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
-from . import layout
 from ..urls import Url
+from . import layout
 from .remote import RemoteData
 from .staging import fault_point, remove
 
