@@ -196,6 +196,15 @@ def test_memory_refusals(raw: Path, tmp_path: Path) -> None:
         convert(ConvertConfig(input=raw, output="memory://mem-r/d.zarr", dask="local:1"))
 
 
+def test_memory_output_written_by_another_process_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker process (not the one that opened the memory:// output) would write into its own
+    copy of memory, lost at exit: refused with the reason."""
+    monkeypatch.setattr(remote, "_MEMORY_WRITERS", set())
+    with pytest.raises(StoreError, match="worker processes cannot write them"):
+        remote.put_object(urls.Url("memory://mem-w/ds.zarr/s2i/c/0/0/0/0/0"), [memoryview(b"x")])
+
+
 def test_overwrite_replaces_only_finished_s2i_datasets(raw: Path) -> None:
     out = "memory://mem-ow/ds.zarr"
     convert(ConvertConfig(input=raw, output=out, workers=0, shard_size=4, limit=4))

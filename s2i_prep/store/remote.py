@@ -61,15 +61,8 @@ class RemoteData:
                                     read_only=read_only)
 
     def put(self, key: str, parts: list[memoryview]) -> None:
-        """One object from ``parts`` (one PUT: atomic). memory:// is per process, so a write
-        from another process than the one that opened the output would be lost: refused."""
-        if self.url.protocol == "memory" and os.getpid() != _OPENED_BY.get(str(self.url)):
-            raise StoreError(f"{self.url}: memory:// outputs live in the converting process; "
-                             "worker processes cannot write them (use --workers 0)")
-        try:
-            self.fs.pipe_file(self.url.key(key), b"".join(parts))
-        except Exception as exc:  # noqa: BLE001 - any backend's network or service error
-            raise _wrap(self.url.joinpath(key), "writing", exc) from None
+        """The object ``key`` below the group from ``parts`` (see :func:`put_object`)."""
+        put_object(self.url.joinpath(key), parts)
 
     def truncate(self, name: str, keep: int) -> None:
         """Delete the chunk/shard objects of array ``name`` from index ``keep`` on."""
@@ -110,8 +103,21 @@ class RemoteData:
         fs.pipe_file(self.url.key("zarr.json"), docs["zarr.json"].to_bytes())
 
 
-#: pid that opened each memory:// output (see :meth:`RemoteData.put`).
-_OPENED_BY: dict[str, int] = {}
+#: Processes that opened a memory:// output (see :func:`put_object`).
+_MEMORY_WRITERS: set[int] = set()
+
+
+def put_object(url: Url, parts: list[memoryview]) -> None:
+    """Write one object from ``parts`` with one PUT (atomic: readers see all of it or none).
+    Usable from any process (a worker writing a shard). memory:// lives in one process, so a
+    write from a process other than the one that opened the output would be lost: refused."""
+    if url.protocol == "memory" and os.getpid() not in _MEMORY_WRITERS:
+        raise StoreError(f"{url}: memory:// outputs live in the converting process; worker "
+                         "processes cannot write them (convert with --workers 0)")
+    try:
+        url.fs.pipe_file(url.path, b"".join(parts))
+    except Exception as exc:  # noqa: BLE001 - any backend's network or service error
+        raise _wrap(url, "writing", exc) from None
 
 
 def root_attrs(url: Url) -> dict[str, Any] | None:
@@ -190,7 +196,8 @@ class RemoteStaging:
     # -- the build ----------------------------------------------------------------------------
     def acquire(self) -> None:
         """No lock exists on an object store; ownership is claimed when the build starts."""
-        _OPENED_BY[str(self.path)] = os.getpid()
+        if self.path.protocol == "memory":
+            _MEMORY_WRITERS.add(os.getpid())
 
     def release(self) -> None:
         pass
