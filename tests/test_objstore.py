@@ -106,7 +106,8 @@ def test_read_bytes_of_objects() -> None:
 # ----------------------------------------------------------------------------- memory://
 
 
-def test_memory_output_equals_local_and_reads_back(raw: Path, local_ref: Path) -> None:
+def test_memory_output_equals_local_and_reads_back(raw: Path, local_ref: Path,
+                                                    tmp_path: Path) -> None:
     out = "memory://mem-out/ds.zarr"
     convert(ConvertConfig(input=raw, output=out, workers=0, shard_size=4))
     fs = fsspec.filesystem("memory")
@@ -127,6 +128,10 @@ def test_memory_output_equals_local_and_reads_back(raw: Path, local_ref: Path) -
         got = ds.__getitems__(picks).collated()
         assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), read
     assert S2IDataset(out).read_path == "memory"  # auto: small enough to hold
+    status, text = run_cli("inspect", out, "--json")
+    assert status == 0 and json.loads(text)["num_samples"] == N_FILES, text
+    status, text = run_cli("preview", out, "--index", "3", "-o", str(tmp_path / "p.png"))
+    assert status == 0 and (tmp_path / "p.png").stat().st_size > 0, text
 
 
 def test_memory_input_with_forked_workers(raw: Path, local_ref: Path, tmp_path: Path) -> None:
