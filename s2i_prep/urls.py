@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,28 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _OPTIONS: dict[str, dict[str, Any]] = {}
 _FS: dict[tuple[int, str, str], Any] = {}
 _FS_LOCK = threading.Lock()
+
+
+#: fsspec instances a forked child inherited: kept alive, never used (see _keep_inherited).
+_INHERITED: list[Any] = []
+
+
+def _keep_inherited() -> None:
+    """In a forked child: hold on to every filesystem instance inherited from the parent. fsspec
+    drops its per-process instance cache in a child; collecting those instances would make their
+    HTTP sessions (the parent's) complain "Unclosed client session" in every worker."""
+    spec = sys.modules.get("fsspec.spec")
+    if spec is None:
+        return
+    classes = [spec.AbstractFileSystem]
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        _INHERITED.extend(cls.__dict__.get("_cache", {}).values())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_keep_inherited)
 
 
 def is_url(value: object) -> bool:
@@ -68,8 +91,9 @@ def filesystem(protocol: str, options: Mapping[str, Any] | None = None) -> Any:
     if fs is not None:
         return fs
     with _FS_LOCK:
-        for stale in [k for k in _FS if k[0] != pid]:
-            del _FS[stale]  # inherited through fork: the parent's sockets and event loop
+        # Instances inherited through fork (keyed by the parent's pid) hold the parent's sockets
+        # and event loop: never used here, and kept referenced so that collecting them does not
+        # try to close the parent's sessions from this process.
         try:
             import fsspec
 

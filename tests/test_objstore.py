@@ -324,6 +324,16 @@ def test_s3_dataset_read_paths(s3: dict[str, Any], raw: Path, local_ref: Path) -
             assert torch.equal(got.collated()[0], want.collated()[0]), (codec, read)
             assert torch.equal(got.collated()[1], want.collated()[1])
             assert ds.read_path == read
+    # DataLoader worker processes open their own connections (forked after the parent used its)
+    from s2i_train.data import collate
+
+    ds = S2IDataset(f"s3://{bucket}/train-none/ds.zarr", read="shard", storage_options=options)
+    ds[0]
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2, collate_fn=collate,
+                                         multiprocessing_context="fork")
+    local = S2IDataset(raw.parent / "train-none.zarr", read="shard")
+    assert torch.equal(torch.cat([x for x, _ in loader]),
+                       local.__getitems__(list(range(len(local)))).collated()[0])
     # damage is reported with the URL, as for a local dataset
     shard = f"{bucket}/train-none/ds.zarr/s2i/c/1/0/0/0/0"
     data = bytearray(fs.cat_file(shard))
