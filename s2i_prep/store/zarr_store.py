@@ -109,6 +109,7 @@ class ZarrBackend:
         self.path = partial / DATA_NAME if remote is None else remote.url
         self.remote = remote
         self.group: Any = None
+        self._arrays: tuple[Any, dict[str, Any]] = (None, {})
 
     def _store(self) -> Any:
         return self.path if self.remote is None else self.remote.zarr_store()
@@ -173,6 +174,16 @@ class ZarrBackend:
             name, shape=(0,), chunks=(self._shard_size,), dimension_names=["sample"], **kwargs
         )
 
+    def _array(self, name: str) -> Any:
+        """The array ``name``, opened once per group: only this writer changes it, and each
+        opening reads its metadata again (a round trip per array and shard on an object store)."""
+        group, arrays = self._arrays
+        if group is not self.group:  # created, reopened or closed since
+            self._arrays = group, arrays = self.group, {}
+        if name not in arrays:
+            arrays[name] = self.group[name]
+        return arrays[name]
+
     def append(self, start: int, s2i: np.ndarray, columns: dict[str, np.ndarray]) -> None:
         import zarr
 
@@ -185,7 +196,7 @@ class ZarrBackend:
         settings = {"codec_pipeline.batch_size": max(len(s2i), 1), "array.write_empty_chunks": True}
         with zarr.config.set(settings):
             for name, data in ((layout.S2I, s2i), *columns.items()):
-                arr = self.group[name]
+                arr = self._array(name)
                 arr.resize((stop, *arr.shape[1:]))
                 if name == layout.S2I and self._plain and start % self._shard_size == 0:
                     self._write_plain_shard(start // self._shard_size, data, arr.ndim)
