@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import S2IError
 from ..specs import JointSpec, load_spec
-from .config import ConvertConfig
+from .config import ConvertConfig, describe_inputs
 from ..readers import archive
 from ..readers.archive import file_stem
-from .tasks import KIND_MEMBER, KIND_NOT_FILE, KIND_PATH, InputFile
+from .tasks import KIND_DUPLICATE, KIND_MEMBER, KIND_NOT_FILE, KIND_PATH, InputFile
 
 if TYPE_CHECKING:
     from ..readers import Reader
@@ -98,32 +98,62 @@ class Plan:
     note: str | None = None  # what the user must know about the input (a damaged archive)
 
 
+#: One discovered input file before it is inspected: its planned path, and the path to stat (a
+#: folder's file) or the finished entry (an archive member, known from the archive's index).
+_Found = tuple[str, "Path | InputFile"]
+
+
 def plan_inputs(
     cfg: ConvertConfig, spec: JointSpec, reader: Reader, excluded: frozenset[str]
 ) -> Plan:
-    """The input files to convert, in order, each with its size and modification time."""
-    if not cfg.input.exists():
-        raise S2IError(f"{cfg.input}: input folder does not exist")
-    note = None
-    if archive.is_archive(cfg.input):
-        planned, note = _archive_inputs(cfg.input, reader)
-    else:
-        try:
-            found = reader.discover(cfg.input)
-        except OSError as exc:
-            raise S2IError(f"{cfg.input}: cannot list the input files: {exc}") from None
-        planned = [(str(p), p) for p in found]
-    planned.sort(key=lambda entry: (sample_name_of_file(entry[0]), entry[0]))
-    kept = [entry for entry in planned if sample_name_of_file(entry[0]) not in excluded]
+    """The input files to convert, in order, each with its size and modification time.
+
+    Several inputs plan as one: the files of all of them sorted by sample name (NTU names are
+    globally ordered, so two archives give the order of their extracted union), ties broken by
+    the input (inputs are sorted, see :class:`ConvertConfig`) and then the path; neither the
+    order the inputs are listed in nor where one archive ends changes the plan. A sample name
+    found in several inputs is converted from the first and reported as a ``duplicate`` from
+    each other one, naming both places.
+    """
+    planned: list[tuple[str, int, str, Path | InputFile]] = []
+    notes = []
+    for number, source in enumerate(cfg.input):
+        found, note = _input_files(source, reader, cfg.output.absolute().parent)
+        planned.extend((sample_name_of_file(key), number, key, p) for key, p in found)
+        if note:
+            notes.append(note)
+    planned.sort(key=lambda entry: entry[:3])
+    kept = [entry for entry in planned if entry[0] not in excluded]
     limited = 0
     if cfg.limit is not None:
         limited = max(0, len(kept) - cfg.limit)
         kept = kept[: cfg.limit]
-    files = [p if isinstance(p, InputFile) else _inspect_input(p) for _, p in kept]
-    return Plan(files, len(planned) - len(kept) - limited, limited, note)
+    files = [p if isinstance(p, InputFile) else _inspect_input(p) for *_, p in kept]
+    if len(cfg.input) > 1:
+        files = _duplicates_across_inputs(files, kept)
+    return Plan(files, len(planned) - len(kept) - limited, limited, "\n".join(notes) or None)
 
 
-def _archive_inputs(path: Path, reader: Reader) -> tuple[list[tuple[str, InputFile]], str | None]:
+def _input_files(source: Path, reader: Reader,
+                 spill_dir: Path) -> tuple[list[_Found], str | None]:
+    """The files of one input (a folder, an archive or one file the reader takes whole) and a
+    note on damage. Each kind of input is one branch here. ``spill_dir``: where a compressed
+    tar's members are decompressed to (next to the output, whose disk is meant for bulk data)."""
+    if archive.is_archive(source):
+        return _archive_inputs(source, reader, spill_dir)
+    if problem := archive.archive_problem(source):
+        raise S2IError(problem)
+    if not source.exists():
+        raise S2IError(f"{source}: input does not exist")
+    try:
+        found = reader.discover(source)
+    except OSError as exc:
+        raise S2IError(f"{source}: cannot list the input files: {exc}") from None
+    return [(str(p), p) for p in found], None
+
+
+def _archive_inputs(path: Path, reader: Reader,
+                    spill_dir: Path) -> tuple[list[_Found], str | None]:
     """The members of an archive input that ``reader`` reads, as planned inputs, and a note on
     damage; members are read in place by the workers (a damaged archive: what its local headers
     still give)."""
@@ -134,10 +164,10 @@ def _archive_inputs(path: Path, reader: Reader) -> tuple[list[tuple[str, InputFi
             "other); extract the archive and convert the folder"
         )
     try:
-        members, damage = archive.list_members(path)
+        members, damage = archive.list_members(path, tuple(suffixes), spill_dir)
     except OSError as exc:
         raise S2IError(f"{path}: cannot read the archive: {exc.strerror or exc}") from None
-    out = []
+    out: list[_Found] = []
     for m in members:
         if not m.name.lower().endswith(suffixes):
             continue
@@ -147,19 +177,41 @@ def _archive_inputs(path: Path, reader: Reader) -> tuple[list[tuple[str, InputFi
     return out, damage
 
 
+def _duplicates_across_inputs(
+    files: list[InputFile], planned: list[tuple[str, int, str, Path | InputFile]]
+) -> list[InputFile]:
+    """Files whose sample name an earlier input already holds become ``duplicate`` skips naming
+    the file that is converted (a repeat inside one input is the assembler's to report)."""
+    out = list(files)
+    first: tuple[str, int, str] | None = None
+    for i, (name, number, key, _) in enumerate(planned):
+        if first is None or first[0] != name:
+            first = (name, number, key)
+        elif number != first[1]:
+            f = files[i]
+            out[i] = f._replace(
+                problem=f"sample {name} is also in {printable(first[2])}, which is converted "
+                        "instead; sample names must be unique across the inputs",
+                kind=KIND_DUPLICATE,
+            )
+    return out
+
+
 def no_input_message(cfg: ConvertConfig, spec: JointSpec, reader: Reader) -> str:
-    """Why nothing was found: what the folder holds, and which format would read it."""
+    """Why nothing was found: what the inputs hold, and which format would read them."""
     from ..readers import get_reader
     from ..specs import list_specs
 
     counts: dict[str, int] = {}
     seen = 0
-    if archive.is_archive(cfg.input):
-        for m in archive.list_members(cfg.input)[0]:
-            suffix = PurePosixPath(m.name).suffix.lower()
-            if suffix:
-                counts[suffix] = counts.get(suffix, 0) + 1
-    for path in () if archive.is_archive(cfg.input) else cfg.input.rglob("*"):
+    folders = [p for p in cfg.input if not archive.is_archive(p)]
+    for source in cfg.input:
+        if archive.is_archive(source):
+            for m in archive.list_members(source)[0]:
+                suffix = PurePosixPath(m.name).suffix.lower()
+                if suffix:
+                    counts[suffix] = counts.get(suffix, 0) + 1
+    for path in (p for folder in folders for p in folder.rglob("*")):
         seen += 1
         if seen > 100_000:
             break
@@ -169,16 +221,17 @@ def no_input_message(cfg: ConvertConfig, spec: JointSpec, reader: Reader) -> str
     found = (", ".join(f"{n} {suffix} file{'s' if n > 1 else ''}" for suffix, n in top)
              if top else "no files")
     hints: list[str] = []
-    for name in [] if archive.is_archive(cfg.input) else list_specs():
+    for name in list_specs() if folders == list(cfg.input) else []:
         if name == spec.format:
             continue
         try:
             other = load_spec(name)
-            if get_reader(other.reader).discover(cfg.input):
+            if any(get_reader(other.reader).discover(folder) for folder in folders):
                 hints.append(name)
         except (S2IError, OSError):
             continue
-    text = f"{cfg.input}: no {spec.format} input files found (reader {spec.reader}); found {found}"
+    text = (f"{describe_inputs(cfg.input)}: no {spec.format} input files found "
+            f"(reader {spec.reader}); found {found}")
     if hints:
         text += f"; try --format {' or --format '.join(hints)}"
     layout_help = getattr(reader, "expected_layout", None) or (type(reader).discover.__doc__ or "")

@@ -1,4 +1,5 @@
-"""Zip archives as conversion inputs: members read in place, never extracted.
+"""Archives as conversion inputs (zip here, tar in :mod:`.tar_archive`): members read in place,
+never extracted.
 
 NTU RGB+D ships as two zips of 56,880 and 57,600 ``.skeleton`` files; extracting them first costs
 disk, time and 114,480 inodes. A member is named ``archive.zip:member`` (the form the skip report
@@ -12,8 +13,11 @@ header (size, CRC-32) is refused with both figures. An archive whose central dir
 truncated download) is indexed from its local headers instead, so every member stored before the
 cut still converts and the damaged one is reported.
 
-Each process opens an archive once (workers open their own handle: a handle inherited through
-``fork`` shares its file offset with the parent and would interleave reads).
+Each process opens a zip once (workers open their own handle: a handle inherited through
+``fork`` shares its file offset with the parent and would interleave reads). A tar's index is
+built once, by the parent while planning, and inherited by forked workers (its reads are
+``pread``). 7z and rar archives are refused with the way to repack them
+(:func:`archive_problem`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path, PurePosixPath
 
 from ..errors import ReadError, S2IError, SourceLocation
@@ -30,6 +35,7 @@ from ..errors import ReadError, S2IError, SourceLocation
 __all__ = [
     "ARCHIVE_SUFFIXES",
     "Member",
+    "archive_problem",
     "file_stem",
     "is_archive",
     "list_members",
@@ -39,7 +45,9 @@ __all__ = [
 ]
 
 #: Input suffixes read as archives.
-ARCHIVE_SUFFIXES = (".zip",)
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+#: Archive kinds recognised but not read, and why.
+UNSUPPORTED_SUFFIXES = (".7z", ".rar")
 _SEP = ":"
 
 _LOCAL = struct.Struct("<4sHHHHHLLLHH")  # local file header, 30 bytes
@@ -62,6 +70,18 @@ class Member:
 def is_archive(path: str | Path) -> bool:
     """Whether ``path`` is a regular file with an archive suffix (read as an archive)."""
     return str(path).lower().endswith(ARCHIVE_SUFFIXES) and os.path.isfile(path)
+
+
+def archive_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an archive (a 7z or rar file), or ``None``."""
+    low = str(path).lower()
+    kind = next((s for s in UNSUPPORTED_SUFFIXES if low.endswith(s)), None)
+    if kind is None or not os.path.isfile(path):
+        return None
+    return (f"{path}: {kind} archives are not read directly (no maintained pure-Python reader "
+            "for them ships with s2i); supported archives: " + ", ".join(ARCHIVE_SUFFIXES)
+            + f". Extract it (`7z x {os.path.basename(path)}`) and convert the folder, or repack "
+            "it as zip or tar (`7z x -so ... | ...`, or extract then `zip -r -0` / `tar -cf`)")
 
 
 def member_ref(archive: str | Path, member: str) -> str:
@@ -269,24 +289,40 @@ def _mark_duplicates(members: list[Member]) -> list[Member]:
     ]
 
 
-_OPEN: dict[tuple[int, str], _Index] = {}
+_OPEN: dict[tuple[int, str], Any] = {}  # zip: per process (key has the pid)
+_SHARED: dict[str, Any] = {}  # tar: built once, inherited by forked workers
 
 
-def _index(archive: str) -> _Index:
-    key = (os.getpid(), os.path.abspath(archive))
-    index = _OPEN.get(key)
+def _index(archive: str, want: tuple[str, ...] | None = None,
+           spill_dir: str | None = None) -> Any:
+    path = os.path.abspath(archive)
+    if str(archive).lower().endswith(".zip"):
+        key = (os.getpid(), path)
+        index = _OPEN.get(key)
+        if index is None:
+            index = _OPEN[key] = _Index(archive)
+        return index
+    index = _SHARED.get(path)
     if index is None:
-        index = _OPEN[key] = _Index(archive)
+        from .rawfile import MAX_FILE_BYTES
+        from .tar_archive import TarIndex
+
+        index = _SHARED[path] = TarIndex(archive, MAX_FILE_BYTES, want, spill_dir)
     return index
 
 
-def list_members(archive: str | Path) -> tuple[list[Member], str | None]:
+def list_members(archive: str | Path, want: tuple[str, ...] | None = None,
+                 spill_dir: str | Path | None = None) -> tuple[list[Member], str | None]:
     """The file members of ``archive`` in stored order, and a note when it is damaged.
 
+    ``want`` (name suffixes) and ``spill_dir`` matter for a compressed tar only: its members
+    with those suffixes are decompressed once, now, into an unlinked spill file in ``spill_dir``
+    (default: the temporary folder), see :mod:`.tar_archive`.
+
     Raises:
-        S2IError: the file is no zip archive and no member header can be found in it.
+        S2IError: the file is no archive of its kind and no member can be found in it.
     """
-    index = _index(str(archive))
+    index = _index(str(archive), want, None if spill_dir is None else str(spill_dir))
     return index.members, index.damage
 
 
