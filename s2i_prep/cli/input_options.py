@@ -35,7 +35,11 @@ def split_inputs(paths: tuple[Path, ...]) -> tuple[tuple[Path, ...], Path]:
     if not inputs:
         raise click.UsageError(f"missing INPUT: give the raw dataset(s) before OUTPUT {output} "
                                "(s2i-prep convert INPUT... OUTPUT)")
+    seen: dict[Path, Path] = {}
     for path in inputs:
+        if path.absolute() in seen:
+            raise click.BadParameter(f"{path} is listed twice", param_hint="INPUT")
+        seen[path.absolute()] = path
         if path.suffix in OUTPUT_SUFFIXES and path.is_dir():
             raise click.BadParameter(
                 f"{path} is an S2I dataset, not raw input; the OUTPUT ({output}) goes last and "

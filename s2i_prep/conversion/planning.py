@@ -164,7 +164,8 @@ def _archive_inputs(path: Path, reader: Reader,
             "other); extract the archive and convert the folder"
         )
     try:
-        members, damage = archive.list_members(path, tuple(suffixes), spill_dir)
+        # the reader lives as long as the conversion: so does a compressed tar's spill file
+        members, damage = archive.list_members(path, tuple(suffixes), spill_dir, owner=reader)
     except OSError as exc:
         raise S2IError(f"{path}: cannot read the archive: {exc.strerror or exc}") from None
     out: list[_Found] = []

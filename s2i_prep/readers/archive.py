@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import struct
+import weakref
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -289,40 +290,61 @@ def _mark_duplicates(members: list[Member]) -> list[Member]:
     ]
 
 
-_OPEN: dict[tuple[int, str], Any] = {}  # zip: per process (key has the pid)
-_SHARED: dict[str, Any] = {}  # tar: built once, inherited by forked workers
+_OPEN: dict[tuple[int, str], tuple[tuple[int, ...], Any]] = {}  # zip: per process (pid)
+_SHARED: dict[str, tuple[tuple[int, ...], Any]] = {}  # tar: built once, inherited by forked workers
 
 
 def _index(archive: str, want: tuple[str, ...] | None = None,
-           spill_dir: str | None = None) -> Any:
+           spill_dir: str | None = None, owner: object = None) -> Any:
+    """This process's index of ``archive``, rebuilt when the file changed (a replaced archive
+    must not be read through a stale index; a stat costs about a microsecond). An index built
+    for an ``owner`` (the conversion's reader) is dropped, and a compressed tar's spill file
+    freed, when the owner is."""
     path = os.path.abspath(archive)
-    if str(archive).lower().endswith(".zip"):
-        key = (os.getpid(), path)
-        index = _OPEN.get(key)
-        if index is None:
-            index = _OPEN[key] = _Index(archive)
-        return index
-    index = _SHARED.get(path)
-    if index is None:
+    try:
+        st = os.stat(path)
+        identity: tuple[int, ...] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        identity = ()
+    zipped = str(archive).lower().endswith(".zip")
+    cache, key = (_OPEN, (os.getpid(), path)) if zipped else (_SHARED, path)
+    hit = cache.get(key)
+    if hit is not None and hit[0] == identity:
+        return hit[1]
+    if zipped:
+        index = _Index(archive)
+    else:
         from .rawfile import MAX_FILE_BYTES
         from .tar_archive import TarIndex
 
-        index = _SHARED[path] = TarIndex(archive, MAX_FILE_BYTES, want, spill_dir)
+        index = TarIndex(archive, MAX_FILE_BYTES, want, spill_dir)
+        if owner is not None:
+            weakref.finalize(owner, _forget, key, index)
+    cache[key] = (identity, index)
     return index
 
 
+def _forget(key: str, index: Any) -> None:
+    hit = _SHARED.get(key)
+    if hit is not None and hit[1] is index:
+        del _SHARED[key]
+    index.close()
+
+
 def list_members(archive: str | Path, want: tuple[str, ...] | None = None,
-                 spill_dir: str | Path | None = None) -> tuple[list[Member], str | None]:
+                 spill_dir: str | Path | None = None,
+                 owner: object = None) -> tuple[list[Member], str | None]:
     """The file members of ``archive`` in stored order, and a note when it is damaged.
 
     ``want`` (name suffixes) and ``spill_dir`` matter for a compressed tar only: its members
     with those suffixes are decompressed once, now, into an unlinked spill file in ``spill_dir``
-    (default: the temporary folder), see :mod:`.tar_archive`.
+    (default: the temporary folder), see :mod:`.tar_archive`; it is freed when ``owner`` is
+    garbage-collected (the conversion's reader), or with the process.
 
     Raises:
         S2IError: the file is no archive of its kind and no member can be found in it.
     """
-    index = _index(str(archive), want, None if spill_dir is None else str(spill_dir))
+    index = _index(str(archive), want, None if spill_dir is None else str(spill_dir), owner)
     return index.members, index.damage
 
 

@@ -73,6 +73,7 @@ class TarIndex:
         self.damage: str | None = None
         self._spill: IO[bytes] | None = None
         self._spill_dir = spill_dir or tempfile.gettempdir()
+        self._fd = -1
         try:
             self.size = os.stat(path).st_size
         except OSError as exc:
@@ -179,6 +180,14 @@ class TarIndex:
                             f"{info.size:,} bytes)")
         self._spill.flush()
         return offset, None
+
+    def close(self) -> None:
+        """Free the descriptor (and a compressed tar's spill file, with its disk space)."""
+        if self._spill is not None:
+            self._spill.close()
+        elif self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
 
     def read(self, member: str, limit: int) -> bytes:
         from .archive import member_ref
