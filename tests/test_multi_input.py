@@ -304,3 +304,42 @@ def test_compressed_tar_spill_is_freed_with_the_conversion(ntu_raw: Path, tmp_pa
     spills = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
               if "s2i-spill" in os.path.realpath(f"/proc/self/fd/{fd}")]
     assert not spills and not archive._SHARED.get(str(packed))
+
+
+# --------------------------------------------------------------------------------------------
+# Readers with side files: PKU-MMD labels and split files per input folder.
+
+
+def _pku_split(root: Path, train: list[str], test: list[str]) -> None:
+    (root / "split").mkdir(exist_ok=True)
+    (root / "split" / "cross-subject.txt").write_text(
+        f"Training videos: {', '.join(train)}\nValidataion videos: {', '.join(test)}\n")
+
+
+def test_pku_folders_read_their_own_labels_and_merge_split_files(tmp_path: Path) -> None:
+    from tests.test_convert import make_pku
+
+    import shutil
+
+    make_pku(tmp_path / "one", videos=("0002-L", "0002-M"))
+    make_pku(tmp_path / "two", videos=("0003-L", "0003-M"))
+    shutil.copytree(tmp_path / "one", tmp_path / "all")
+    shutil.copytree(tmp_path / "two", tmp_path / "all", dirs_exist_ok=True)
+    _pku_split(tmp_path / "all", ["0002-L", "0003-L"], ["0002-M", "0003-M"])
+    _pku_split(tmp_path / "one", ["0002-L"], ["0002-M"])
+    _pku_split(tmp_path / "two", ["0003-L"], ["0003-M"])
+    opts = {"format": "pku25", "workers": 0}
+    convert(ConvertConfig(input=tmp_path / "all", output=tmp_path / "all.zarr", **opts))
+    convert(ConvertConfig(input=[tmp_path / "two", tmp_path / "one"],
+                          output=tmp_path / "both.zarr", **opts))
+    chunks = [{k: v for k, v in _output_bytes(o).items() if k != "zarr.json"}
+              for o in (tmp_path / "all.zarr", tmp_path / "both.zarr")]
+    assert chunks[0] == chunks[1]  # the split arrays included
+    source = _attrs(tmp_path / "both.zarr")["split_sources"]["pku1-xsub"]
+    assert source.startswith("files ") and source.count("cross-subject.txt") == 2
+    # split files that disagree (a video in train in one, test in the other): the spec's rule
+    _pku_split(tmp_path / "two", ["0003-L", "0002-M"], ["0003-M"])
+    with pytest.warns(UserWarning, match="in both train and test"):
+        convert(ConvertConfig(input=[tmp_path / "one", tmp_path / "two"],
+                              output=tmp_path / "clash.zarr", **opts))
+    assert _attrs(tmp_path / "clash.zarr")["split_sources"]["pku1-xsub"] == "rule"
