@@ -283,6 +283,14 @@ def test_command_line_input_errors(ntu_raw: Path, tmp_path: Path, args: list[str
     assert not (tmp_path / "o.zarr").exists()
 
 
+def test_nested_folder_inputs_are_refused(ntu_raw: Path, tmp_path: Path) -> None:
+    with pytest.raises(S2IError, match="lies inside input"):
+        _run([ntu_raw.parent, ntu_raw], tmp_path / "o.zarr")
+    (tmp_path / "link").symlink_to(ntu_raw)
+    with pytest.raises(S2IError, match="are the same folder"):
+        _run([ntu_raw, tmp_path / "link"], tmp_path / "o.zarr")
+
+
 def test_a_single_path_is_still_accepted(ntu_raw: Path) -> None:
     cfg = ConvertConfig(input=ntu_raw, output=Path("o.zarr"))
     assert cfg.input == (ntu_raw,) and cfg.to_dict()["input"] == str(ntu_raw)

@@ -115,6 +115,7 @@ def plan_inputs(
     found in several inputs is converted from the first and reported as a ``duplicate`` from
     each other one, naming both places.
     """
+    _refuse_nested(cfg.input)
     planned: list[tuple[str, int, str, Path | InputFile]] = []
     notes = []
     for number, source in enumerate(cfg.input):
@@ -132,6 +133,18 @@ def plan_inputs(
     if len(cfg.input) > 1:
         files = _duplicates_across_inputs(files, kept)
     return Plan(files, len(planned) - len(kept) - limited, limited, "\n".join(notes) or None)
+
+
+def _refuse_nested(inputs: tuple[Path, ...]) -> None:
+    """A folder input inside another folder input would list its files twice."""
+    folders = [(p, p.resolve()) for p in inputs if p.is_dir()]
+    for inner, inner_real in folders:
+        for outer, outer_real in folders:
+            if inner_real != outer_real and inner_real.is_relative_to(outer_real):
+                raise S2IError(f"input {inner} lies inside input {outer}, which already holds "
+                               "its files; list the outer folder only")
+            if inner is not outer and inner_real == outer_real:
+                raise S2IError(f"inputs {outer} and {inner} are the same folder; list it once")
 
 
 def _input_files(source: Path, reader: Reader,
