@@ -351,3 +351,20 @@ def test_pku_folders_read_their_own_labels_and_merge_split_files(tmp_path: Path)
         convert(ConvertConfig(input=[tmp_path / "one", tmp_path / "two"],
                               output=tmp_path / "clash.zarr", **opts))
     assert _attrs(tmp_path / "clash.zarr")["split_sources"]["pku1-xsub"] == "rule"
+
+
+def test_compressed_tar_with_a_damaged_header_is_noticed(ntu_raw: Path, tmp_path: Path) -> None:
+    import gzip
+
+    names = _names(ntu_raw)
+    plain = bytearray(_tar_of(ntu_raw, names, tmp_path / "plain.tar").read_bytes())
+    with tarfile.open(tmp_path / "plain.tar") as tf:
+        header = tf.getmember(PREFIX + names[3]).offset
+    plain[header + 148: header + 156] = b"garbage!"  # the header's checksum field
+    packed = tmp_path / "ntu.tar.gz"
+    packed.write_bytes(gzip.compress(bytes(plain)))
+    notes: list[str] = []
+    result = convert(ConvertConfig(input=packed, output=tmp_path / "out.zarr", format="ntu25",
+                                   workers=0), log=notes.append)
+    assert result.samples == 3 and not result.skipped
+    assert len(notes) == 1 and "damaged after 3 members" in notes[0]

@@ -115,6 +115,8 @@ class TarIndex:
                         break
                 if kind is None and self.damage is None:
                     self.damage = self._check_end(tar.offset, count)
+                elif self.damage is None:
+                    self.damage = self._check_stream_end(tar, count)
         except (tarfile.TarError, EOFError, OSError) as exc:  # closing a damaged stream
             self.damage = self.damage or self._cut(exc, count)
         if not self.members and self.damage:
@@ -133,6 +135,17 @@ class TarIndex:
         return (f"{self.path}: the archive is truncated or damaged at byte {offset:,} (no valid "
                 f"member header and no end-of-archive marker there); the {count} members before "
                 "it convert")
+
+    def _check_stream_end(self, tar: tarfile.TarFile, count: int) -> str | None:
+        """The same for a compressed tar: after its end marker only zero padding may follow
+        (tarfile also stops quietly at a damaged header, with the archive's data after it)."""
+        assert tar.fileobj is not None
+        while chunk := tar.fileobj.read(1 << 20):
+            if chunk.strip(b"\0"):
+                return (f"{self.path}: the archive is damaged after {count} members (no valid "
+                        "member header where the next one should begin, yet data follows); "
+                        "every member before the damage converts")
+        return None
 
     def _cut(self, exc: BaseException, count: int) -> str:
         return (f"{self.path}: the archive is damaged or truncated after {count} members "
