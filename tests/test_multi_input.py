@@ -368,3 +368,17 @@ def test_compressed_tar_with_a_damaged_header_is_noticed(ntu_raw: Path, tmp_path
                                    workers=0), log=notes.append)
     assert result.samples == 3 and not result.skipped
     assert len(notes) == 1 and "damaged after 3 members" in notes[0]
+
+
+def test_real_ntu_files_in_a_zip_and_a_tar_equal_their_folder(realdata: Path,
+                                                              tmp_path: Path) -> None:
+    raw = realdata / "ntu"
+    names = _names(raw)
+    # NTU-120's own split: the first setups in one archive, the later ones in the other
+    first = [n for n in names if n < "S017"]
+    inputs = [_zip_of(raw, first, tmp_path / "nturgbd_skeletons_s001_to_s017.zip"),
+              _tar_of(raw, [n for n in names if n not in first], tmp_path / "later.tar.gz")]
+    folder = _run(raw, tmp_path / "folder.zarr")
+    both = _run(inputs, tmp_path / "both.zarr")
+    assert both.samples == folder.samples == len(names) and not both.skipped
+    _same_dataset(tmp_path / "folder.zarr", tmp_path / "both.zarr")
