@@ -325,9 +325,9 @@ def _pku_split(root: Path, train: list[str], test: list[str]) -> None:
 
 
 def test_pku_folders_read_their_own_labels_and_merge_split_files(tmp_path: Path) -> None:
-    from tests.test_convert import make_pku
-
     import shutil
+
+    from tests.test_convert import make_pku
 
     make_pku(tmp_path / "one", videos=("0002-L", "0002-M"))
     make_pku(tmp_path / "two", videos=("0003-L", "0003-M"))

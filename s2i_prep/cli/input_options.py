@@ -9,7 +9,6 @@ import click
 
 from .options import format_or_spec
 
-
 #: Names an OUTPUT may have (the store is chosen by the suffix).
 OUTPUT_SUFFIXES = (".zarr", ".h5", ".hdf5")
 

@@ -28,8 +28,8 @@ import weakref
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..errors import ReadError, S2IError, SourceLocation
 
