@@ -382,3 +382,18 @@ def test_real_ntu_files_in_a_zip_and_a_tar_equal_their_folder(realdata: Path,
     both = _run(inputs, tmp_path / "both.zarr")
     assert both.samples == folder.samples == len(names) and not both.skipped
     _same_dataset(tmp_path / "folder.zarr", tmp_path / "both.zarr")
+
+
+def test_kinetics_train_and_val_folders_as_two_inputs(tmp_path: Path) -> None:
+    """Each folder's label index lies next to it, so the two folders equal the release root."""
+    from s2i_prep.synthetic import write_synthetic
+
+    root = tmp_path / "kinetics"
+    write_synthetic("openpose18", root, 12, seed=3, frames=(20, 30))
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    assert [p.name for p in folders] == ["kinetics_train", "kinetics_val"]
+    opts = {"format": "openpose18", "workers": 0}
+    whole = convert(ConvertConfig(input=root, output=tmp_path / "whole.zarr", **opts))
+    parts = convert(ConvertConfig(input=folders[::-1], output=tmp_path / "parts.zarr", **opts))
+    assert parts.samples == whole.samples == 12 and not parts.skipped
+    _same_dataset(tmp_path / "whole.zarr", tmp_path / "parts.zarr")
