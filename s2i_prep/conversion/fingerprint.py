@@ -41,9 +41,9 @@ def input_entry(cfg: ConvertConfig, f: InputFile) -> list[Any]:
     if len(cfg.input) > 1:
         return [f.path, f.nbytes, f.mtime_ns]
     source = cfg.input[0]
-    ref = split_member(f.path) if archive.is_archive(source) else None
-    if ref:
-        return [ref[1], f.nbytes, f.mtime_ns]
+    prefix = archive.member_ref(source, "")  # a member of the archive input: "a.zip:"
+    if f.path.startswith(prefix):  # (a folder's files start with "folder/")
+        return [f.path[len(prefix):], f.nbytes, f.mtime_ns]
     # Discovered paths are the input folder joined with a normalised relative path: slicing is
     # relpath's answer then, at a fraction of its cost (it made planning O(ms) per 10 files).
     root = os.fspath(source).rstrip(os.sep) + os.sep

@@ -98,9 +98,10 @@ class Plan:
     note: str | None = None  # what the user must know about the input (a damaged archive)
 
 
-#: One discovered input file before it is inspected: its planned path, and the path to stat (a
-#: folder's file) or the finished entry (an archive member, known from the archive's index).
-_Found = tuple[str, "Path | InputFile"]
+#: One discovered input file before it is inspected: its sample name, its planned path, and the
+#: path to stat (a folder's file) or the finished entry (an archive member, known from the
+#: archive's index).
+_Found = tuple[str, str, "Path | InputFile"]
 
 
 def plan_inputs(
@@ -120,7 +121,7 @@ def plan_inputs(
     notes = []
     for number, source in enumerate(cfg.input):
         found, note = _input_files(source, reader, cfg.output.absolute().parent)
-        planned.extend((sample_name_of_file(key), number, key, p) for key, p in found)
+        planned.extend((name, number, key, p) for name, key, p in found)
         if note:
             notes.append(note)
     planned.sort(key=lambda entry: entry[:3])
@@ -162,7 +163,7 @@ def _input_files(source: Path, reader: Reader,
         found = reader.discover(source)
     except OSError as exc:
         raise S2IError(f"{source}: cannot list the input files: {exc}") from None
-    return [(str(p), p) for p in found], None
+    return [(sample_name_of_file(p), str(p), p) for p in found], None
 
 
 def _archive_inputs(path: Path, reader: Reader,
@@ -187,7 +188,9 @@ def _archive_inputs(path: Path, reader: Reader,
             continue
         ref = archive.member_ref(path, m.name)
         kind = None if m.problem is None else KIND_MEMBER
-        out.append((ref, InputFile(ref, m.nbytes, m.date_ns, m.problem, kind)))
+        # the member's own stem: cheaper than resolving the reference again (114,480 for NTU-120)
+        name = file_stem(m.name)
+        out.append((name, ref, InputFile(ref, m.nbytes, m.date_ns, m.problem, kind)))
     return out, damage
 
 
