@@ -397,3 +397,19 @@ def test_kinetics_train_and_val_folders_as_two_inputs(tmp_path: Path) -> None:
     parts = convert(ConvertConfig(input=folders[::-1], output=tmp_path / "parts.zarr", **opts))
     assert parts.samples == whole.samples == 12 and not parts.skipped
     _same_dataset(tmp_path / "whole.zarr", tmp_path / "parts.zarr")
+
+
+def test_the_same_compressed_tar_converts_twice_in_one_process(ntu_raw: Path,
+                                                               tmp_path: Path) -> None:
+    """The second conversion reuses the first one's spill, which must outlive the first reader
+    (with workers=0 that reader is dropped only when the second run installs its own)."""
+    import gc
+
+    packed = _tar_of(ntu_raw, _names(ntu_raw), tmp_path / "ntu.tgz")
+    first = _run(packed, tmp_path / "one.zarr")
+    gc.collect()
+    index = archive._SHARED[str(packed)][1]
+    second = _run(packed, tmp_path / "two.zarr")
+    assert first.samples == second.samples == 10 and not second.skipped
+    # the spill was shared (not decompressed again into the temporary folder) and is still open
+    assert archive._SHARED[str(packed)][1] is index and index._fd >= 0

@@ -310,21 +310,26 @@ def _index(archive: str, want: tuple[str, ...] | None = None,
     cache, key = (_OPEN, (os.getpid(), path)) if zipped else (_SHARED, path)
     hit = cache.get(key)
     if hit is not None and hit[0] == identity:
-        return hit[1]
-    if zipped:
+        index = hit[1]
+    elif zipped:
         index = _Index(archive)
     else:
         from .rawfile import MAX_FILE_BYTES
         from .tar_archive import TarIndex
 
         index = TarIndex(archive, MAX_FILE_BYTES, want, spill_dir)
-        if owner is not None:
-            weakref.finalize(owner, _forget, key, index)
     cache[key] = (identity, index)
+    if owner is not None and not zipped:
+        index.holders += 1  # a second conversion of the same archive shares its spill
+        weakref.finalize(owner, _forget, key, index)
     return index
 
 
 def _forget(key: str, index: Any) -> None:
+    """An owner of a tar index is gone: free the index when it was the last one."""
+    index.holders -= 1
+    if index.holders > 0:
+        return
     hit = _SHARED.get(key)
     if hit is not None and hit[1] is index:
         del _SHARED[key]

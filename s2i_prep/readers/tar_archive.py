@@ -62,6 +62,7 @@ class TarIndex:
     """One archive's members and where their bytes lie (shared with forked workers)."""
 
     fork_safe = True  # reads use pread on a descriptor whose offset nothing moves
+    holders = 0  # conversions using this index (archive._index frees it when none is left)
 
     def __init__(self, path: str, limit: int, want: tuple[str, ...] | None = None,
                  spill_dir: str | None = None) -> None:
