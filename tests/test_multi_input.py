@@ -413,3 +413,19 @@ def test_the_same_compressed_tar_converts_twice_in_one_process(ntu_raw: Path,
     assert first.samples == second.samples == 10 and not second.skipped
     # the spill was shared (not decompressed again into the temporary folder) and is still open
     assert archive._SHARED[str(packed)][1] is index and index._fd >= 0
+
+
+def test_a_duplicate_of_an_unreadable_member_is_converted(ntu_raw: Path, tmp_path: Path) -> None:
+    """When the first copy is known to be unreadable (cut by a truncation), the other input's
+    copy is the one converted, not reported as a duplicate of nothing."""
+    names = _names(ntu_raw)
+    a = _tar_of(ntu_raw, names[:3], tmp_path / "a.tar")
+    with tarfile.open(a) as tf:
+        member = tf.getmember(PREFIX + names[2])
+    a.write_bytes(a.read_bytes()[: member.offset_data + 10])
+    b = _zip_of(ntu_raw, names[2:], tmp_path / "b.zip")
+    with pytest.warns(UserWarning, match="the archive ends inside member"):
+        result = _run([a, b], tmp_path / "out.zarr")
+    assert result.samples == 10
+    [(path, reason, kind)] = result.skipped_list
+    assert path == f"{a}:{PREFIX}{names[2]}" and kind == "bad_member" and "truncated" in reason

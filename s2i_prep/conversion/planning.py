@@ -197,20 +197,25 @@ def _archive_inputs(path: Path, reader: Reader,
 def _duplicates_across_inputs(
     files: list[InputFile], planned: list[tuple[str, int, str, Path | InputFile]]
 ) -> list[InputFile]:
-    """Files whose sample name an earlier input already holds become ``duplicate`` skips naming
-    the file that is converted (a repeat inside one input is the assembler's to report)."""
+    """Of the files sharing a sample name across inputs, the first readable one is converted and
+    those of the other inputs become ``duplicate`` skips naming it (a repeat inside one input is
+    the assembler's to report; a file already known to be unreadable keeps its own reason)."""
     out = list(files)
-    first: tuple[str, int, str] | None = None
-    for i, (name, number, key, _) in enumerate(planned):
-        if first is None or first[0] != name:
-            first = (name, number, key)
-        elif number != first[1]:
-            f = files[i]
-            out[i] = f._replace(
-                problem=f"sample {name} is also in {printable(first[2])}, which is converted "
-                        "instead; sample names must be unique across the inputs",
-                kind=KIND_DUPLICATE,
-            )
+    start = 0
+    while start < len(planned):
+        end = start + 1
+        while end < len(planned) and planned[end][0] == planned[start][0]:
+            end += 1
+        chosen = next((i for i in range(start, end) if files[i].problem is None), None)
+        for i in range(start, end) if chosen is not None else ():
+            if planned[i][1] != planned[chosen][1] and files[i].problem is None:
+                out[i] = files[i]._replace(
+                    problem=f"sample {planned[i][0]} is also in {printable(planned[chosen][2])}, "
+                            "which is converted instead; sample names must be unique across "
+                            "the inputs",
+                    kind=KIND_DUPLICATE,
+                )
+        start = end
     return out
 
 
