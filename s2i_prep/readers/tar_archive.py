@@ -90,6 +90,7 @@ class TarIndex:
                 self._fd = self._spill.fileno()
                 tar = tarfile.open(path, f"r|{kind}", bufsize=1 << 20)
         except (tarfile.TarError, OSError, EOFError) as exc:
+            self.close()
             raise S2IError(
                 f"{path}: not a readable {'tar' if kind is None else kind + '-compressed tar'} "
                 f"archive ({exc}); is the download complete? (`tar -tf` tests an archive)"
@@ -121,6 +122,7 @@ class TarIndex:
         except (tarfile.TarError, EOFError, OSError) as exc:  # closing a damaged stream
             self.damage = self.damage or self._cut(exc, count)
         if not self.members and self.damage:
+            self.close()
             raise S2IError(f"{path}: not a readable tar archive ({self.damage}); is the "
                            "download complete? (`tar -tf` tests an archive)")
         from .archive import _mark_duplicates
