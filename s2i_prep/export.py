@@ -113,7 +113,8 @@ def exported_skeletons(
     missing = [n for n in ids if n not in found]
     if missing:
         raise S2IError(
-            f"{' + '.join(map(str, sources))}: {len(missing)} sample(s) of {dataset} are not in the raw input "
+            f"{' + '.join(map(str, sources))}: {len(missing)} sample(s) of {dataset} are not in "
+            "the raw input "
             f"(first: {', '.join(missing[:3])}); export needs the input the dataset was made from"
         )
     return spec, attrs, ids, found

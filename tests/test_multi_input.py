@@ -429,3 +429,17 @@ def test_a_duplicate_of_an_unreadable_member_is_converted(ntu_raw: Path, tmp_pat
     assert result.samples == 10
     [(path, reason, kind)] = result.skipped_list
     assert path == f"{a}:{PREFIX}{names[2]}" and kind == "bad_member" and "truncated" in reason
+
+
+def test_export_rereads_every_input_folder(ntu_raw: Path, tmp_path: Path) -> None:
+    from s2i_prep.export import exported_skeletons
+
+    names = _names(ntu_raw)
+    parts = [tmp_path / "one", tmp_path / "two"]
+    for part, chosen in zip(parts, (names[0::2], names[1::2])):
+        part.mkdir()
+        for name in chosen:
+            (part / name).write_bytes((ntu_raw / name).read_bytes())
+    _run(parts, tmp_path / "o.zarr")
+    _, attrs, ids, found = exported_skeletons(tmp_path / "o.zarr")  # verified against the data
+    assert len(ids) == len(found) == 10 and "input" not in attrs["source"]
