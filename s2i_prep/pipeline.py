@@ -31,6 +31,7 @@ from .conversion.config import (
     ConvertStopped,
     Kept,
     ProgressUpdate,
+    describe_inputs,
 )
 from .conversion.dataset_attrs import dataset_attrs, splits_of
 from .conversion.fingerprint import InputDigest, fingerprint, input_entry, resume_check, run_options
@@ -81,7 +82,7 @@ def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext,
     if cfg.dask is not None:
         from .dask_pool import DaskPool
 
-        for loc in (cfg.input, cfg.output):
+        for loc in (*cfg.input, cfg.output):
             if isinstance(loc, Url) and loc.protocol == "memory":
                 raise S2IError(f"{loc}: memory:// exists only inside this process, where Dask "
                                "workers cannot read or write it; convert without --dask, or "
@@ -167,7 +168,7 @@ def convert(
     stages: Stages | None = None,
     log: Callable[[str], None] | None = None,
 ) -> ConvertResult:
-    """Convert the raw dataset ``cfg.input`` into the S2I dataset ``cfg.output``.
+    """Convert the raw dataset ``cfg.input`` (one or several inputs) into the S2I dataset ``cfg.output``.
 
     ``progress`` gets an update as soon as the inputs are planned and after every input file;
     ``log`` gets notices (kernel compilation on a first run).
@@ -181,10 +182,10 @@ def convert(
     t0 = time.perf_counter()
     workers = default_workers() if cfg.workers is None else cfg.workers
     stages = stages or Stages.default()
-    from .readers import reader_for_input
+    from .readers import reader_for_inputs
 
     # A pickle input is read by its own reader, the spec naming the skeleton (readers/__init__).
-    reader_name, spec = reader_for_input(cfg.input, load_spec(cfg.format))
+    reader_name, spec = reader_for_inputs(cfg.input, load_spec(cfg.format))
     # Conversion needs only joint positions; readers may skip converting the other fields.
     reader = stages.get_reader(reader_name, **{"fields": "xyz", **cfg.reader_options})
     excluded = frozenset() if cfg.keep_missing else exclusion_names(spec)
@@ -266,7 +267,7 @@ def convert(
                     f"; first: {asm.skipped[0][0]}: {asm.skipped[0][1]}" if asm.skipped else ""
                 )
                 raise S2IError(
-                    f"{cfg.input}: no sample could be converted ({len(asm.skipped)} "
+                    f"{describe_inputs(cfg.input)}: no sample could be converted ({len(asm.skipped)} "
                     f"skipped{first_skip})"
                 )
             splits, sources = splits_of(cfg, spec, reader, asm.columns)

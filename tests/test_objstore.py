@@ -57,8 +57,9 @@ def _objects(fs: Any, root: str) -> dict[str, bytes]:
 
 def _without_input(doc: bytes) -> dict[str, Any]:
     meta = json.loads(doc)
-    meta["attributes"]["source"].pop("input")
-    meta["attributes"]["convert"].pop("input")
+    for key in ("input", "inputs"):  # where the input was, in both places it is recorded
+        meta["attributes"]["source"].pop(key, None)
+        meta["attributes"]["convert"].pop(key, None)
     return meta
 
 
@@ -144,6 +145,25 @@ def test_memory_input_with_forked_workers(raw: Path, local_ref: Path, tmp_path: 
     _same_but_input(_output_bytes(local_ref), _output_bytes(out))
     assert json.loads((out / "zarr.json").read_bytes())["attributes"]["source"]["input"] == \
         "memory://mem-in/raw"
+
+
+def test_url_and_local_inputs_in_one_run(raw: Path, local_ref: Path, tmp_path: Path) -> None:
+    """Several inputs mix: half of the files as objects, half in a local folder."""
+    fs = fsspec.filesystem("memory")
+    names = sorted(p.name for p in raw.iterdir())
+    half = tmp_path / "half"
+    half.mkdir()
+    for k, name in enumerate(names):
+        if k % 2:
+            fs.pipe_file(f"/mem-mix/raw/{name}", (raw / name).read_bytes())
+        else:
+            (half / name).write_bytes((raw / name).read_bytes())
+    out = tmp_path / "mixed.zarr"
+    convert(ConvertConfig(input=["memory://mem-mix/raw", half], output=out, workers=0,
+                          shard_size=4))
+    _same_but_input(_output_bytes(local_ref), _output_bytes(out))
+    source = json.loads((out / "zarr.json").read_bytes())["attributes"]["source"]
+    assert sorted(source["inputs"]) == sorted([str(half.resolve()), "memory://mem-mix/raw"])
 
 
 def test_zip_archive_object_is_read_in_place(raw: Path, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Zip archives as conversion inputs: members read in place, never extracted.
+"""Archives as conversion inputs (zip here, tar in :mod:`.tar_archive`): members read in place,
+never extracted.
 
 NTU RGB+D ships as two zips of 56,880 and 57,600 ``.skeleton`` files; extracting them first costs
 disk, time and 114,480 inodes. A member is named ``archive.zip:member`` (the form the skip report
@@ -12,14 +13,18 @@ header (size, CRC-32) is refused with both figures. An archive whose central dir
 truncated download) is indexed from its local headers instead, so every member stored before the
 cut still converts and the damaged one is reported.
 
-Each process opens an archive once (workers open their own handle: a handle inherited through
-``fork`` shares its file offset with the parent and would interleave reads).
+Each process opens a zip once (workers open their own handle: a handle inherited through
+``fork`` shares its file offset with the parent and would interleave reads). A tar's index is
+built once, by the parent while planning, and inherited by forked workers (its reads are
+``pread``). 7z and rar archives are refused with the way to repack them
+(:func:`archive_problem`).
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import weakref
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -32,6 +37,7 @@ from ..urls import Url, is_url, location
 __all__ = [
     "ARCHIVE_SUFFIXES",
     "Member",
+    "archive_problem",
     "file_stem",
     "is_archive",
     "list_members",
@@ -41,7 +47,9 @@ __all__ = [
 ]
 
 #: Input suffixes read as archives.
-ARCHIVE_SUFFIXES = (".zip",)
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+#: Archive kinds recognised but not read, and why.
+UNSUPPORTED_SUFFIXES = (".7z", ".rar")
 _SEP = ":"
 
 _LOCAL = struct.Struct("<4sHHHHHLLLHH")  # local file header, 30 bytes
@@ -99,6 +107,18 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     url = location(path)
     return int(url.fs.size(url.path))  # type: ignore[union-attr]
+
+
+def archive_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an archive (a 7z or rar file), or ``None``."""
+    low = str(path).lower()
+    kind = next((s for s in UNSUPPORTED_SUFFIXES if low.endswith(s)), None)
+    if kind is None or not os.path.isfile(path):
+        return None
+    return (f"{path}: {kind} archives are not read directly (no maintained pure-Python reader "
+            "for them ships with s2i); supported archives: " + ", ".join(ARCHIVE_SUFFIXES)
+            + f". Extract it (`7z x {os.path.basename(path)}`) and convert the folder, or repack "
+            "it as zip or tar (`7z x -so ... | ...`, or extract then `zip -r -0` / `tar -cf`)")
 
 
 def member_ref(archive: str | Path, member: str) -> str:
@@ -306,24 +326,66 @@ def _mark_duplicates(members: list[Member]) -> list[Member]:
     ]
 
 
-_OPEN: dict[tuple[int, str], _Index] = {}
+_OPEN: dict[tuple[int, str], tuple[tuple[int, ...], Any]] = {}  # zip: per process (pid)
+_SHARED: dict[str, tuple[tuple[int, ...], Any]] = {}  # tar: built once, inherited by forked workers
 
 
-def _index(archive: str) -> _Index:
-    key = (os.getpid(), archive if is_url(archive) else os.path.abspath(archive))
-    index = _OPEN.get(key)
-    if index is None:
-        index = _OPEN[key] = _Index(archive)
+def _index(archive: str, want: tuple[str, ...] | None = None,
+           spill_dir: str | None = None, owner: object = None) -> Any:
+    """This process's index of ``archive``, rebuilt when the file changed (a replaced archive
+    must not be read through a stale index; a stat costs about a microsecond). An index built
+    for an ``owner`` (the conversion's reader) is dropped, and a compressed tar's spill file
+    freed, when the owner is."""
+    path = archive if is_url(archive) else os.path.abspath(archive)  # a URL: never stat'ed
+    try:
+        st = os.stat(path)
+        identity: tuple[int, ...] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        identity = ()
+    zipped = str(archive).lower().endswith(".zip")
+    cache, key = (_OPEN, (os.getpid(), path)) if zipped else (_SHARED, path)
+    hit = cache.get(key)
+    if hit is not None and hit[0] == identity:
+        index = hit[1]
+    elif zipped:
+        index = _Index(archive)
+    else:
+        from .rawfile import MAX_FILE_BYTES
+        from .tar_archive import TarIndex
+
+        index = TarIndex(archive, MAX_FILE_BYTES, want, spill_dir)
+    cache[key] = (identity, index)
+    if owner is not None and not zipped:
+        index.holders += 1  # a second conversion of the same archive shares its spill
+        weakref.finalize(owner, _forget, key, index)
     return index
 
 
-def list_members(archive: str | Path) -> tuple[list[Member], str | None]:
+def _forget(key: str, index: Any) -> None:
+    """An owner of a tar index is gone: free the index when it was the last one."""
+    index.holders -= 1
+    if index.holders > 0:
+        return
+    hit = _SHARED.get(key)
+    if hit is not None and hit[1] is index:
+        del _SHARED[key]
+    index.close()
+
+
+def list_members(archive: str | Path, want: tuple[str, ...] | None = None,
+                 spill_dir: str | Path | None = None,
+                 owner: object = None) -> tuple[list[Member], str | None]:
     """The file members of ``archive`` in stored order, and a note when it is damaged.
 
+    ``want`` (name suffixes) and ``spill_dir`` matter for a compressed tar only: its members
+    with those suffixes are decompressed once, now, into an unlinked spill file in ``spill_dir``
+    (default: the temporary folder), see :mod:`.tar_archive`; it is freed when ``owner`` is
+    garbage-collected (the conversion's reader), or with the process.
+
     Raises:
-        S2IError: the file is no zip archive and no member header can be found in it.
+        S2IError: the file is no archive of its kind and no member can be found in it.
     """
-    index = _index(str(archive))
+    index = _index(str(archive), want, None if spill_dir is None else str(spill_dir), owner)
     return index.members, index.damage
 
 
