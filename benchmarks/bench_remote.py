@@ -44,6 +44,21 @@ def _best(fn, repeat: int = 3) -> float:
     return min(_timed(fn) for _ in range(repeat))
 
 
+def _count_requests() -> list[int]:
+    """Count the HTTP requests s3fs sends from now on (aiobotocore's endpoint, patched)."""
+    from aiobotocore.endpoint import AioEndpoint
+
+    count = [0]
+    send = AioEndpoint._send
+
+    async def counted(self, request):
+        count[0] += 1
+        return await send(self, request)
+
+    AioEndpoint._send = counted  # type: ignore[method-assign]
+    return count
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=512)
@@ -85,7 +100,15 @@ def main() -> None:
 
         conv(raw, tmp / "warm.zarr")  # compiles the kernels: not part of any figure
         res["convert_local_s"] = _timed(lambda: conv(raw, tmp / "local.zarr"))
+        requests = _count_requests()
         res["convert_to_s3_s"] = _timed(lambda: conv(raw, "s3://bench/out.zarr"))
+        res["convert_to_s3_requests"] = requests[0]
+        requests[0] = 0  # the same with 4x the shards: the difference is the cost of a shard
+        convert(ConvertConfig(input=raw, output="s3://bench/small-shards.zarr", workers=0,
+                              shard_size=32))
+        shards = (-(-n // 32), -(-n // 128))
+        res["requests_per_shard"] = (requests[0] - res["convert_to_s3_requests"]) / (
+            shards[0] - shards[1]) if shards[0] > shards[1] else float("nan")
         res["convert_from_s3_s"] = _timed(lambda: conv("s3://bench/raw", tmp / "from.zarr"))
 
         rng = np.random.default_rng(0)
@@ -128,6 +151,8 @@ def main() -> None:
     print(f"{n} NTU files ({res['raw_mb']:.1f} MB raw), {count} samples; moto S3 on localhost "
           "(NOT real S3 latency)")
     print(f"convert  local -> local      {res['convert_local_s']:6.2f} s")
+    print(f"requests s3:// output: {res['convert_to_s3_requests']} in all, "
+          f"{res['requests_per_shard']:.1f} per shard (from a second run with 4x the shards)")
     for key, what in (("convert_to_s3_s", "local -> s3://"), ("convert_from_s3_s",
                                                              "s3:// -> local")):
         print(f"convert  {what:<19} {res[key]:6.2f} s   "
