@@ -52,7 +52,7 @@ from .parallel import FILES_PER_TASK, OrderedPool, WorkerDied, default_workers
 from .specs import load_spec
 from .store import layout
 from .store.staging import fault_point
-from .urls import Url
+from .urls import Url, storage_options
 
 __all__ = [
     "ConvertConfig",
@@ -206,7 +206,7 @@ def convert(
     writer: Any = None
     asm: Assembler | None = None
     try:
-        ctx = WorkerContext(spec, reader, stages, cfg.encode, excluded)
+        ctx = WorkerContext(spec, reader, stages, cfg.encode, excluded, storage_options())
         if cfg.dask is None:
             _warm(stages, ctx, files, log)
         sample_bytes = math.prod(shape) * np.dtype(cfg.encode.dtype).itemsize

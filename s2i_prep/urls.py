@@ -73,8 +73,11 @@ def set_storage_options(protocol: str, options: Mapping[str, Any]) -> None:
     _OPTIONS[protocol] = dict(options)
 
 
-def storage_options(url: Url) -> dict[str, Any]:
-    """The options ``url``'s filesystem is created with (its own, else the process-wide ones)."""
+def storage_options(url: Url | None = None) -> dict[str, Any]:
+    """The options ``url``'s filesystem is created with (its own, else the process-wide ones);
+    without ``url``: every process-wide option, per protocol."""
+    if url is None:
+        return {protocol: dict(options) for protocol, options in _OPTIONS.items()}
     return dict(_OPTIONS.get(url.protocol, {}) if url.options is None else url.options)
 
 

@@ -94,6 +94,20 @@ def test_locations() -> None:
     assert str(urls.location("memory://x/y.zarr")) == "memory://x/y.zarr"
 
 
+def test_worker_context_carries_the_storage_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Dask worker does not fork from the driver: --storage-option reaches it with the
+    context every worker installs."""
+    from s2i_prep.conversion import tasks
+
+    monkeypatch.setattr(tasks, "_CTX", tasks._CTX)  # restored after the test
+    monkeypatch.setattr(urls, "_OPTIONS", {"s3": {"endpoint_url": "http://minio:9000"}})
+    ctx = tasks.WorkerContext(None, None, None, None, frozenset(),  # type: ignore[arg-type]
+                              urls.storage_options())
+    monkeypatch.setattr(urls, "_OPTIONS", {})  # a fresh worker process
+    tasks.install(ctx)
+    assert urls.storage_options(urls.Url("s3://b/x")) == {"endpoint_url": "http://minio:9000"}
+
+
 def test_read_bytes_of_objects() -> None:
     fs = fsspec.filesystem("memory")
     fs.pipe_file("/rb/a.skeleton", b"12345")
