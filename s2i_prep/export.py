@@ -35,7 +35,7 @@ from .bodies import select_bodies
 from .encoding import EncodeConfig, encode
 from .errors import S2IError
 from .planar import image_rule
-from .readers import get_reader, reader_for_input
+from .readers import get_reader, reader_for_inputs
 from .skeleton import RawSkeleton, Skeleton
 from .specs import JointSpec, parse_spec_text
 from .store import open_dataset
@@ -79,20 +79,22 @@ def exported_skeletons(
         spec = parse_spec_text(attrs["spec"], f"{dataset} (stored spec)")
         options = dict((attrs.get("convert") or {}).get("reader_options") or {})
         cfg = EncodeConfig.from_dict(attrs["encoding"])
-        source = Path(input_path) if input_path is not None else Path(attrs["source"]["input"])
-        if not source.exists():
-            raise S2IError(
-                f"{dataset}: its raw input {source} does not exist; export re-reads the raw "
-                "files (give their location with --input)"
-            )
-        reader_name, spec = reader_for_input(source, spec)
+        recorded = attrs["source"].get("inputs") or [attrs["source"]["input"]]
+        sources = [Path(input_path)] if input_path is not None else [Path(p) for p in recorded]
+        for source in sources:
+            if not source.exists():
+                raise S2IError(
+                    f"{dataset}: its raw input {source} does not exist; export re-reads the raw "
+                    "files (give their location with --input)"
+                )
+        reader_name, spec = reader_for_inputs(tuple(sources), spec)
         options.pop("trust_pickle", None)  # never taken from a file: the user must say it again
         if trust_pickle:
             options["trust_pickle"] = True
         reader = get_reader(reader_name, **{**options, "fields": "all"})
         index = {name: i for i, name in enumerate(ids)}
         found: dict[str, _Exported] = {}
-        for raw in _raw_samples(reader, source, spec, set(ids)):
+        for raw in _raw_samples(reader, sources, spec, set(ids)):
             i = index[raw.name]
             skel = select_bodies(raw, spec)
             if verify:
@@ -111,14 +113,16 @@ def exported_skeletons(
     missing = [n for n in ids if n not in found]
     if missing:
         raise S2IError(
-            f"{source}: {len(missing)} sample(s) of {dataset} are not in the raw input "
+            f"{' + '.join(map(str, sources))}: {len(missing)} sample(s) of {dataset} are not in "
+            "the raw input "
             f"(first: {', '.join(missing[:3])}); export needs the input the dataset was made from"
         )
     return spec, attrs, ids, found
 
 
-def _raw_samples(reader: Any, source: Path, spec: JointSpec, wanted: set[str]) -> Iterator[RawSkeleton]:
-    for path in reader.discover(source):
+def _raw_samples(reader: Any, sources: list[Path], spec: JointSpec,
+                 wanted: set[str]) -> Iterator[RawSkeleton]:
+    for path in (p for source in sources for p in reader.discover(source)):
         for raw in reader.read(path, spec):
             if raw.name in wanted:
                 yield raw

@@ -21,7 +21,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from .conversion.config import (
     ConvertStopped,
     Kept,
     ProgressUpdate,
+    describe_inputs,
 )
 from .conversion.dataset_attrs import dataset_attrs, splits_of
 from .conversion.fingerprint import InputDigest, fingerprint, input_entry, resume_check, run_options
@@ -55,6 +55,7 @@ from .parallel import FILES_PER_TASK, TASKS_PER_WORKER, OrderedPool, WorkerDied,
 from .specs import load_spec
 from .store import layout
 from .store.staging import fault_point
+from .urls import Url, storage_options
 
 __all__ = [
     "ConvertConfig",
@@ -95,6 +96,12 @@ def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext,
     """
     if cfg.dask is not None:
         from .dask_pool import DaskPool
+
+        for loc in (*cfg.input, cfg.output):
+            if isinstance(loc, Url) and loc.protocol == "memory":
+                raise S2IError(f"{loc}: memory:// exists only inside this process, where Dask "
+                               "workers cannot read or write it; convert without --dask, or "
+                               "use a store the workers share")
 
         return DaskPool(cfg.dask, install, (ctx,))
     workers = min(workers, num_files)
@@ -184,7 +191,7 @@ def convert(
     stages: Stages | None = None,
     log: Callable[[str], None] | None = None,
 ) -> ConvertResult:
-    """Convert the raw dataset ``cfg.input`` into the S2I dataset ``cfg.output``.
+    """Convert the raw dataset ``cfg.input`` (one or several inputs) into the S2I dataset ``cfg.output``.
 
     ``progress`` gets an update as soon as the inputs are planned and after every input file;
     ``log`` gets notices (kernel compilation on a first run).
@@ -198,10 +205,10 @@ def convert(
     t0 = time.perf_counter()
     workers = default_workers() if cfg.workers is None else cfg.workers
     stages = stages or Stages.default()
-    from .readers import reader_for_input
+    from .readers import reader_for_inputs
 
     # A pickle input is read by its own reader, the spec naming the skeleton (readers/__init__).
-    reader_name, spec = reader_for_input(cfg.input, load_spec(cfg.format))
+    reader_name, spec = reader_for_inputs(cfg.input, load_spec(cfg.format))
     # Conversion needs only joint positions; readers may skip converting the other fields.
     reader = stages.get_reader(reader_name, **{"fields": "xyz", **cfg.reader_options})
     excluded = frozenset() if cfg.keep_missing else exclusion_names(spec)
@@ -222,7 +229,7 @@ def convert(
     writer: Any = None
     asm: Assembler | None = None
     try:
-        ctx = WorkerContext(spec, reader, stages, cfg.encode, excluded)
+        ctx = WorkerContext(spec, reader, stages, cfg.encode, excluded, storage_options())
         if cfg.dask is None:
             _warm(stages, ctx, files, log)
         with _pool(cfg, workers, len(files), ctx, shape) as pool:
@@ -282,7 +289,8 @@ def convert(
                         f"; first: {asm.skipped[0][0]}: {asm.skipped[0][1]}" if asm.skipped else ""
                     )
                     raise S2IError(
-                        f"{cfg.input}: no sample could be converted ({len(asm.skipped)} "
+                        f"{describe_inputs(cfg.input)}: no sample could be converted "
+                        f"({len(asm.skipped)} "
                         f"skipped{first_skip})"
                     )
                 splits, sources = splits_of(cfg, spec, reader, asm.columns)
@@ -313,7 +321,7 @@ def convert(
         raise ConvertFailed(f"{exc}{after}", kept) from None
     t_end = time.perf_counter()
     return ConvertResult(
-        output=Path(out),
+        output=out,  # a Path, or the Url of an object-store output
         files=len(files),
         samples=asm.num_samples,
         skipped=len(asm.skipped),

@@ -33,14 +33,15 @@ def _zip(raw: Path, dest: Path, method: int = zipfile.ZIP_DEFLATED) -> Path:
 
 
 def _same_dataset(a: Path, b: Path) -> None:
-    """Every chunk byte-identical; the metadata equal except the input's own path."""
+    """Every chunk byte-identical; the metadata equal except the inputs' own paths."""
     left, right = _output_bytes(a), _output_bytes(b)
     assert left.keys() == right.keys()
     for key in left:
         if key.endswith("zarr.json") and key.count("/") == 0:
             la, ra = json.loads(left[key]), json.loads(right[key])
             for attrs in (la["attributes"], ra["attributes"]):
-                attrs["source"].pop("input"), attrs["convert"].pop("input")
+                attrs["source"].pop("input", None), attrs["source"].pop("inputs")
+                attrs["convert"].pop("input")
             assert la == ra
         else:
             assert left[key] == right[key], key

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,14 +64,20 @@ def test_dask_output_equals_local(cluster: tuple[str, object], raw: Path,
 def test_dask_reads_archive_members_in_workers(cluster: tuple[str, object], raw: Path,
                                                reference: dict[str, bytes],
                                                tmp_path: Path) -> None:
-    zipped = tmp_path / "ntu.zip"
+    """Two archives at once, a zip and a gzipped tar (each worker builds its own tar index)."""
+    zipped, tarred = tmp_path / "ntu.zip", tmp_path / "ntu.tar.gz"
+    paths = sorted(raw.iterdir())
     with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(raw.iterdir()):
+        for path in paths[0::2]:
             zf.write(path, "skeletons/" + path.name)
+    with tarfile.open(tarred, "w:gz") as tf:
+        for path in paths[1::2]:
+            tf.add(path, "skeletons/" + path.name)
     out = tmp_path / "dask.zarr"
-    result = convert(ConvertConfig(input=zipped, output=out, format="ntu25", dask=cluster[0],
-                                   shard_size=5))
-    assert result.skipped_list[0][0] == f"{zipped}:skeletons/S001C001P001R001A012.skeleton"
+    result = convert(ConvertConfig(input=[tarred, zipped], output=out, format="ntu25",
+                                   dask=cluster[0], shard_size=5))
+    bad = "skeletons/S001C001P001R001A012.skeleton"
+    assert result.skipped_list[0][0] in (f"{zipped}:{bad}", f"{tarred}:{bad}")
     got = _output_bytes(out)
     assert {k: v for k, v in got.items() if k != "zarr.json"} == \
         {k: v for k, v in reference.items() if k != "zarr.json"}

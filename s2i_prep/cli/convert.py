@@ -12,8 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .input_options import input_format, reader_options, refuse_align_for_2d, workers_for_input
-from .options import format_options
+from .input_options import (
+    input_format,
+    reader_options,
+    refuse_align_for_2d,
+    split_inputs,
+    workers_for_input,
+)
+from .options import PathOrUrl, format_options, storage_options_option, use_storage_options
 
 if TYPE_CHECKING:
     from ..pipeline import Kept, ProgressUpdate
@@ -65,6 +71,8 @@ Exit status:
 \b
 Examples:
   s2i-prep convert --format ntu25 nturgb+d_skeletons/ ntu.zarr
+  s2i-prep convert --format ntu25 nturgbd_skeletons_s001_to_s017.zip
+      nturgbd_skeletons_s018_to_s032.zip ntu120.zarr
   s2i-prep convert --format ucla20 --image-size 224 --dtype uint8 all_sqe/ ucla.h5
   s2i-prep convert --format pku25 --clip-bounds one_based PKUMMD/ pku.zarr --resume
   s2i-prep convert --format openpose18 kinetics-skeleton/ kinetics.zarr
@@ -96,13 +104,9 @@ def _kept_text(kept: Kept | None, output: Path) -> str:
 
 
 @click.command(cls=_ConvertCommand, epilog=_EPILOG)
-@click.argument(
-    "input_dir",
-    metavar="INPUT",
-    type=click.Path(exists=True, path_type=Path),
-)
-@click.argument("output", metavar="OUTPUT", type=click.Path(dir_okay=True, path_type=Path))
+@click.argument("paths", metavar="INPUT... OUTPUT", nargs=-1, required=True, type=PathOrUrl())
 @format_options
+@storage_options_option
 @click.option(
     "--streams",
     default=",".join(_STREAMS),
@@ -203,8 +207,7 @@ def _kept_text(kept: Kept | None, output: Path) -> str:
 @click.pass_context
 def convert(
     ctx: click.Context,
-    input_dir: Path,
-    output: Path,
+    paths: tuple[Path, ...],
     fmt: str | None,
     spec: Path | None,
     streams: tuple[str, ...],
@@ -225,17 +228,25 @@ def convert(
     person_order: str | None,
     trust_pickle: bool,
     quiet: bool,
+    storage_options: dict[str, Any],
 ) -> None:
     """Convert the raw skeleton dataset INPUT into the S2I dataset OUTPUT.
 
-    INPUT is the dataset's folder, the dataset's own .zip archive (members are read in place,
-    never extracted; reported as archive.zip:member), or a pyskl/mmaction2 annotation pickle
-    (with --trust-pickle).
+    INPUT is the dataset's folder, the dataset's own archive (.zip, .tar, .tar.gz/.tgz,
+    .tar.bz2, .tar.xz: members are read in place, never extracted; reported as
+    archive.zip:member), or a pyskl/mmaction2 annotation pickle (with --trust-pickle). Several
+    INPUTs (folders and archives, e.g. NTU-120's two zips) convert into one dataset over the
+    union of their files, ordered by sample name whatever order they are listed in.
 
     OUTPUT ending in .zarr is written as Zarr v3, .h5/.hdf5 as HDF5. The output is built under
     OUTPUT.partial and renamed when complete; bad input files are skipped and reported.
+
+    INPUT and a .zarr OUTPUT may be fsspec URLs (s3://bucket/raw, gs://..., memory://...) with
+    the fsspec implementation installed (s3fs, gcsfs, ...); see docs/DISTRIBUTED.md.
     """
-    source = input_format(input_dir, fmt, spec, trust_pickle, quiet)
+    inputs, output = split_inputs(paths)
+    use_storage_options(storage_options, *inputs, output)
+    source = input_format(inputs, fmt, spec, trust_pickle, quiet)
     if dtype == "uint8" and image_size is None:
         raise click.BadParameter(
             "uint8 needs --image-size (the compact grid is stored as float16)",
@@ -246,11 +257,6 @@ def convert(
     if dask is not None and workers is not None:
         raise click.UsageError("--dask and --workers exclude each other (a Dask cluster has its "
                                "own workers)")
-    if output.suffix not in (".zarr", ".h5", ".hdf5"):
-        raise click.BadParameter(
-            f"expected a name ending in .zarr, .h5 or .hdf5, found {output.name!r}",
-            param_hint="OUTPUT",
-        )
 
     if align:
         refuse_align_for_2d(source)
@@ -264,7 +270,7 @@ def convert(
     from ..pipeline import convert as run_convert
 
     cfg = ConvertConfig(
-        input=input_dir,
+        input=inputs,
         output=output,
         format=source,
         encode=EncodeConfig(
@@ -274,7 +280,7 @@ def convert(
             image_size=image_size,
             dtype=dtype,
         ),
-        workers=workers_for_input(input_dir, workers),
+        workers=workers_for_input(inputs, workers),
         dask=dask,
         codec=codec,
         shard_size=shard_size,
@@ -295,7 +301,7 @@ def convert(
     progress: _ProgressBar | _ProgressLog | None = None
     if not quiet:
         progress = _ProgressBar() if sys.stderr.isatty() else _ProgressLog()
-    again = resume_command(ctx.meta.get("s2i.convert_args") or [str(input_dir), str(output)])
+    again = resume_command(ctx.meta.get("s2i.convert_args") or [*map(str, inputs), str(output)])
     try:
         with stop_signals():
             result = run_convert(cfg, progress=progress,

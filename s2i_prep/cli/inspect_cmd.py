@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from .options import PathOrUrl, storage_options_option, use_storage_options
+
 
 @click.command()
-@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("output", type=PathOrUrl())
+@storage_options_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full description as JSON.")
-def inspect(output: Path, as_json: bool) -> None:
+def inspect(output: Path, as_json: bool, storage_options: dict[str, Any]) -> None:
     """Describe dataset OUTPUT (.zarr or .h5): samples, classes, splits, encoding, skipped files."""
     import json
 
     from ..store import inspect_dataset
+
+    use_storage_options(storage_options, output)
 
     info = inspect_dataset(output)
     if as_json:

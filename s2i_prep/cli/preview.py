@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from .options import PathOrUrl, storage_options_option, use_storage_options
+
 
 @click.command()
-@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.argument("dataset", type=PathOrUrl(exists=True))
+@storage_options_option
 @click.option(
     "--sample",
     "sample_id",
@@ -31,9 +35,12 @@ import click
     help="Pixels per stored value of a compact grid.",
 )
 def preview(
-    dataset: Path, sample_id: str | None, index: int | None, output: Path, scale: int
+    dataset: Path, sample_id: str | None, index: int | None, output: Path, scale: int,
+    storage_options: dict[str, Any],
 ) -> None:
-    """Render one sample of DATASET (every stream, part and person boundaries marked) to a PNG."""
+    """Render one sample of DATASET (every stream, part and person boundaries marked) to a PNG.
+    DATASET may be the URL of a Zarr dataset (s3://...)."""
+    use_storage_options(storage_options, dataset)
     if sample_id is not None and index is not None:
         raise click.UsageError("give either --sample or --index, not both")
     from ..encoding import EncodeConfig

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import S2IError
+from ..urls import Url, location
 
 if TYPE_CHECKING:
     from ..encoding import EncodeConfig
@@ -26,13 +27,44 @@ def _default_encode() -> EncodeConfig:
     return EncodeConfig()
 
 
+def _inputs(value: Any) -> tuple[Path | Url, ...]:
+    """The inputs as a sorted tuple of paths (``file://`` URLs included) and fsspec URLs: one
+    path-like or URL, or a sequence of them."""
+    if isinstance(value, (str, Path, Url)) or hasattr(value, "__fspath__"):
+        value = [value]
+    paths = [location(p) for p in value]
+    if not paths:
+        raise ValueError("input: expected at least one input path")
+    seen: dict[str, Path | Url] = {}
+    for p in paths:
+        key = str(p) if isinstance(p, Url) else str(p.absolute())
+        if key in seen:
+            raise ValueError(f"input {p} is listed twice"
+                             + (f" (also as {seen[key]})" if str(seen[key]) != str(p) else ""))
+        seen[key] = p
+    return tuple(sorted(paths, key=str))
+
+
+def describe_inputs(inputs: tuple[Path | Url, ...]) -> str:
+    """The inputs for a message: ``a.zip``, or ``a.zip + b.zip`` (at most three named)."""
+    names = [str(p) for p in inputs]
+    if len(names) > 3:
+        names = [*names[:2], f"... ({len(inputs)} inputs)"]
+    return " + ".join(names)
+
+
 @dataclass(frozen=True)
 class ConvertConfig:
     """Everything one conversion depends on; saved with the dataset (``to_dict``).
 
     Attributes:
-        input: root of the raw dataset (layout per format, see docs/CONVERT.md).
-        output: ``*.zarr`` (Zarr v3) or ``*.h5``/``*.hdf5`` (HDF5).
+        input: the raw dataset: one input or several, each a folder (layout per format, see
+            docs/CONVERT.md), an archive of one (``.zip``, ``.tar``, ``.tar.gz``, ...) or a
+            pyskl pickle, or an fsspec URL of objects or of an archive (``s3://bucket/raw``,
+            docs/DISTRIBUTED.md). Several inputs convert as one dataset over the union of their
+            files (NTU-120 ships as two zips); they are kept sorted, so the order they are listed
+            in changes nothing. A single path is accepted and stored as a 1-tuple.
+        output: ``*.zarr`` (Zarr v3) or ``*.h5``/``*.hdf5`` (HDF5), or the URL of a ``.zarr``.
         format: a built-in format name (``ntu25``) or a path to a spec ``.yaml``.
         encode: the S2I encoding options.
         workers: worker processes; ``None`` = every usable core, ``0`` = in this process.
@@ -46,8 +78,8 @@ class ConvertConfig:
         reader_options: keyword options of the format's reader (e.g. PKU ``clip_bounds``).
     """
 
-    input: Path
-    output: Path
+    input: tuple[Path | Url, ...]
+    output: Path | Url
     format: str = "ntu25"
     encode: EncodeConfig = field(default_factory=_default_encode)
     workers: int | None = None
@@ -62,8 +94,9 @@ class ConvertConfig:
     reader_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input", Path(self.input))
-        object.__setattr__(self, "output", Path(self.output))
+        object.__setattr__(self, "input", _inputs(self.input))
+        # a local Path (also for file:// URLs), or an fsspec URL (s2i_prep.urls)
+        object.__setattr__(self, "output", location(self.output))
         if self.on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, found {self.on_error!r}")
         if self.workers is not None and self.workers < 0:
@@ -76,7 +109,8 @@ class ConvertConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings, ``encode`` as its own dict)."""
         return {
-            "input": str(self.input),
+            # one input is recorded as a string, as before several were possible
+            "input": str(self.input[0]) if len(self.input) == 1 else [str(p) for p in self.input],
             "output": str(self.output),
             "format": self.format,
             "encode": self.encode.to_dict(),
@@ -133,7 +167,7 @@ class ConvertResult:
     ``limited``: input files left out by ``limit`` (not counted as excluded).
     """
 
-    output: Path
+    output: Path | Url
     files: int
     samples: int
     skipped: int
@@ -155,7 +189,7 @@ class ConvertResult:
 class Kept:
     """What the partial output of a stopped or failed run holds for ``--resume``."""
 
-    partial: Path
+    partial: Path | Url
     samples: int
     files_done: int
     files_total: int

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._version import __version__
 from ..specs import JointSpec
+from ..urls import Url, is_url
 from .assembly import Assembler
 from .config import NOT_RECORDED, ConvertConfig
 from .planning import Plan
@@ -30,8 +33,7 @@ def splits_of(
     official = getattr(reader, "official_splits", None)
     if official is None:
         return splits, sources
-    for name, (train, test, path) in official(cfg.input, columns["sample_id"]).items():
-        source = f"file {os.path.relpath(path, cfg.input)}"
+    for name, (train, test, source) in _official_splits(official, cfg, columns).items():
         if name in splits:
             rule_train, rule_test = splits[name]
             moved = len(np.setxor1d(rule_train, train)) + len(np.setxor1d(rule_test, test))
@@ -40,6 +42,40 @@ def splits_of(
         splits[name] = (train, test)
         sources[name] = source
     return splits, sources
+
+
+def _official_splits(
+    official: Any, cfg: ConvertConfig, columns: Mapping[str, list[Any]]
+) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
+    """The split files of every input folder, as ``(train, test, source)``. A split that several
+    inputs ship is the union of their lists (PKU-MMD split files list videos, so two folders of
+    one release give the split of their union); one that then puts a sample in both train and
+    test is left to the spec's rule, with a warning naming the files."""
+    merged: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+    for root in cfg.input:
+        for name, (train, test, path) in official(root, columns["sample_id"]).items():
+            shown = os.path.relpath(path, root) if len(cfg.input) == 1 else str(path)
+            if name in merged:
+                a, b, files = merged[name]
+                train, test, shown_all = np.union1d(a, train), np.union1d(b, test), [*files, shown]
+            else:
+                shown_all = [shown]
+            merged[name] = (train.astype(np.int64), test.astype(np.int64), shown_all)
+    out = {}
+    for name, (train, test, files) in merged.items():
+        both = np.intersect1d(train, test)
+        if len(both):
+            warnings.warn(
+                f"split {name}: the split files {', '.join(files)} put {len(both)} sample(s) in "
+                "both train and test; the split follows the spec's rule instead", stacklevel=3)
+            continue
+        out[name] = (train, test, ("file " if len(files) == 1 else "files ") + ", ".join(files))
+    return out
+
+
+def _shown(source: Path | Url) -> str:
+    """An input as recorded: a local path resolved, a URL as given."""
+    return str(source if is_url(source) else source.resolve())
 
 
 def dataset_attrs(
@@ -59,7 +95,9 @@ def dataset_attrs(
         "spec_sha256": spec.digest(),
         "stats": asm.stats.to_dict(enc.streams),
         "source": {
-            "input": str(cfg.input.resolve()),
+            # ``input``: the one input (as before several were possible); ``inputs``: every one
+            **({"input": _shown(cfg.input[0])} if len(cfg.input) == 1 else {}),
+            "inputs": [_shown(p) for p in cfg.input],
             "format": spec.format,
             "files": len(plan.files),
             "bytes": sum(f.nbytes for f in plan.files),

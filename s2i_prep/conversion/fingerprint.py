@@ -22,6 +22,7 @@ from ..readers import archive
 from ..readers.archive import split_member
 from .planning import printable
 from .tasks import InputFile
+from ..urls import Url
 
 
 def run_options(cfg: ConvertConfig, spec: JointSpec) -> dict[str, Any]:
@@ -36,16 +37,25 @@ def fingerprint(options: dict[str, Any]) -> str:
 
 def input_entry(cfg: ConvertConfig, f: InputFile) -> list[Any]:
     """``[name, size, mtime]``: the name relative to the input folder, or the member's name in
-    an archive input (with the member's own timestamp)."""
-    ref = split_member(f.path) if archive.is_archive(cfg.input) else None
-    if ref:
-        return [ref[1], f.nbytes, f.mtime_ns]
+    an archive input (with the member's own timestamp). With several inputs the name is the
+    planned path itself (``b.zip:member``, ``folder/file``), so it says which input it is in.
+    An object under a URL input: its key below the prefix, with its version (ETag or time)."""
+    if len(cfg.input) > 1:
+        return [f.path, f.nbytes, f.mtime_ns]
+    source = cfg.input[0]
+    prefix = archive.member_ref(source, "")  # a member of the archive input: "a.zip:"
+    if f.path.startswith(prefix):  # (a folder's files start with "folder/")
+        return [f.path[len(prefix):], f.nbytes, f.mtime_ns]
+    if isinstance(source, Url):
+        root = str(source) + "/"
+        return [f.path[len(root):] if f.path.startswith(root) else source.name,
+                f.nbytes, f.mtime_ns]
     # Discovered paths are the input folder joined with a normalised relative path: slicing is
     # relpath's answer then, at a fraction of its cost (it made planning O(ms) per 10 files).
-    root = os.fspath(cfg.input).rstrip(os.sep) + os.sep
+    root = os.fspath(source).rstrip(os.sep) + os.sep
     rest = f.path[len(root):] if f.path.startswith(root) else ""
     if not rest or os.path.normpath(rest) != rest:
-        rest = os.path.relpath(f.path, cfg.input)
+        rest = os.path.relpath(f.path, source)
     return [rest, f.nbytes, f.mtime_ns]
 
 
@@ -94,7 +104,9 @@ def resume_check(partial: Path, options: dict[str, Any], entries: list[list[Any]
         why = []
         old, new = _flat(before["options"].get("options", {})), _flat(options["options"])
         for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
+            if key == "input" and old.get(key) != new.get(key):
+                why.append(_input_option_change(old.get(key), new.get(key)))
+            elif old.get(key) != new.get(key):
                 why.append(f"{_flag(key)} was {old.get(key)!r}, now {new.get(key)!r}")
         if before["options"].get("spec") != options["spec"]:
             why.append("the joint spec's content changed")
@@ -113,6 +125,20 @@ def resume_check(partial: Path, options: dict[str, Any], entries: list[list[Any]
     return check
 
 
+def _input_option_change(old: Any, new: Any) -> str:
+    """'input b.zip was added, input c.zip removed' between two recorded input options."""
+    def listed(value: Any) -> list[str]:
+        return [value] if isinstance(value, str) else list(value or [])
+
+    before, now = listed(old), listed(new)
+    added = [p for p in now if p not in before]
+    removed = [p for p in before if p not in now]
+    parts = [f"input {p} was added" for p in added] + [f"input {p} was removed" for p in removed]
+    if len(before) == len(now) == 1:
+        return f"INPUT was {before[0]!r}, now {now[0]!r}"
+    return ", ".join(parts) + f" (INPUT was {' + '.join(before)}, now {' + '.join(now)})"
+
+
 def _input_changes(before: list[list[Any]], now: list[list[Any]], n: int) -> str:
     """'of the 1,200 input files already converted, 2 were changed (e.g. ...), 1 removed'."""
     old = {e[0]: e for e in before[:n]}
@@ -124,6 +150,14 @@ def _input_changes(before: list[list[Any]], now: list[list[Any]], n: int) -> str
     parts = []
     for what, names in (("changed", changed), ("removed", removed), ("added among them", added)):
         if names:
-            parts.append(f"{len(names)} {what} (e.g. {printable(names[0])})")
+            where = _inputs_of(names)
+            parts.append(f"{len(names)} {what} (e.g. {printable(names[0])}){where}")
     detail = ", ".join(parts) or "their order changed"
     return f"of the {n} input files already converted, {detail}"
+
+
+def _inputs_of(names: list[str]) -> str:
+    """' in input b.zip' for entry names of a multi-input run (which start with their input's
+    path: see :func:`input_entry`); '' for the relative names of a single input."""
+    tops = sorted({split[0] if (split := split_member(n)) else "" for n in names} - {""})
+    return f" in {'input ' if len(tops) == 1 else 'inputs '}{', '.join(tops)}" if tops else ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -23,6 +23,7 @@ from ..parallel import FILES_PER_TASK
 from ..skeleton import RawSkeleton
 from ..specs import JointSpec
 from ..store import layout
+from ..urls import is_url, set_storage_options
 from .stages import Stages
 
 if TYPE_CHECKING:
@@ -91,6 +92,9 @@ class WorkerContext:
     stages: Stages
     encode_cfg: EncodeConfig
     excluded: frozenset[str]
+    #: The run's ``--storage-option``s per protocol, for workers that did not fork from this
+    #: process (Dask): they open URL inputs with the same options.
+    storage_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 _CTX: WorkerContext | None = None
@@ -99,6 +103,8 @@ _CTX: WorkerContext | None = None
 def install(ctx: WorkerContext) -> None:
     global _CTX
     _CTX = ctx
+    for protocol, options in ctx.storage_options.items():
+        set_storage_options(protocol, options)
 
 
 def _unexpected(exc: BaseException) -> str:
@@ -203,7 +209,7 @@ def _int_range(dtype: str) -> tuple[int, int]:
 def file_events(ctx: WorkerContext, entry: InputFile) -> list[Sample | Skip | Excluded]:
     if entry.problem is not None:
         return [Skip(entry.path, entry.problem, entry.kind or KIND_NOT_FILE)]
-    path = Path(entry.path)
+    path: Path | str = entry.path if is_url(entry.path) else Path(entry.path)  # URLs stay text
     try:
         raws = ctx.reader.read(path, ctx.spec)
     except ReadError as exc:

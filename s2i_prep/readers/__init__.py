@@ -17,7 +17,7 @@ from ..specs import JointSpec
 
 __all__ = [
     "FIELDS", "Reader", "check_fields", "register_reader", "get_reader", "list_readers",
-    "reader_for_input",
+    "reader_for_input", "reader_for_inputs",
 ]
 
 #: What a reader is asked to keep: every field of the format, or only joint positions (which is all
@@ -97,9 +97,26 @@ def reader_for_input(input_path: Path, spec: JointSpec) -> tuple[str, JointSpec]
     then names the skeleton only), otherwise the spec's reader and the spec unchanged."""
     from .pyskl_pickle import input_spec, is_pickle_input
 
+    if not isinstance(input_path, Path):  # an fsspec URL: pickles are read from local files
+        return spec.reader, spec
     if is_pickle_input(input_path):
         return "pyskl_pickle", input_spec(spec)
     return spec.reader, spec
+
+
+def reader_for_inputs(inputs: tuple[Any, ...], spec: JointSpec) -> tuple[str, JointSpec]:
+    """:func:`reader_for_input` for the inputs of one conversion: a pickle converts alone (its
+    samples, splits and format come from the pickle itself)."""
+    from .pyskl_pickle import is_pickle_input
+
+    pickles = [p for p in inputs if isinstance(p, Path) and is_pickle_input(p)]  # not URLs
+    if pickles and len(inputs) > 1:
+        raise S2IError(
+            f"{pickles[0]}: a pyskl/mmaction2 annotation pickle converts alone (its splits name "
+            f"its own samples), not with {len(inputs) - 1} other input(s); convert each pickle "
+            "into its own dataset"
+        )
+    return reader_for_input(inputs[0], spec)
 
 
 # Built-in readers, imported in one visible block so they register themselves.

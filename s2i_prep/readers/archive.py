@@ -1,4 +1,5 @@
-"""Zip archives as conversion inputs: members read in place, never extracted.
+"""Archives as conversion inputs (zip here, tar in :mod:`.tar_archive`): members read in place,
+never extracted.
 
 NTU RGB+D ships as two zips of 56,880 and 57,600 ``.skeleton`` files; extracting them first costs
 disk, time and 114,480 inodes. A member is named ``archive.zip:member`` (the form the skip report
@@ -12,24 +13,31 @@ header (size, CRC-32) is refused with both figures. An archive whose central dir
 truncated download) is indexed from its local headers instead, so every member stored before the
 cut still converts and the damaged one is reported.
 
-Each process opens an archive once (workers open their own handle: a handle inherited through
-``fork`` shares its file offset with the parent and would interleave reads).
+Each process opens a zip once (workers open their own handle: a handle inherited through
+``fork`` shares its file offset with the parent and would interleave reads). A tar's index is
+built once, by the parent while planning, and inherited by forked workers (its reads are
+``pread``). 7z and rar archives are refused with the way to repack them
+(:func:`archive_problem`).
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import weakref
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..errors import ReadError, S2IError, SourceLocation
+from ..urls import Url, is_url, location
 
 __all__ = [
     "ARCHIVE_SUFFIXES",
     "Member",
+    "archive_problem",
     "file_stem",
     "is_archive",
     "list_members",
@@ -39,7 +47,9 @@ __all__ = [
 ]
 
 #: Input suffixes read as archives.
-ARCHIVE_SUFFIXES = (".zip",)
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+#: Archive kinds recognised but not read, and why.
+UNSUPPORTED_SUFFIXES = (".7z", ".rar")
 _SEP = ":"
 
 _LOCAL = struct.Struct("<4sHHHHHLLLHH")  # local file header, 30 bytes
@@ -61,7 +71,54 @@ class Member:
 
 def is_archive(path: str | Path) -> bool:
     """Whether ``path`` is a regular file with an archive suffix (read as an archive)."""
-    return str(path).lower().endswith(ARCHIVE_SUFFIXES) and os.path.isfile(path)
+    return str(path).lower().endswith(ARCHIVE_SUFFIXES) and _is_file(path)
+
+
+_URL_FILES: dict[str, bool] = {}
+
+
+def _is_file(path: str | Path | Url) -> bool:
+    """``os.path.isfile``, or for an fsspec URL whether it names an object (asked once per
+    process: planning and the fingerprint ask for every member)."""
+    if not is_url(path):
+        return os.path.isfile(path)  # type: ignore[arg-type]
+    text = str(path)
+    found = _URL_FILES.get(text)
+    if found is None:
+        url = location(text)
+        try:
+            found = _URL_FILES[text] = bool(url.fs.isfile(url.path))  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - unreachable: not an archive we can read
+            return False
+    return found
+
+
+def _open_binary(path: str) -> Any:
+    """A binary file object of a local archive or of an archive object (fsspec reads it with
+    range requests and a read-ahead cache)."""
+    if not is_url(path):
+        return open(path, "rb")
+    url = location(path)
+    return url.fs.open(url.path, "rb")  # type: ignore[union-attr]
+
+
+def _size(path: str) -> int:
+    if not is_url(path):
+        return os.stat(path).st_size
+    url = location(path)
+    return int(url.fs.size(url.path))  # type: ignore[union-attr]
+
+
+def archive_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an archive (a 7z or rar file), or ``None``."""
+    low = str(path).lower()
+    kind = next((s for s in UNSUPPORTED_SUFFIXES if low.endswith(s)), None)
+    if kind is None or not os.path.isfile(path):
+        return None
+    return (f"{path}: {kind} archives are not read directly (no maintained pure-Python reader "
+            "for them ships with s2i); supported archives: " + ", ".join(ARCHIVE_SUFFIXES)
+            + f". Extract it (`7z x {os.path.basename(path)}`) and convert the folder, or repack "
+            "it as zip or tar (`7z x -so ... | ...`, or extract then `zip -r -0` / `tar -cf`)")
 
 
 def member_ref(archive: str | Path, member: str) -> str:
@@ -82,7 +139,7 @@ def split_member(path: str | Path) -> tuple[str, str] | None:
         at = low.find(key)
         while at >= 0:
             archive = text[: at + len(suffix)]
-            if os.path.isfile(archive):
+            if _is_file(archive):
                 return archive, text[at + len(key):]
             at = low.find(key, at + 1)
     return None
@@ -134,7 +191,7 @@ def _scan_local_headers(path: str, size: int) -> tuple[dict[str, _Entry], list[M
     entries: dict[str, _Entry] = {}
     members: list[Member] = []
     note = "the archive ends inside its members (truncated)"
-    with open(path, "rb") as fh:
+    with _open_binary(path) as fh:
         pos = 0
         while True:
             fh.seek(pos)
@@ -184,11 +241,11 @@ class _Index:
         self.entries: dict[str, _Entry] = {}
         self.damage: str | None = None
         try:
-            size = os.stat(path).st_size
+            size = _size(path)
         except OSError as exc:
-            raise S2IError(f"{path}: cannot read the archive: {exc.strerror}") from None
+            raise S2IError(f"{path}: cannot read the archive: {exc.strerror or exc}") from None
         try:
-            self.zip = zipfile.ZipFile(path)
+            self.zip = zipfile.ZipFile(_open_binary(path) if is_url(path) else path)
             infos = [i for i in self.zip.infolist() if not i.is_dir()]
             self.members = _mark_duplicates(
                 [Member(i.filename, i.file_size, _date_ns(i.date_time)) for i in infos]
@@ -231,7 +288,7 @@ class _Index:
         if entry.usize > limit or entry.csize > limit + (1 << 20):
             raise ReadError(where, f"cannot read file: {entry.usize:,} bytes, more than the "
                                    f"{limit:,}-byte limit of a raw file")
-        with open(self.path, "rb") as fh:
+        with _open_binary(self.path) as fh:
             fh.seek(entry.offset)
             blob = fh.read(entry.csize)
         if entry.method == zipfile.ZIP_STORED:
@@ -269,24 +326,66 @@ def _mark_duplicates(members: list[Member]) -> list[Member]:
     ]
 
 
-_OPEN: dict[tuple[int, str], _Index] = {}
+_OPEN: dict[tuple[int, str], tuple[tuple[int, ...], Any]] = {}  # zip: per process (pid)
+_SHARED: dict[str, tuple[tuple[int, ...], Any]] = {}  # tar: built once, inherited by forked workers
 
 
-def _index(archive: str) -> _Index:
-    key = (os.getpid(), os.path.abspath(archive))
-    index = _OPEN.get(key)
-    if index is None:
-        index = _OPEN[key] = _Index(archive)
+def _index(archive: str, want: tuple[str, ...] | None = None,
+           spill_dir: str | None = None, owner: object = None) -> Any:
+    """This process's index of ``archive``, rebuilt when the file changed (a replaced archive
+    must not be read through a stale index; a stat costs about a microsecond). An index built
+    for an ``owner`` (the conversion's reader) is dropped, and a compressed tar's spill file
+    freed, when the owner is."""
+    path = archive if is_url(archive) else os.path.abspath(archive)  # a URL: never stat'ed
+    try:
+        st = os.stat(path)
+        identity: tuple[int, ...] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        identity = ()
+    zipped = str(archive).lower().endswith(".zip")
+    cache, key = (_OPEN, (os.getpid(), path)) if zipped else (_SHARED, path)
+    hit = cache.get(key)
+    if hit is not None and hit[0] == identity:
+        index = hit[1]
+    elif zipped:
+        index = _Index(archive)
+    else:
+        from .rawfile import MAX_FILE_BYTES
+        from .tar_archive import TarIndex
+
+        index = TarIndex(archive, MAX_FILE_BYTES, want, spill_dir)
+    cache[key] = (identity, index)
+    if owner is not None and not zipped:
+        index.holders += 1  # a second conversion of the same archive shares its spill
+        weakref.finalize(owner, _forget, key, index)
     return index
 
 
-def list_members(archive: str | Path) -> tuple[list[Member], str | None]:
+def _forget(key: str, index: Any) -> None:
+    """An owner of a tar index is gone: free the index when it was the last one."""
+    index.holders -= 1
+    if index.holders > 0:
+        return
+    hit = _SHARED.get(key)
+    if hit is not None and hit[1] is index:
+        del _SHARED[key]
+    index.close()
+
+
+def list_members(archive: str | Path, want: tuple[str, ...] | None = None,
+                 spill_dir: str | Path | None = None,
+                 owner: object = None) -> tuple[list[Member], str | None]:
     """The file members of ``archive`` in stored order, and a note when it is damaged.
 
+    ``want`` (name suffixes) and ``spill_dir`` matter for a compressed tar only: its members
+    with those suffixes are decompressed once, now, into an unlinked spill file in ``spill_dir``
+    (default: the temporary folder), see :mod:`.tar_archive`; it is freed when ``owner`` is
+    garbage-collected (the conversion's reader), or with the process.
+
     Raises:
-        S2IError: the file is no zip archive and no member header can be found in it.
+        S2IError: the file is no archive of its kind and no member can be found in it.
     """
-    index = _index(str(archive))
+    index = _index(str(archive), want, None if spill_dir is None else str(spill_dir), owner)
     return index.members, index.damage
 
 

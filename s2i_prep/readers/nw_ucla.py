@@ -55,7 +55,6 @@ class UclaReader:
 
     def read(self, path: Path, spec: JointSpec) -> list[RawSkeleton]:
         """The one body of the file as ``(1, T, V, C)`` float32, exactly the JSON's values."""
-        path = Path(path)
         stem = file_stem(path)
         doc, text = load_document(path, check_floats=True)
         missing = [k for k in KEYS if k not in doc]

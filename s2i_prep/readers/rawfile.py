@@ -6,7 +6,8 @@ would block ``open()`` until a writer appears, ``/dev/zero`` never ends, a symli
 dangling link is an ``OSError`` deep in a worker. The conversion's planning already leaves
 non-regular paths out; this is the second line of defence for every other caller. A member
 reference ``archive.zip:member`` is read from the archive with the same bounds
-(:mod:`s2i_prep.readers.archive`).
+(:mod:`s2i_prep.readers.archive`), an fsspec URL (``s3://bucket/raw/x.skeleton``) with one ranged
+read of at most the limit (:mod:`s2i_prep.urls`).
 
 :func:`encoding_problem` and :func:`line_ending_problem` turn "found 49297 fields" or "expected a
 number, found '3.306044'" into the actual cause (UTF-16 text, CR-only or stray CR line ends).
@@ -20,7 +21,8 @@ import os
 import stat
 from pathlib import Path
 
-from ..errors import ReadError, SourceLocation
+from ..errors import ReadError, S2IError, SourceLocation
+from ..urls import Url, is_url, location
 from . import archive
 
 __all__ = ["MAX_FILE_BYTES", "read_bytes", "encoding_problem", "line_ending_problem"]
@@ -56,6 +58,8 @@ def read_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
     name = str(path)
     if ":" in name and (ref := archive.split_member(name)) is not None:
         return archive.read_member(ref[0], ref[1], limit)  # ``archive.zip:member``: same bounds
+    if "://" in name and is_url(name):
+        return _read_object(location(name), limit)  # type: ignore[arg-type]
     try:
         info = os.stat(name)  # follows symlinks: a link to a regular file is fine
     except OSError as exc:
@@ -94,6 +98,30 @@ def read_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
     if len(data) > limit:
         raise _refuse(name, f"more than the {limit:,}-byte limit of a raw file (it is growing)")
     return data
+
+
+def _read_object(url: Url, limit: int) -> bytes:
+    """The bytes of the object at ``url``, with one ranged read of at most ``limit + 1`` bytes.
+
+    Every failure (no such object, permission, network, a missing fsspec implementation) is a
+    ReadError naming the URL: one unreadable object is one skipped input, never the run.
+    """
+    name = str(url)
+    try:
+        data = url.fs.cat_file(url.path, start=0, end=limit + 1)
+    except S2IError as exc:
+        raise _refuse(name, str(exc)) from None
+    except FileNotFoundError:
+        raise _refuse(name, "no such object (deleted since the input was listed?)") from None
+    except IsADirectoryError:
+        raise _refuse(name, "a directory (prefix), not an object") from None
+    except PermissionError as exc:
+        raise _refuse(name, f"permission denied ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - network and service errors of any fsspec backend
+        raise _refuse(name, f"{type(exc).__name__}: {exc}") from None
+    if len(data) > limit:
+        raise _refuse(name, f"more than the {limit:,}-byte limit of a raw file")
+    return bytes(data)
 
 
 #: Byte-order marks of encodings no skeleton grammar uses, longest first.

@@ -75,7 +75,6 @@ class ToyotaReader:
         return sorted(p for p in Path(root).rglob("*.json") if p.is_file())
 
     def read(self, path: Path, spec: JointSpec) -> list[RawSkeleton]:
-        path = Path(path)
         where = SourceLocation(str(path))
         dims = len(spec.dims)
         if spec.num_joints != _JOINTS:

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
-from . import layout, staging
+from ..urls import Url, location
+from . import layout, remote, staging
 from .hdf5_store import Hdf5Source
 from .writer import backend_of
 from .zarr_store import ZarrSource
@@ -26,13 +27,20 @@ class DatasetReader:
         attrs: group attributes, JSON values decoded (HDF5 JSON text included).
     """
 
-    def __init__(self, path: Path, check_version: bool = True) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | Url, check_version: bool = True) -> None:
+        self.path = location(path)
+        if isinstance(self.path, Url) and backend_of(self.path) != "zarr":
+            raise StoreError(f"{self.path}: HDF5 datasets are read from local files only; "
+                             "copy it to a local or shared disk, or convert to .zarr")
         if not self.path.exists():
             hint = ""
             if staging.partial_path(self.path).exists():
                 hint = " (only an unfinished partial output exists: resume or rerun the conversion)"
             raise StoreError(f"{self.path}: no such dataset{hint}")
+        if (isinstance(self.path, Url) and check_version and not remote.is_finished(self.path)
+                and staging.partial_path(self.path).exists()):  # built in place: see remote.py
+            raise StoreError(f"{self.path}: an unfinished conversion is being built here (its "
+                             "root has no s2i_layout_version yet): resume or rerun it")
         self.backend = backend_of(self.path)
         self._source: ZarrSource | Hdf5Source = (
             ZarrSource if self.backend == "zarr" else Hdf5Source
@@ -86,6 +94,7 @@ class DatasetReader:
         self.close()
 
 
-def open_dataset(path: str | Path, check_version: bool = True) -> DatasetReader:
-    """Open a finished dataset (StoreError if absent, unreadable or of another layout version)."""
-    return DatasetReader(Path(path), check_version=check_version)
+def open_dataset(path: str | Path | Url, check_version: bool = True) -> DatasetReader:
+    """Open a finished dataset (StoreError if absent, unreadable or of another layout version).
+    ``path`` may be an fsspec URL of a Zarr dataset (``s3://bucket/out.zarr``, s2i_prep.urls)."""
+    return DatasetReader(location(path), check_version=check_version)

@@ -208,3 +208,64 @@ def publish(built: Path, path: Path, overwrite: bool) -> None:
         remove(old)
     else:
         os.replace(built, path)
+
+
+class LocalStaging:
+    """The writer's staging rules for a local output (see the module doc); an object-store
+    output has the same methods (:class:`~s2i_prep.store.remote.RemoteStaging`)."""
+
+    remote = None
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = partial_path(path)
+        self._lock = OutputLock(path)
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def output_exists(self) -> bool:
+        return self.path.exists()
+
+    def partial_exists(self) -> bool:
+        return self.partial.exists()
+
+    def check_ours(self, what: str) -> None:
+        check_ours(self.path if what == "dataset" else self.partial, what)
+
+    def claim(self) -> None:
+        pass  # the flock is the claim
+
+    def check_claim(self) -> None:
+        pass
+
+    def create_partial(self) -> None:
+        self.partial.mkdir(parents=True)
+
+    def clear_output(self) -> None:
+        pass  # replaced by the rename in publish()
+
+    def remove_partial(self) -> None:
+        remove(self.partial)
+
+    def write_json(self, name: str, payload: dict[str, Any], indent: int | None = 1) -> None:
+        write_json_atomic(self.partial / name, payload, indent=indent)
+
+    def read_json(self, name: str) -> dict[str, Any]:
+        try:
+            value = json.loads((self.partial / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        return read_manifest(self.partial)
+
+    def publish(self, built: Path, overwrite: bool) -> None:
+        if self.path.exists():
+            check_ours(self.path, "dataset")
+        publish(built, self.path, overwrite)
+        remove(self.partial)

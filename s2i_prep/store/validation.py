@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
+from ..urls import Url
 from . import layout
 from .reader import DatasetReader, open_dataset
 from .zarr_store import missing_shard_files
@@ -32,7 +33,9 @@ def spec_text_digest(spec_text: str) -> str:
     ).hexdigest()
 
 
-def _disk_bytes(path: Path) -> int:
+def _disk_bytes(path: Path | Url) -> int:
+    if isinstance(path, Url):
+        return int(path.fs.du(path.path))
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -339,7 +342,7 @@ _EMPTY = 2**64 - 1
 
 
 def _zarr_shard_damage(
-    path: Path, arr: Any, shard: int, start: int, stop: int
+    path: Path | Url, arr: Any, shard: int, start: int, stop: int
 ) -> dict[int, str] | None:
     """Samples ``start..stop-1`` of shard file ``shard`` whose bytes fail their checksums.
 
@@ -363,9 +366,9 @@ def _zarr_shard_damage(
     ):
         return None
     per_shard = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
-    file = path / layout.S2I / "c" / str(shard) / Path(*["0"] * (arr.ndim - 1))
+    file = path.joinpath(layout.S2I, "c", str(shard), *["0"] * (arr.ndim - 1))
     try:
-        data = file.read_bytes()
+        data = file.fs.cat_file(file.path) if isinstance(file, Url) else file.read_bytes()
     except OSError:  # a missing file is reported by missing_shard_files; zarr reads fill values
         return None
     index_size = 16 * per_shard

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
+from ..urls import Url, location
 from . import layout, staging
 from .hdf5_store import Hdf5Backend
+from .remote import RemoteStaging
 from .zarr_store import ShardTarget, ZarrBackend
 
 _ZARR_SUFFIXES = (".zarr",)
@@ -132,7 +134,7 @@ class DatasetWriter:
         run_info: dict[str, Any] | None = None,
         check_resume: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.path = location(path)
         self.backend_name = backend_of(self.path)
         self.sample_shape = tuple(int(d) for d in sample_shape)
         if len(self.sample_shape) != 4 or min(self.sample_shape) < 1:
@@ -149,57 +151,65 @@ class DatasetWriter:
         self.codec = layout.resolve_codec(self.backend_name, codec, self.sample_shape, dtype)
         self.fingerprint = fingerprint
         self.overwrite = overwrite
-        self.partial = staging.partial_path(self.path)
+        # a local output, or a Zarr group written in place into an object store (store/remote.py)
+        self._staging: staging.LocalStaging | RemoteStaging = (
+            RemoteStaging(self.path) if isinstance(self.path, Url)
+            else staging.LocalStaging(self.path)
+        )
+        self.partial = self._staging.partial
         self.num_samples = 0
         self.resume_state: dict[str, Any] = {}
         self._columns: list[str] = []
         self._short_shard = False
-        self._lock = staging.OutputLock(self.path)
         self._backend: ZarrBackend | Hdf5Backend = (
-            ZarrBackend if self.backend_name == "zarr" else Hdf5Backend
-        )(self.partial)
+            ZarrBackend(self.partial, self._staging.remote) if self.backend_name == "zarr"
+            else Hdf5Backend(self.partial)
+        )
         self._closed = False
         self._run_info = run_info
         self._check_resume = check_resume
-        self._lock.acquire()
+        self._staging.acquire()
         created = False
         try:
-            if self.path.exists():
+            if self._staging.output_exists():
                 if not overwrite:
                     raise StoreError(
                         f"{self.path}: output already exists; pass --overwrite to replace it"
                     )
-                staging.check_ours(self.path, "dataset")
+                self._staging.check_ours("dataset")
+                self._staging.clear_output()
             manifest = None
-            if self.partial.exists():
+            if self._staging.partial_exists():
                 if not (resume or overwrite):
                     raise StoreError(
                         f"{self.partial}: an interrupted conversion left this partial output; "
                         f"pass --resume to continue it or --overwrite to start over"
                     )
-                staging.check_ours(self.partial, "partial")
-                manifest = staging.read_manifest(self.partial) if resume else None
+                self._staging.check_ours("partial")
+                manifest = self._staging.read_manifest() if resume else None
             # A partial output that never committed a sample (stopped before its first shard,
             # even between creating its files and writing the manifest) holds nothing: restart.
             if manifest is not None and int(manifest.get("committed") or 0) > 0:
+                self._staging.claim()
                 self._resume(manifest, shard_size)
             else:
-                if self.partial.exists():
-                    staging.remove(self.partial)
+                if self._staging.partial_exists():
+                    self._staging.remove_partial()
                 if shard_size is None and manifest is not None:
                     shard_size = int(manifest.get("shard_size") or 0) or None  # keep it on restart
                 self.shard_size = shard_size or layout.default_shard_size(self.sample_shape, dtype)
-                self.partial.mkdir(parents=True)
+                self._staging.create_partial()
                 created = True
                 staging.fault_point("partial-created")
+                self._staging.claim()
                 if run_info is not None:
-                    staging.write_json_atomic(self.partial / layout.RUN_INFO, run_info, indent=None)
+                    self._staging.write_json(layout.RUN_INFO, run_info, indent=None)
                 self._backend.create(self.sample_shape, dtype, self.codec, self.shard_size)
                 staging.fault_point("backend-created")
                 self._commit()
         except BaseException:
             if created:  # stopped before its first commit: a partial output holding nothing
-                staging.remove(self.partial)
+                self._staging.remove_partial()
             self.close()
             raise
 
@@ -238,16 +248,13 @@ class DatasetWriter:
         self._backend.truncate(self.num_samples)
 
     def _read_run_info(self) -> dict[str, Any]:
-        try:
-            info = json.loads((self.partial / layout.RUN_INFO).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return info if isinstance(info, dict) else {}
+        return self._staging.read_json(layout.RUN_INFO)
 
     def _commit(self) -> None:
         """Record what is on disk now; called only after the data of a shard are written."""
-        staging.write_json_atomic(
-            self.partial / layout.MANIFEST,
+        self._staging.check_claim()
+        self._staging.write_json(
+            layout.MANIFEST,
             {
                 "s2i_layout_version": layout.LAYOUT_VERSION,
                 "backend": self.backend_name,
@@ -393,10 +400,7 @@ class DatasetWriter:
                     self._backend.create_column(name, dtype)
             self._backend.finish(checked, full)
             staging.fault_point("finished")
-            if self.path.exists():
-                staging.check_ours(self.path, "dataset")
-            staging.publish(self._backend.path, self.path, self.overwrite)
-            staging.remove(self.partial)
+            self._staging.publish(self._backend.path, self.overwrite)
         finally:
             self.close()
         return self.path
@@ -407,7 +411,7 @@ class DatasetWriter:
             return
         try:
             self._backend.close()
-            staging.remove(self.partial)
+            self._staging.remove_partial()
         finally:
             self.close()
 
@@ -415,7 +419,7 @@ class DatasetWriter:
         """Release the lock without finalizing; the partial output stays for ``resume``."""
         if not self._closed:
             self._backend.close()
-            self._lock.release()
+            self._staging.release()
             self._closed = True
 
     def _check_open(self) -> None:
@@ -453,7 +457,7 @@ def open_writer(
     Only recognisable s2i datasets and partial outputs are ever deleted or replaced.
     """
     return DatasetWriter(
-        Path(path),
+        location(path),
         sample_shape=sample_shape,
         dtype=dtype,
         codec=codec,

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
+from ..urls import Url
 from . import layout
+from .remote import RemoteData
 from .staging import fault_point, remove
 
 DATA_NAME = "data.zarr"
@@ -185,16 +187,22 @@ class ZarrBackend:
 
     name = "zarr"
 
-    def __init__(self, partial: Path) -> None:
-        self.path = partial / DATA_NAME  # what finalize renames to the output
+    def __init__(self, partial: Path | Url, remote: RemoteData | None = None) -> None:
+        # what finalize renames to the output; an object-store output is built in place
+        self.path = partial / DATA_NAME if remote is None else remote.url
+        self.remote = remote
         self.group: Any = None
+        self._arrays: tuple[Any, dict[str, Any]] = (None, {})
+
+    def _store(self) -> Any:
+        return self.path if self.remote is None else self.remote.zarr_store()
 
     def create(
         self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int
     ) -> None:
         import zarr
 
-        self.group = zarr.open_group(self.path, mode="w-", zarr_format=3)
+        self.group = zarr.open_group(self._store(), mode="w-", zarr_format=3)
         self.group.create_array(
             layout.S2I,
             shape=(0, *sample_shape),
@@ -207,12 +215,16 @@ class ZarrBackend:
             dimension_names=S2I_DIMS,
         )
         self._shard_size = shard_size
-        self.target = self._target()
+        self._set_layout()
 
-    def _target(self) -> ShardTarget | None:
-        """How :func:`write_shard_file` writes ``s2i``'s shards (None: zarr-python writes them)."""
+    def _set_layout(self) -> None:
+        """How ``s2i``'s shards are written without zarr-python (``_layout``; None: zarr-python
+        writes them), and ``target``, where worker processes may write them: local outputs only
+        (an object-store output gets one PUT per shard from this process)."""
         arr = self.group[layout.S2I]
-        return _target_of(self.path / layout.S2I, arr.metadata.to_dict(), self._shard_size)
+        self._layout = _target_of(Path(str(self.path), layout.S2I), arr.metadata.to_dict(),
+                                  self._shard_size)
+        self.target = self._layout if self.remote is None else None
 
     def open_existing(
         self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int
@@ -221,7 +233,7 @@ class ZarrBackend:
 
         try:
             self.group = zarr.open_group(
-                self.path, mode="r+", zarr_format=3, use_consolidated=False
+                self._store(), mode="r+", zarr_format=3, use_consolidated=False
             )
             self.group[layout.S2I]
         except Exception as exc:  # zarr raises several unrelated types for a damaged group
@@ -230,7 +242,7 @@ class ZarrBackend:
                 "start over with --overwrite"
             ) from None
         self._shard_size = shard_size
-        self.target = self._target()
+        self._set_layout()
 
     def column_names(self) -> list[str]:
         return sorted(k for k in self.group.array_keys() if k != layout.S2I)
@@ -245,6 +257,16 @@ class ZarrBackend:
             name, shape=(0,), chunks=(self._shard_size,), dimension_names=["sample"], **kwargs
         )
 
+    def _array(self, name: str) -> Any:
+        """The array ``name``, opened once per group: only this writer changes it, and each
+        opening reads its metadata again (a round trip per array and shard on an object store)."""
+        group, arrays = self._arrays
+        if group is not self.group:  # created, reopened or closed since
+            self._arrays = group, arrays = self.group, {}
+        if name not in arrays:
+            arrays[name] = self.group[name]
+        return arrays[name]
+
     def append(self, start: int, s2i: Sequence[np.ndarray] | None,
                columns: dict[str, np.ndarray]) -> None:
         """Append samples ``start..`` and their columns; ``s2i`` None: the shard's file was
@@ -252,22 +274,32 @@ class ZarrBackend:
         import zarr
 
         stop = start + (len(next(iter(columns.values()))) if s2i is None else len(s2i))
-        # Columns (and s2i without a target) go through zarr-python, a whole shard's inner chunks
-        # in one codec batch. Arrays reopened here do not keep the creation-time
+        # Columns (and s2i without a layout of ours) go through zarr-python, a whole shard's
+        # inner chunks in one codec batch. Arrays reopened here do not keep the creation-time
         # write_empty_chunks=True (it is not stored in the metadata), and without it zarr compares
         # every sample to the fill value (~130 us per compact sample).
         settings = {"codec_pipeline.batch_size": max(stop - start, 1),
                     "array.write_empty_chunks": True}
         with zarr.config.set(settings):
             for name, data in ((layout.S2I, s2i), *columns.items()):
-                arr = self.group[name]
+                arr = self._array(name)
                 arr.resize((stop, *arr.shape[1:]))
                 if data is None:
                     continue
-                if name == layout.S2I and self.target is not None and start % self._shard_size == 0:
-                    write_shard_file(self.target, start // self._shard_size, data)
+                if name == layout.S2I and self._layout is not None and start % self._shard_size == 0:
+                    self._write_shard(start // self._shard_size, data)
                 else:
                     arr[start:stop] = data if isinstance(data, np.ndarray) else np.stack(data)
+
+    def _write_shard(self, index: int, rows: Sequence[np.ndarray]) -> None:
+        """Shard ``index`` of ``s2i`` from this process: the file (:func:`write_shard_file`), or
+        in an object store one PUT of the whole shard object, atomic too."""
+        if self.remote is None:
+            write_shard_file(self._layout, index, rows)  # type: ignore[arg-type]
+            return
+        key = "/".join((layout.S2I, "c", str(index), *["0"] * len(self._layout.sample_shape)))  # type: ignore[union-attr]
+        self.remote.put(key, shard_pieces(rows, self._shard_size, self._layout.compressor))  # type: ignore[union-attr]
+        fault_point("shard-tmp")
 
     def truncate(self, count: int) -> None:
         """Drop every sample beyond ``count``: shapes and the chunk/shard files past them."""
@@ -276,11 +308,16 @@ class ZarrBackend:
             per_file = (arr.shards or arr.chunks)[0]
             keep = -(-count // per_file)
             arr.resize((count, *arr.shape[1:]))
+            if self.remote is not None:
+                self.remote.truncate(name, keep)
+                continue
             chunk_dir = self.path / name / "c"
             if chunk_dir.is_dir():
                 for entry in chunk_dir.iterdir():
                     if not entry.name.isdigit() or int(entry.name) >= keep:
                         remove(entry)
+        if self.remote is not None:
+            return  # a PUT leaves no temporary object
         for leftover in self.path.rglob(
             "*.partial"
         ):  # zarr's temporary files of an interrupted write
@@ -291,6 +328,10 @@ class ZarrBackend:
     ) -> None:
         """Write splits and attributes and consolidate the metadata of the finished group."""
         self.write_splits(splits)
+        if self.remote is not None:  # the finished root, written last: see store/remote.py
+            self.remote.write_finished_root(attrs)
+            self.group = None
+            return
         self.group.attrs.update(attrs)
         self.close(finished=True)
 
@@ -328,11 +369,12 @@ class ZarrBackend:
 class ZarrSource:
     """Read side: arrays and attributes of a finished Zarr dataset."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | Url) -> None:
         import zarr
 
         try:
-            self.group: Any = zarr.open_group(path, mode="r")
+            store = RemoteData(path).zarr_store(read_only=True) if isinstance(path, Url) else path
+            self.group: Any = zarr.open_group(store, mode="r")
         except Exception as exc:
             raise StoreError(f"{path}: not a readable Zarr v3 group ({exc})") from None
 
@@ -361,9 +403,16 @@ class ZarrSource:
         self.group = None
 
 
-def missing_shard_files(path: Path, num_samples: int, shard_size: int, ndim: int) -> list[int]:
+def missing_shard_files(path: Path | Url, num_samples: int, shard_size: int, ndim: int) -> list[int]:
     """Shards of ``s2i`` whose file is absent (zarr would silently read them as the fill value)."""
     count = -(-num_samples // shard_size)
     rest = ["0"] * (ndim - 1)
     base = path / layout.S2I / "c"
+    if isinstance(path, Url):  # one listing, not one request per shard
+        try:
+            path.fs.invalidate_cache(base.path)
+            found = set(path.fs.find(base.path))
+        except FileNotFoundError:
+            found = set()
+        return [i for i in range(count) if base.key(str(i), *rest) not in found]
     return [i for i in range(count) if not base.joinpath(str(i), *rest).is_file()]

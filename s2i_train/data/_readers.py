@@ -9,6 +9,8 @@ Figures behind the default choice: benchmarks/RESULTS.md, "Training loader".
 - ``ShardReader``: Zarr v3 without zarr-python. Caches each shard's index (crc32c checked), reads
   each run of adjacent uncompressed samples with one ``preadv`` into their rows and checks every
   sample's crc32c in place; compressed chunks (zstd, blosc) are checked, then decoded in place.
+  A dataset at an fsspec URL (``s3://``) is read the same way with range requests: one
+  concurrent ``cat_ranges`` of coalesced byte ranges per batch, over every shard it touches.
 - ``Hdf5Reader``: h5py ``read_direct`` per sample, per run when loading (fletcher32 checked).
 - ``ZarrReader``: plain zarr-python, the reference the benchmark compares against.
 
@@ -25,12 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from s2i_prep.urls import Url
+
 from ..errors import SampleReadError
 
 #: Shard index entry of a chunk that was never written.
 _EMPTY = np.uint64(2**64 - 1)
-#: Compressed chunks: one byte range per run of samples in a shard when it wastes at most this
-#: factor of bandwidth over reading each sample separately; else one ``pread`` per sample.
+#: Compressed chunks (and every chunk of a remote shard): one byte range per run of samples in a
+#: shard when it wastes at most this factor of bandwidth over reading each sample separately;
+#: else one ``pread`` (one range request) per sample.
 _SPAN_SLACK = 2.0
 #: Samples per ``preadv`` call: two buffers each, within Linux's IOV_MAX of 1024.
 _IOV_PAIRS = 512
@@ -40,7 +45,7 @@ _IOV_PAIRS = 512
 class StoreGeometry:
     """What a reader needs to know about ``s2i`` (from the dataset attributes and metadata)."""
 
-    path: Path
+    path: Path | Url  # a local dataset, or an fsspec URL of a Zarr one (read with range requests)
     num_samples: int
     sample_shape: tuple[int, ...]
     dtype: str
@@ -105,23 +110,63 @@ class ShardReader:
     def __getstate__(self) -> dict[str, Any]:
         return {"geo": self.geo, "_files": self._files, "_index": {}, "_index_pid": -1}
 
-    def shard_path(self, shard: int) -> Path:
-        return self.geo.path.joinpath("s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape))
+    def shard_path(self, shard: int) -> Path | Url:
+        return self.geo.path.joinpath(self._shard_key(shard))
+
+    def _shard_key(self, shard: int) -> str:
+        return "/".join(("s2i", "c", str(shard), *["0"] * len(self.geo.sample_shape)))
+
+    def _missing(self, shard: int) -> SampleReadError:
+        first = shard * self.geo.shard_size
+        last = min(first + self.geo.shard_size, self.geo.num_samples) - 1
+        return SampleReadError(
+            f"{self.geo.path}: shard file {self._shard_key(shard)} of samples "
+            f"{first}..{last} is missing (the dataset is incomplete; run s2i-prep verify)"
+        )
 
     def _fd(self, shard: int) -> int:
         def opener() -> int:
-            path = self.shard_path(shard)
             try:
-                return os.open(path, os.O_RDONLY)
+                return os.open(self.shard_path(shard), os.O_RDONLY)
             except FileNotFoundError:
-                first = shard * self.geo.shard_size
-                last = min(first + self.geo.shard_size, self.geo.num_samples) - 1
-                raise SampleReadError(
-                    f"{self.geo.path}: shard file {path.relative_to(self.geo.path)} of samples "
-                    f"{first}..{last} is missing (the dataset is incomplete; run s2i-prep verify)"
-                ) from None
+                raise self._missing(shard) from None
 
         return int(self._files.get(shard, opener))
+
+    def _remote_size(self, shard: int) -> int:
+        """Bytes of a remote shard object (one request per shard and process, then cached)."""
+
+        def opener() -> tuple[int]:
+            url = self.shard_path(shard)
+            try:
+                return (int(url.fs.size(url.path)),)  # a tuple: _LazyFiles closes int handles
+            except FileNotFoundError:
+                raise self._missing(shard) from None
+            except Exception as exc:  # noqa: BLE001 - any backend's network or service error
+                raise SampleReadError(f"{url}: cannot read the shard: {type(exc).__name__}: "
+                                      f"{exc}") from None
+
+        return int(self._files.get(("size", shard), opener)[0])
+
+    def _remote_ranges(self, shards: list[int], starts: list[int], ends: list[int]
+                       ) -> list[bytes]:
+        """Byte ranges of remote shards (``shards[k]``'s ``starts[k]:ends[k]``), fetched
+        concurrently with one ``cat_ranges``; errors name the shard."""
+        paths = [self.shard_path(k).path for k in shards]  # type: ignore[union-attr]
+        try:
+            blobs = self.geo.path.fs.cat_ranges(paths, starts, ends)  # type: ignore[union-attr]
+        except FileNotFoundError:
+            blobs = [FileNotFoundError()] * len(paths)
+        except Exception as exc:  # noqa: BLE001 - any backend's network or service error
+            raise SampleReadError(f"{self.geo.path}: cannot read shards {sorted(set(shards))}: "
+                                  f"{type(exc).__name__}: {exc}") from None
+        for shard, blob in zip(shards, blobs):
+            if isinstance(blob, FileNotFoundError):
+                raise self._missing(shard)
+            if isinstance(blob, BaseException):
+                raise SampleReadError(f"{self.shard_path(shard)}: cannot read the shard: "
+                                      f"{type(blob).__name__}: {blob}")
+        return blobs
 
     def shard_index(self, shard: int) -> np.ndarray:
         """(shard_size, 2) uint64 (offset, nbytes) of every inner chunk, crc32c checked, cached."""
@@ -132,13 +177,17 @@ class ShardReader:
             return index
         import google_crc32c
 
-        fd = self._fd(shard)
-        size = os.fstat(fd).st_size
+        remote = isinstance(self.geo.path, Url)
+        fd = -1 if remote else self._fd(shard)
+        size = self._remote_size(shard) if remote else os.fstat(fd).st_size
         nbytes = 16 * self.geo.shard_size + 4
-        where = f"{self.geo.path}: shard file {self.shard_path(shard).relative_to(self.geo.path)}"
+        where = f"{self.geo.path}: shard file {self._shard_key(shard)}"
         if size < nbytes:
             raise SampleReadError(f"{where}: {size} bytes, too short for its {nbytes}-byte index")
-        raw = os.pread(fd, nbytes, size - nbytes)
+        if remote:
+            raw = self._remote_ranges([shard], [size - nbytes], [size])[0]
+        else:
+            raw = os.pread(fd, nbytes, size - nbytes)
         body = raw[:-4]
         if len(raw) != nbytes or google_crc32c.value(body) != int.from_bytes(raw[-4:], "little"):
             raise SampleReadError(f"{where}: shard index fails its crc32c check (corrupt file)")
@@ -158,14 +207,17 @@ class ShardReader:
         stops = np.concatenate((bounds, [len(idx)]))
         flat = out.reshape(len(out), -1).view(np.uint8)
         rows = np.arange(len(idx)) if rows is None else rows
-        for a, b in zip(starts.tolist(), stops.tolist()):
-            self._read_run(int(shards[a]), idx[a:b], flat, rows[a:b])
+        runs = [(int(shards[a]), idx[a:b], rows[a:b]) for a, b in zip(starts.tolist(),
+                                                                       stops.tolist())]
+        if isinstance(self.geo.path, Url):
+            self._read_remote(runs, flat)
+            return
+        for shard, run_idx, run_rows in runs:
+            self._read_run(shard, run_idx, flat, run_rows)
 
-    def _read_run(self, shard: int, idx: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:
-        """Samples ``idx`` (sorted, all in ``shard``) into rows ``rows`` of ``out`` (n, sample
-        bytes) uint8."""
-        import google_crc32c
-
+    def _entries(self, shard: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, sizes) of samples ``idx`` of ``shard``, every one written and, without
+        compression, of the exact size."""
         entries = self.shard_index(shard)[idx - shard * self.geo.shard_size]
         offsets, sizes = entries[:, 0], entries[:, 1]
         if (offsets == _EMPTY).any():
@@ -174,18 +226,75 @@ class ShardReader:
                 f"{self.geo.path}: samples {missing[:8]} were never written (empty chunks in "
                 f"shard {shard}; the dataset is incomplete)"
             )
-        raw = self.geo.codec == "none"
         expect = self.geo.sample_nbytes + 4
-        if raw and (sizes != expect).any():
+        if self.geo.codec == "none" and (sizes != expect).any():
             bad = int(idx[np.flatnonzero(sizes != expect)[0]])
             raise SampleReadError(
                 f"{self.geo.path}: sample {bad} has a {int(sizes[sizes != expect][0])}-byte chunk, "
                 f"expected {expect} (uncompressed sample + crc32c)"
             )
-        fd = self._fd(shard)
-        if raw:
-            self._read_raw(fd, shard, idx, offsets, out, rows)
-            return
+        return offsets, sizes
+
+    def _read_run(self, shard: int, idx: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:
+        """Samples ``idx`` (sorted, all in ``shard``) into rows ``rows`` of ``out`` (n, sample
+        bytes) uint8."""
+        offsets, sizes = self._entries(shard, idx)
+        if self.geo.codec == "none":
+            self._read_raw(self._fd(shard), shard, idx, offsets, out, rows)
+        else:
+            chunks = self._local_chunks(self._fd(shard), offsets, sizes)
+            self._place(shard, idx, chunks, out, rows, sizes)
+
+    def _read_remote(self, runs: list[tuple[int, np.ndarray, np.ndarray]], out: np.ndarray
+                     ) -> None:
+        """Remote shards: the byte ranges of every shard the batch touches in ONE concurrent
+        ``cat_ranges`` (one round trip per batch on a store with latency, not one per shard or
+        sample). Within a shard, chunks are grouped into one range while it wastes at most
+        ``_SPAN_SLACK`` times the bytes it needs (a request costs a round trip and, on S3, a
+        fee)."""
+        plans = []
+        shards: list[int] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        for shard, idx, rows in runs:
+            offsets, sizes = self._entries(shard, idx)
+            groups: list[list[int]] = []  # [first chunk, end chunk, start byte, end byte, used]
+            for j, (o, n) in enumerate(zip(offsets.tolist(), sizes.tolist())):
+                last = groups[-1] if groups else None
+                if last and last[3] <= o and o + n - last[2] <= _SPAN_SLACK * (last[4] + n):
+                    last[1], last[3], last[4] = j + 1, o + n, last[4] + n
+                else:
+                    groups.append([j, j + 1, o, o + n, n])
+            plans.append((shard, idx, rows, offsets, sizes, groups, len(starts)))
+            shards += [shard] * len(groups)
+            starts += [g[2] for g in groups]
+            ends += [g[3] for g in groups]
+        blobs = self._remote_ranges(shards, starts, ends)
+        for shard, idx, rows, offsets, sizes, groups, first in plans:
+            chunks: list[np.ndarray] = []
+            for (a, b, lo, _, _), blob in zip(groups, blobs[first : first + len(groups)]):
+                buf = np.frombuffer(blob, np.uint8)
+                chunks += [buf[o - lo : o - lo + n]
+                           for o, n in zip(offsets[a:b].tolist(), sizes[a:b].tolist())]
+            self._place(shard, idx, chunks, out, rows, sizes)
+
+    def _place(self, shard: int, idx: np.ndarray, chunks: list[np.ndarray], out: np.ndarray,
+               rows: np.ndarray, sizes: np.ndarray) -> None:
+        """Check each chunk's crc32c, then copy (uncompressed) or decode it into its row."""
+        import google_crc32c
+
+        raw = self.geo.codec == "none"
+        for j, (chunk, row) in enumerate(zip(chunks, rows.tolist())):
+            if len(chunk) != int(sizes[j]) or google_crc32c.value(chunk[:-4]) != int.from_bytes(
+                chunk[-4:].tobytes(), "little"
+            ):
+                self._corrupt(shard, int(idx[j]))
+            if raw:
+                out[row] = chunk[:-4]
+            else:
+                self._decode_into(chunk[:-4], out[row], int(idx[j]))
+
+    def _local_chunks(self, fd: int, offsets: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
         lo = int(offsets.min())
         span = int((offsets + sizes).max()) - lo
         # numpy views of the read bytes: google_crc32c takes read-only buffers, not memoryviews
@@ -197,12 +306,7 @@ class ShardReader:
                 np.frombuffer(os.pread(fd, n, o), np.uint8)
                 for o, n in zip(offsets.tolist(), sizes.tolist())
             ]
-        for j, (chunk, row) in enumerate(zip(chunks, rows.tolist())):
-            if len(chunk) != int(sizes[j]) or google_crc32c.value(chunk[:-4]) != int.from_bytes(
-                chunk[-4:].tobytes(), "little"
-            ):
-                self._corrupt(shard, int(idx[j]))
-            self._decode_into(chunk[:-4], out[row], int(idx[j]))
+        return chunks
 
     def _read_raw(
         self,
@@ -351,6 +455,11 @@ class ZarrReader:
         def opener() -> Any:
             import zarr
 
+            if isinstance(self.geo.path, Url):
+                from s2i_prep.store.remote import RemoteData
+
+                store = RemoteData(self.geo.path / "s2i").zarr_store(read_only=True)
+                return zarr.open_array(store, mode="r")
             return zarr.open_array(self.geo.path / "s2i", mode="r")
 
         arr = self._files.get("array", opener)

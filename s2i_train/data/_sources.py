@@ -16,6 +16,7 @@ from s2i_prep.errors import StoreError
 from s2i_prep.store import layout
 from s2i_prep.store.reader import open_dataset
 from s2i_prep.store.zarr_store import missing_shard_files
+from s2i_prep.urls import Url
 
 from ..errors import DatasetFormatError, DatasetRequestError
 from ._readers import StoreGeometry
@@ -44,7 +45,7 @@ class SourceInfo:
         columns: the compact-grid column layout (``columns`` attribute).
     """
 
-    path: Path
+    path: Path | Url
     format: str
     streams: tuple[str, ...]
     stored_streams: tuple[str, ...]
@@ -111,7 +112,7 @@ def _codec_of(reader: Any, backend: str, storage: dict[str, Any]) -> str:
 
 
 def open_source(
-    path: Path,
+    path: Path | Url,
     split: str | None,
     subset: str,
     streams: tuple[str, ...] | None,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+
+from s2i_prep.urls import Url, location
 
 from ..errors import DatasetRequestError
 from . import _buffers
@@ -119,7 +121,8 @@ class S2IDataset(torch.utils.data.Dataset):
     datasets ``0..k-1``). Items are ordered by dataset, then by stored index.
 
     Args:
-        paths: one dataset or a sequence of them (``.zarr`` directories or ``.h5`` files).
+        paths: one dataset or a sequence of them (``.zarr`` directories or ``.h5`` files), or
+            fsspec URLs of Zarr datasets (``s3://bucket/out.zarr``, ``memory://...``).
         split: a split name for every dataset, a sequence with one name (or ``None``) per
             dataset, or ``None`` for every sample.
         subset: ``"train"`` or ``"test"`` part of the split.
@@ -134,6 +137,8 @@ class S2IDataset(torch.utils.data.Dataset):
             ``"auto"``: memory when the chosen samples fit in ``MEMORY_FRACTION`` of available
             memory, else shard for Zarr and hdf5 for HDF5 (benchmarks/RESULTS.md).
         as_float: float32 items (default) or the stored dtype.
+        storage_options: options of the filesystem of URL paths (``endpoint_url``, ``key``,
+            ``anon``, ...); default: what the fsspec implementation finds (environment, config).
 
     Raises:
         DatasetFormatError: a path that is not an s2i dataset of layout version 1, or one with
@@ -154,10 +159,10 @@ class S2IDataset(torch.utils.data.Dataset):
         *,
         read: str = "auto",
         as_float: bool = True,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
-        path_list = (
-            [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
-        )
+        one = isinstance(paths, (str, os.PathLike, Url))
+        path_list = [location(p, storage_options) for p in ([paths] if one else paths)]
         if not path_list:
             raise DatasetRequestError("S2IDataset needs at least one dataset path")
         where = ", ".join(str(p) for p in path_list)
