@@ -8,8 +8,9 @@ held at once. Besides ordered tasks, the pool runs *jobs* (:meth:`OrderedPool.su
 results the caller collects whenever they end, in any order (the conversion's shard writes).
 
 The pool is our own, not ``ProcessPoolExecutor``: each worker has one duplex pipe, and the
-caller's own thread sends tasks and reads results (``multiprocessing.connection.wait`` over the
-pipes and the workers' sentinels). No manager or feeder thread sits between them, which cost the
+caller's own thread sends tasks and reads results (one persistent ``poll`` over the pipes and
+the workers' sentinels; ``multiprocessing.connection.wait`` where ``poll`` is missing). No
+manager or feeder thread sits between them, which cost the
 parent more CPU in wake-ups and GIL hand-offs than the results themselves, and a worker that
 dies is seen at once (its sentinel) and reported as :class:`WorkerDied` naming its task; a
 message cut short by a death reads as EOF, never as a hang.
