@@ -115,11 +115,14 @@ def _pool(cfg: ConvertConfig, workers: int, num_files: int, ctx: WorkerContext,
 
 
 def _ordered_results(
-    pool: Any, files: list[InputFile], start: int
+    pool: Any, files: list[InputFile], start: int, keep_blocks: bool = False
 ) -> Iterator[TaskResult]:
-    """Task results in input order; a dead worker becomes an error naming its files."""
+    """Task results in input order; a dead worker becomes an error naming its files. With
+    ``keep_blocks`` (Dask, an output its workers write) the sample blocks stay on the workers."""
+    batches = task_batches(files, start, pool.files_per_task)
     try:
-        yield from pool.map(run_task, task_batches(files, start, pool.files_per_task))
+        yield from (pool.map(run_task, batches, keep="block") if keep_blocks
+                    else pool.map(run_task, batches))
     except WorkerDied as exc:
         if isinstance(exc.task, ShardJob):  # it died writing a shard; this task was queued
             raise S2IError(f"{exc} while writing shard {exc.task.index}") from None
@@ -261,7 +264,8 @@ def convert(
                 start, skip_events = int(state.get("file", 0)), int(state.get("event", 0))
                 bytes_done = bytes_before = sum(f.nbytes for f in files[:start])
                 t_run = time.perf_counter()
-                for task in _ordered_results(pool, files, start):
+                keep_blocks = cfg.dask is not None and writer.shard_target is not None
+                for task in _ordered_results(pool, files, start, keep_blocks):
                     asm.advance()
                     for res in task.files:
                         first = skip_events if res.index == start else 0

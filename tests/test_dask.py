@@ -105,6 +105,63 @@ def test_worker_killed_mid_run_changes_nothing(cluster: tuple[str, object], raw:
     assert _output_bytes(out) == reference
 
 
+def test_dask_workers_write_the_shards(cluster: tuple[str, object], raw: Path,
+                                       reference: dict[str, bytes], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shard file is written by a Dask worker: the driver's shard writer refuses, and no
+    sample block reaches the driver."""
+    import s2i_prep.conversion.assembly as assembly
+    import s2i_prep.conversion.shards as shards
+    import s2i_prep.store.zarr_store as zarr_store
+    from s2i_prep.dask_pool import Remote
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the driver wrote a shard")
+
+    monkeypatch.setattr(zarr_store, "write_shard_file", refuse)
+    monkeypatch.setattr(shards, "write_shard_file", refuse)
+    blocks: list[object] = []
+    add = assembly.Assembler.add
+
+    def spy(self: object, event: object, cursor: object, task: object = None) -> None:
+        blocks.append(type(getattr(task, "block", None)))
+        add(self, event, cursor, task)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(assembly.Assembler, "add", spy)
+    out = tmp_path / "dask.zarr"
+    convert(ConvertConfig(input=raw, output=out, format="ntu25", dask=cluster[0], shard_size=5))
+    assert set(blocks) - {type(None)} == {Remote}
+    assert _output_bytes(out) == reference
+
+
+def test_worker_killed_while_writing_a_shard(cluster: tuple[str, object], raw: Path,
+                                             reference: dict[str, bytes],
+                                             tmp_path: Path) -> None:
+    """A worker SIGKILLs itself between writing a shard's temporary file and renaming it: Dask
+    reruns the write elsewhere (recomputing the blocks it held), no half shard is left."""
+    address, client = cluster
+    client.wait_for_workers(2, timeout=60)  # type: ignore[attr-defined]
+    before = client.run(os.getpid)  # type: ignore[attr-defined]
+
+    def arm() -> None:
+        import os
+
+        os.environ["S2I_FAULT"] = "shard-tmp@1=KILL"
+
+    client.run(arm)  # type: ignore[attr-defined]  # both: whichever writes first dies
+    out = tmp_path / "dask.zarr"
+    try:
+        convert(ConvertConfig(input=raw, output=out, format="ntu25", dask=address,
+                              shard_size=5))
+    finally:
+        client.run(lambda: os.environ.pop("S2I_FAULT", None))  # type: ignore[attr-defined]
+    client.wait_for_workers(2, timeout=60)  # type: ignore[attr-defined]
+    after = client.run(os.getpid)  # type: ignore[attr-defined]
+    assert set(before.values()) - set(after.values()), "no worker was killed: test did nothing"
+    assert not list(out.rglob("*.partial"))
+    assert _output_bytes(out) == reference
+
+
 def _cli(raw: Path, out: Path, *extra: str, fault: str | None = None) -> int:
     cmd = [sys.executable, "-m", "s2i_prep.cli", "convert", "--format", "ntu25", str(raw),
            str(out), "-q", "--shard-size", "5", *extra]

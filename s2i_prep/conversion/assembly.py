@@ -14,7 +14,7 @@ from ..errors import S2IError, StoreError
 from ..parallel import Job, Region, WorkerDied
 from ..specs import JointSpec
 from .fingerprint import InputDigest
-from .shards import run_shard_job, shard_job
+from .shards import shard_job
 from .tasks import KIND_DUPLICATE, Excluded, Sample, Skip, TaskResult
 
 #: StreamStats accumulators carried in the resume state (float64 round-trips exactly via JSON).
@@ -64,7 +64,7 @@ class Assembler:
         self.digest = digest
         self.pool = pool
         self._arena = getattr(pool, "arena", None)
-        self._target = writer.shard_target if self._arena is not None else None
+        self._target = writer.shard_target if pool is not None else None
         self.rows: list[np.ndarray] = []  # the samples of the shard being filled
         self._regions: list[Region] = []  # arena regions those rows lie in (retained)
         self._stat_rows: list[np.ndarray] = []  # packed statistics not merged yet (in order)
@@ -166,7 +166,7 @@ class Assembler:
         self.rows, self._regions = [], []
         job = shard_job(self._target, self._arena, shard.index, shard.rows)
         if job is not None:
-            shard.job = self.pool.submit(run_shard_job, job)
+            shard.job = self.pool.submit(*job)
         self.inflight.append(shard)
         self._advance()
         while len(self.inflight) > MAX_SHARDS_IN_FLIGHT:
