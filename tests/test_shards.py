@@ -19,6 +19,9 @@ import pytest
 from s2i_prep.conversion import assembly, shards
 from tests.test_convert import _output_bytes, make_ntu
 
+#: The real worker-side shard writer (tests wrap it; ``shards.shard_job`` picks the wrapper).
+_run_shard_job = shards.run_shard_job
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork")
 
 N_FILES, SHARD = 40, 4  # 8 files per task: two shards cut per task result
@@ -83,7 +86,7 @@ def _shard_one_is_slow(job: shards.ShardJob) -> int:
     """Worker side: shard 1 takes a while, so later shards are written before it."""
     if job.index == 1:
         time.sleep(0.6)
-    index = shards.run_shard_job(job)
+    index = _run_shard_job(job)
     with open(os.environ[_LOG], "a") as fh:
         fh.write(f"{index}\n")
     return index
@@ -97,7 +100,7 @@ def test_shards_written_out_of_order_are_committed_in_order(
 
     log = tmp_path / "written.txt"
     monkeypatch.setenv(_LOG, str(log))
-    monkeypatch.setattr(assembly, "run_shard_job", _shard_one_is_slow)
+    monkeypatch.setattr(shards, "run_shard_job", _shard_one_is_slow)
     committed = []
     real_commit = DatasetWriter.commit_shard
 
@@ -117,7 +120,7 @@ def test_shards_written_out_of_order_are_committed_in_order(
 def _killed_child(raw: Path, out: Path, log: str) -> None:
     os.environ[_LOG] = log
     os.environ["S2I_FAULT"] = "shard-committed@2=KILL"  # in the parent, after shard 1's commit
-    assembly.run_shard_job = _shard_one_is_slow
+    shards.run_shard_job = _shard_one_is_slow
     from s2i_prep.pipeline import convert
 
     convert(_cfg(raw, out, 2))
@@ -178,7 +181,7 @@ def test_rows_in_band_or_mixed_with_arena_rows_give_the_same_output(
 def _disk_full_at_shard_one(job: shards.ShardJob) -> int:
     if job.index == 1:
         raise OSError(28, "No space left on device")
-    return shards.run_shard_job(job)
+    return _run_shard_job(job)
 
 
 def test_a_write_error_in_a_worker_keeps_what_was_committed_and_resumes(
@@ -188,7 +191,7 @@ def test_a_write_error_in_a_worker_keeps_what_was_committed_and_resumes(
 
     convert(_cfg(raw, tmp_path / "ref.zarr", 0))
     out = tmp_path / "o.zarr"
-    monkeypatch.setattr(assembly, "run_shard_job", _disk_full_at_shard_one)
+    monkeypatch.setattr(shards, "run_shard_job", _disk_full_at_shard_one)
     with pytest.raises(ConvertFailed, match=r"writing samples 4\.\.7 failed: .*No space left") as info:
         convert(_cfg(raw, out, 2))
     assert info.value.kept is not None and info.value.kept.samples == SHARD
@@ -200,7 +203,7 @@ def test_a_write_error_in_a_worker_keeps_what_was_committed_and_resumes(
 def _die_writing_shard_one(job: shards.ShardJob) -> int:
     if job.index == 1:
         os.kill(os.getpid(), 9)
-    return shards.run_shard_job(job)
+    return _run_shard_job(job)
 
 
 def test_a_worker_dying_while_it_writes_a_shard_is_an_error_naming_it(
@@ -208,7 +211,7 @@ def test_a_worker_dying_while_it_writes_a_shard_is_an_error_naming_it(
 ) -> None:
     from s2i_prep.pipeline import ConvertFailed, convert
 
-    monkeypatch.setattr(assembly, "run_shard_job", _die_writing_shard_one)
+    monkeypatch.setattr(shards, "run_shard_job", _die_writing_shard_one)
     with pytest.raises(ConvertFailed, match=r"died .*while writing shard 1") as info:
         convert(_cfg(raw, tmp_path / "o.zarr", 2))
     assert info.value.kept is not None and info.value.kept.samples == SHARD
