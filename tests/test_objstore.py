@@ -309,6 +309,44 @@ def test_s3_input_and_output_equal_local(s3: dict[str, Any], local_ref: Path) ->
     assert status == 0 and text.strip().endswith("ok"), text
 
 
+def _count_worker_shards(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How many shards were sent to worker processes and how many the parent wrote."""
+    from s2i_prep.conversion import assembly
+
+    counts = {"worker": 0, "parent": 0}
+    real = assembly.shard_job
+
+    def counted(*args: Any) -> Any:
+        job = real(*args)
+        counts["worker" if job is not None else "parent"] += 1
+        return job
+
+    monkeypatch.setattr(assembly, "shard_job", counted)
+    return counts
+
+
+def test_s3_shards_are_put_by_worker_processes(s3: dict[str, Any], raw: Path, local_ref: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local workers PUT the shard objects themselves (one PUT each), as they write local shard
+    files; the bytes equal a local conversion's."""
+    fs, bucket = s3["fs"], s3["bucket"]
+    counts = _count_worker_shards(monkeypatch)
+    out = f"s3://{bucket}/by-workers/ds.zarr"
+    convert(ConvertConfig(input=raw, output=out, workers=2, shard_size=4))
+    assert counts == {"worker": 3, "parent": 0}
+    _same_but_input(_output_bytes(local_ref), _objects(fs, f"{bucket}/by-workers/ds.zarr"))
+
+
+def test_memory_output_with_workers_is_written_by_the_parent(
+        raw: Path, local_ref: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """memory:// lives in the converting process: its shards stay with the parent."""
+    counts = _count_worker_shards(monkeypatch)
+    convert(ConvertConfig(input=raw, output="memory://mem-w2/ds.zarr", workers=2, shard_size=4))
+    assert counts == {"worker": 0, "parent": 3}
+    fs = fsspec.filesystem("memory")
+    assert _objects(fs, "/mem-w2/ds.zarr") == _output_bytes(local_ref)
+
+
 @pytest.mark.slow
 def test_s3_resume_after_kill(s3: dict[str, Any], raw: Path, local_ref: Path) -> None:
     """s3:// in and out; the input objects listed again on resume (same ETags) are accepted, a

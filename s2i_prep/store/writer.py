@@ -315,7 +315,7 @@ class DatasetWriter:
         if self.shard_target is None:
             raise StoreError(f"{self.path}: this backend writes its own shards")
         index = self.num_samples // self.shard_size
-        if not self.shard_target.path(index).is_file():
+        if not self.shard_target.written(index):
             raise StoreError(f"{self.partial}: shard {index} was not written; rerun with --resume")
         self._append(k, None, columns, state)
 

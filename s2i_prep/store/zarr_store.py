@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError
-from ..urls import Url
+from ..urls import Url, location
 from . import layout
-from .remote import RemoteData
+from .remote import RemoteData, put_object
 from .staging import fault_point, remove
 
 DATA_NAME = "data.zarr"
@@ -54,21 +54,33 @@ _PLAIN_CODECS = [{"name": "bytes", "configuration": {"endian": "little"}}, {"nam
 @dataclass(frozen=True)
 class ShardTarget:
     """Where and how the shard files of ``s2i`` are written without zarr-python: the array's
-    folder, its geometry, and its compressor (``None``, or ``("zstd", config)`` /
-    ``("blosc", config)`` as stored in the array metadata). Small and picklable, so a worker
-    process can write shards while the parent keeps the store's metadata."""
+    folder (a local path, or the URL of its prefix in an object store), its geometry, and its
+    compressor (``None``, or ``("zstd", config)`` / ``("blosc", config)`` as stored in the array
+    metadata). Small and picklable, so a worker process can write shards while the parent keeps
+    the store's metadata."""
 
-    array_dir: str
+    array_dir: str | Url
     sample_shape: tuple[int, ...]
     dtype: str
     shard_size: int
     compressor: tuple[str, tuple[tuple[str, Any], ...]] | None
 
-    def path(self, index: int) -> Path:
-        return Path(self.array_dir, "c", str(index), *["0"] * len(self.sample_shape))
+    def path(self, index: int) -> Path | Url:
+        """Shard ``index``'s file, or its object's URL."""
+        return location(self.array_dir).joinpath("c", str(index),
+                                                 *["0"] * len(self.sample_shape))
+
+    def written(self, index: int) -> bool:
+        """Whether shard ``index`` exists (an object store is asked afresh: another process may
+        have written it since this one listed the prefix)."""
+        path = self.path(index)
+        if isinstance(path, Url):
+            path.fs.invalidate_cache(path.path)
+        return path.is_file()
 
 
-def _target_of(array_dir: Path, meta: dict[str, Any], shard_size: int) -> ShardTarget | None:
+def _target_of(array_dir: Path | Url, meta: dict[str, Any],
+               shard_size: int) -> ShardTarget | None:
     """The :class:`ShardTarget` of an ``s2i`` array, or None for a layout it does not cover."""
     codec = meta["codecs"][0]
     conf = codec.get("configuration", {})
@@ -87,7 +99,8 @@ def _target_of(array_dir: Path, meta: dict[str, Any], shard_size: int) -> ShardT
     shape = tuple(int(d) for d in meta["shape"][1:])
     if list(conf.get("chunk_shape", ())) != [1, *shape]:
         return None
-    return ShardTarget(str(array_dir), shape, str(np.dtype(meta["data_type"])), shard_size,
+    where = array_dir if isinstance(array_dir, Url) else str(array_dir)
+    return ShardTarget(where, shape, str(np.dtype(meta["data_type"])), shard_size,
                        compressor)
 
 
@@ -148,10 +161,15 @@ def shard_pieces(rows: Sequence[np.ndarray], shard_size: int,
 
 
 def write_shard_file(target: ShardTarget, index: int, rows: Sequence[np.ndarray]) -> None:
-    """Write shard ``index`` of ``target`` from its sample rows, atomically (temp file + rename,
-    as zarr's local store does; ``truncate`` removes a left-over temp file). The one shard writer
-    of the Zarr output, run by the parent or by a worker (:mod:`s2i_prep.conversion.shards`)."""
+    """Write shard ``index`` of ``target`` from its sample rows, atomically: temp file + rename,
+    as zarr's local store does (``truncate`` removes a left-over temp file), or in an object
+    store one PUT of the whole object. The one shard writer of the Zarr output, run by the
+    parent or by a worker (:mod:`s2i_prep.conversion.shards`)."""
     path = target.path(index)
+    if isinstance(path, Url):
+        put_object(path, shard_pieces(rows, target.shard_size, target.compressor))
+        fault_point("shard-tmp")
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     with open(tmp, "wb") as fh:
@@ -219,12 +237,13 @@ class ZarrBackend:
 
     def _set_layout(self) -> None:
         """How ``s2i``'s shards are written without zarr-python (``_layout``; None: zarr-python
-        writes them), and ``target``, where worker processes may write them: local outputs only
-        (an object-store output gets one PUT per shard from this process)."""
+        writes them), and ``target``, where worker processes may write them: local outputs and
+        object stores (one PUT per shard), not memory://, which lives in this process."""
         arr = self.group[layout.S2I]
-        self._layout = _target_of(Path(str(self.path), layout.S2I), arr.metadata.to_dict(),
+        self._layout = _target_of(self.path.joinpath(layout.S2I), arr.metadata.to_dict(),
                                   self._shard_size)
-        self.target = self._layout if self.remote is None else None
+        in_process = self.remote is not None and self.remote.url.protocol == "memory"
+        self.target = None if in_process else self._layout
 
     def open_existing(
         self, sample_shape: tuple[int, ...], dtype: str, codec: str, shard_size: int
@@ -287,19 +306,9 @@ class ZarrBackend:
                 if data is None:
                     continue
                 if name == layout.S2I and self._layout is not None and start % self._shard_size == 0:
-                    self._write_shard(start // self._shard_size, data)
+                    write_shard_file(self._layout, start // self._shard_size, data)
                 else:
                     arr[start:stop] = data if isinstance(data, np.ndarray) else np.stack(data)
-
-    def _write_shard(self, index: int, rows: Sequence[np.ndarray]) -> None:
-        """Shard ``index`` of ``s2i`` from this process: the file (:func:`write_shard_file`), or
-        in an object store one PUT of the whole shard object, atomic too."""
-        if self.remote is None:
-            write_shard_file(self._layout, index, rows)  # type: ignore[arg-type]
-            return
-        key = "/".join((layout.S2I, "c", str(index), *["0"] * len(self._layout.sample_shape)))  # type: ignore[union-attr]
-        self.remote.put(key, shard_pieces(rows, self._shard_size, self._layout.compressor))  # type: ignore[union-attr]
-        fault_point("shard-tmp")
 
     def truncate(self, count: int) -> None:
         """Drop every sample beyond ``count``: shapes and the chunk/shard files past them."""
