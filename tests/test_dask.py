@@ -18,6 +18,7 @@ distributed = pytest.importorskip("distributed")
 
 from s2i_prep.errors import S2IError
 from s2i_prep.pipeline import ConvertConfig, convert
+from tests.conftest import _objects
 from tests.test_convert import ROOT, _output_bytes, make_ntu
 
 pytestmark = pytest.mark.slow
@@ -110,10 +111,9 @@ def test_dask_workers_write_the_shards(cluster: tuple[str, object], raw: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Every shard file is written by a Dask worker: the driver's shard writer refuses, and no
     sample block reaches the driver."""
-    import s2i_prep.conversion.assembly as assembly
-    import s2i_prep.conversion.shards as shards
-    import s2i_prep.store.zarr_store as zarr_store
+    from s2i_prep.conversion import assembly, shards
     from s2i_prep.dask_pool import Remote
+    from s2i_prep.store import zarr_store
 
     def refuse(*args: object) -> None:
         raise AssertionError("the driver wrote a shard")
@@ -160,6 +160,23 @@ def test_worker_killed_while_writing_a_shard(cluster: tuple[str, object], raw: P
     assert set(before.values()) - set(after.values()), "no worker was killed: test did nothing"
     assert not list(out.rglob("*.partial"))
     assert _output_bytes(out) == reference
+
+
+def test_dask_workers_put_s3_shards(cluster: tuple[str, object], raw: Path,
+                                    reference: dict[str, bytes], s3: dict[str, object],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An s3:// output: the Dask workers PUT the shards (with the run's storage options, which
+    travel in the worker context); the objects equal the local conversion's files."""
+    from s2i_prep.store import zarr_store
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the driver wrote a shard")
+
+    monkeypatch.setattr(zarr_store, "write_shard_file", refuse)
+    fs, bucket = s3["fs"], s3["bucket"]
+    out = f"s3://{bucket}/dask/ds.zarr"
+    convert(ConvertConfig(input=raw, output=out, format="ntu25", dask=cluster[0], shard_size=5))
+    assert _objects(fs, f"{bucket}/dask/ds.zarr") == reference
 
 
 def _cli(raw: Path, out: Path, *extra: str, fault: str | None = None) -> int:

@@ -11,8 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from s2i_prep.errors import ReadError, S2IError, StoreError
 from s2i_prep.pipeline import ConvertConfig, convert
 from s2i_prep.readers.rawfile import read_bytes
 from s2i_prep.store import open_dataset, remote
+from tests.conftest import _objects, _upload
 from tests.test_archive import _zip
 from tests.test_convert import ROOT, _output_bytes, make_ntu, run_cli
 
@@ -50,11 +49,6 @@ def local_ref(raw: Path) -> Path:
     return out
 
 
-def _objects(fs: Any, root: str) -> dict[str, bytes]:
-    fs.invalidate_cache()
-    return {k[len(root):].lstrip("/"): fs.cat_file(k) for k in fs.find(root)}
-
-
 def _without_input(doc: bytes) -> dict[str, Any]:
     meta = json.loads(doc)
     for key in ("input", "inputs"):  # where the input was, in both places it is recorded
@@ -70,12 +64,6 @@ def _same_but_input(local: dict[str, bytes], other: dict[str, bytes]) -> None:
             assert _without_input(data) == _without_input(other[key])
         else:
             assert data == other[key], key
-
-
-def _upload(fs: Any, raw: Path, prefix: str) -> None:
-    for path in sorted(raw.iterdir()):
-        fs.pipe_file(f"{prefix}/{path.name}", path.read_bytes())
-    fs.pipe_file(f"{prefix}/README.txt", b"not a skeleton file")
 
 
 # ----------------------------------------------------------------------------- URL basics
@@ -255,41 +243,6 @@ def test_overwrite_replaces_only_finished_s2i_datasets(raw: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- S3 (moto)
-
-
-@pytest.fixture(scope="module")
-def s3(raw: Path) -> Iterator[dict[str, Any]]:
-    """A moto S3 server on a free localhost port with one bucket holding the raw files."""
-    pytest.importorskip("s3fs", reason="s3fs is not installed (pip install s3fs)")
-    server_mod = pytest.importorskip("moto.server",
-                                     reason="moto's server is not installed (pip install "
-                                     "'moto[server]')")
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                            "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_DEFAULT_REGION="us-east-1")
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    options = {"endpoint_url": f"http://{host}:{port}", "key": "testing", "secret": "testing"}
-    urls.set_storage_options("s3", options)
-    fs = fsspec.filesystem("s3", **options)
-    bucket = f"s2i-{uuid.uuid4().hex[:8]}"
-    fs.mkdir(bucket)
-    _upload(fs, raw, f"{bucket}/raw")
-    try:
-        yield {"fs": fs, "bucket": bucket, "options": options}
-    finally:
-        urls._OPTIONS.pop("s3", None)
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_s3_input_and_output_equal_local(s3: dict[str, Any], local_ref: Path) -> None:

@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ..dask_pool import RemoteRow
 from ..parallel import Arena, arena_rows
 from ..store.zarr_store import ShardTarget, write_shard_file
