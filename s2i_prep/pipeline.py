@@ -3,8 +3,9 @@
 Per input file: read -> select bodies -> encode, in worker processes (:mod:`s2i_prep.parallel`).
 Every failure of one file or sample becomes a row of the skip report and never a partial sample.
 The parent consumes results strictly in input order and cuts them into whole shards, so the
-output is byte-identical whatever the worker count; local workers write the shard files from
-shared memory (:mod:`s2i_prep.conversion.shards`) and the parent commits each, in shard order,
+output is byte-identical whatever the worker count; workers write the shard files (local ones
+from shared memory, Dask ones from the task results the cluster keeps:
+:mod:`s2i_prep.conversion.shards`) and the parent commits each, in shard order,
 with a resume state (cursor, statistics, report), so ``resume=True`` continues exactly where a
 killed run stopped.
 

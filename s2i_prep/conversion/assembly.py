@@ -43,10 +43,11 @@ class Assembler:
     """Turns the ordered event stream into whole shards plus the resume state of each.
 
     A sample's data are never copied here: the assembler keeps its row (a view into its task's
-    block, in the pool's shared arena when local workers run the tasks, retaining that region)
-    until its shard is written. A cut shard whose rows all lie in the arena goes to a worker as
-    a :class:`~.shards.ShardJob`; any other (HDF5 output, no arena, a row that came in band) is
-    written by one background thread of the parent. Workers keep running meanwhile. The resume
+    block, in the pool's shared arena when local workers run the tasks, retaining that region;
+    a :class:`~s2i_prep.dask_pool.RemoteRow` when the block stays on a Dask worker) until its
+    shard is written. A cut shard whose rows all lie in the arena, or all on Dask workers, goes
+    to a worker as a job (:func:`~.shards.shard_job`); any other (HDF5 or memory:// output, no
+    arena, a row that came in band) is written by one background thread of the parent. Workers keep running meanwhile. The resume
     state holds only O(skips) data; the per-sample columns of committed shards come back from
     the writer itself (``committed_columns``).
     """

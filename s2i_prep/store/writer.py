@@ -316,7 +316,9 @@ class DatasetWriter:
             raise StoreError(f"{self.path}: this backend writes its own shards")
         index = self.num_samples // self.shard_size
         if not self.shard_target.written(index):
-            raise StoreError(f"{self.partial}: shard {index} was not written; rerun with --resume")
+            raise StoreError(f"{self.partial}: shard {index} was not written (with --dask, every "
+                             "worker must see the output at the same path as the driver, or "
+                             "write an object-store URL); rerun with --resume")
         self._append(k, None, columns, state)
 
     def _append(self, k: int, s2i: Sequence[np.ndarray] | None, columns: dict[str, np.ndarray],
