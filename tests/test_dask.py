@@ -179,6 +179,22 @@ def test_dask_workers_put_s3_shards(cluster: tuple[str, object], raw: Path,
     assert _objects(fs, f"{bucket}/dask/ds.zarr") == reference
 
 
+def test_dask_hdf5_output_is_written_by_the_driver(cluster: tuple[str, object], raw: Path,
+                                                   tmp_path: Path) -> None:
+    """HDF5 needs one writer: the samples come to the driver, which writes them; same arrays as
+    a local conversion."""
+    import numpy as np
+
+    from tests.test_convert import read_h5
+
+    ref, out = tmp_path / "ref.h5", tmp_path / "dask.h5"
+    convert(ConvertConfig(input=raw, output=ref, format="ntu25", workers=0, shard_size=5))
+    convert(ConvertConfig(input=raw, output=out, format="ntu25", dask=cluster[0], shard_size=5))
+    want, got = read_h5(ref), read_h5(out)
+    assert np.array_equal(got["s2i"], want["s2i"], equal_nan=True)
+    assert list(got["sample_id"]) == list(want["sample_id"]) and len(want["sample_id"]) == 48
+
+
 def _cli(raw: Path, out: Path, *extra: str, fault: str | None = None) -> int:
     cmd = [sys.executable, "-m", "s2i_prep.cli", "convert", "--format", "ntu25", str(raw),
            str(out), "-q", "--shard-size", "5", *extra]
