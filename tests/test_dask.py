@@ -216,6 +216,22 @@ def test_resume_across_modes(cluster: tuple[str, object], raw: Path, reference: 
     assert _output_bytes(out) == reference
 
 
+def test_sigterm_on_the_driver_keeps_the_committed_shards(cluster: tuple[str, object],
+                                                          raw: Path,
+                                                          reference: dict[str, bytes],
+                                                          tmp_path: Path) -> None:
+    """SIGTERM after the 2nd commit: the shards the workers were writing are committed or left
+    to the resume (the cluster keeps running), and the resume on the cluster is exact."""
+    import json
+
+    out = tmp_path / "out.zarr"
+    assert _cli(raw, out, "--dask", cluster[0], fault="shard-committed@2=TERM") == 143
+    manifest = json.loads((tmp_path / "out.zarr.partial" / "s2i_manifest.json").read_text())
+    assert manifest["committed"] >= 10
+    assert _cli(raw, out, "--dask", cluster[0], "--resume") == 3
+    assert _output_bytes(out) == reference
+
+
 def test_bad_addresses_are_clear_errors(raw: Path, tmp_path: Path) -> None:
     with pytest.raises(S2IError, match="expected local:N"):
         convert(ConvertConfig(input=raw, output=tmp_path / "o.zarr", format="ntu25",
