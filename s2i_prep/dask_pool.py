@@ -7,8 +7,8 @@ elsewhere (Dask reschedules it) and the output cannot change.
 
 With ``map(..., keep="block")`` a task's sample block stays on the worker that computed it (a Dask
 future): the driver receives the small rest (events, columns, statistics) and a :class:`Remote`
-standing for the block, whose rows are :class:`RemoteRow` objects. A shard of such rows is then written
-by a Dask task (:meth:`DaskPool.submit` with the futures among its arguments: Dask runs it where
+standing for the block, whose rows are :class:`RemoteRow` objects. A shard of such rows is then
+written by a Dask task (:meth:`DaskPool.submit` with the futures among its arguments: Dask runs it where
 most of their bytes lie and moves the others worker to worker), with the same shard writer as
 local workers (:mod:`s2i_prep.conversion.shards`). A block is released when the last row
 referring to it is dropped, i.e. once its shards are committed; until then a worker's death only

@@ -47,9 +47,9 @@ class Assembler:
     a :class:`~s2i_prep.dask_pool.RemoteRow` when the block stays on a Dask worker) until its
     shard is written. A cut shard whose rows all lie in the arena, or all on Dask workers, goes
     to a worker as a job (:func:`~.shards.shard_job`); any other (HDF5 or memory:// output, no
-    arena, a row that came in band) is written by one background thread of the parent. Workers keep running meanwhile. The resume
-    state holds only O(skips) data; the per-sample columns of committed shards come back from
-    the writer itself (``committed_columns``).
+    arena, a row that came in band) is written by one background thread of the parent. Workers
+    keep running meanwhile. The resume state holds only O(skips) data; the per-sample columns of
+    committed shards come back from the writer itself (``committed_columns``).
     """
 
     def __init__(

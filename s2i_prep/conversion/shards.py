@@ -3,8 +3,8 @@
 The parent decides each shard's composition (which sample rows, in order) and sends the job to a
 worker, which gathers the rows, checksums, compresses and writes the shard file (or object). Local
 workers gather them from the pool's shared arena (the same memory the task results were written
-to); Dask workers from the task results the cluster kept (:class:`BlockShardJob`, whose futures
-Dask resolves, moving blocks worker to worker where needed). The parent then commits the shard
+to); Dask workers from the task results the cluster kept (:func:`run_block_shard_job`, whose
+futures Dask resolves, moving blocks worker to worker where needed). The parent then commits the shard
 (columns, manifest) strictly in shard order, whatever order the files were written in. A shard
 that cannot go to a worker (HDF5 or memory:// output, ``--workers 0``, the spawn start method, or
 a row that came through the pipe) is written by the parent with the same
@@ -44,7 +44,8 @@ BlockParts = tuple[tuple[Any, tuple[int, ...]], ...]
 
 def run_block_shard_job(job: tuple[ShardTarget, int, BlockParts]) -> int:
     """Dask worker side: gather the rows from the task results (their futures resolved by Dask)
-    and write the shard file. A tuple, not a dataclass: Dask finds futures only inside tuples, lists and dicts."""
+    and write the shard file. A tuple, not a dataclass: Dask finds futures only inside tuples,
+    lists and dicts."""
     target, index, parts = job
     write_shard_file(target, index, [result.block[i] for result, rows in parts for i in rows])
     return index
