@@ -186,19 +186,24 @@ def test_zip_archive_object_is_read_in_place(raw: Path, tmp_path: Path) -> None:
     assert path.startswith("memory://mem-zip/cut.zip:") and kind == "bad_member", reason
 
 
+def _delete_after_planning(monkeypatch: pytest.MonkeyPatch, fs: Any, path: str) -> None:
+    """Make the next conversion lose the object ``path`` between planning and reading."""
+    planned = pipeline.plan_inputs
+
+    def plan_then_delete(*args: Any) -> Any:
+        plan = planned(*args)
+        fs.rm(path)
+        return plan
+
+    monkeypatch.setattr(pipeline, "plan_inputs", plan_then_delete)
+
+
 def test_object_gone_after_listing_is_one_skip(raw: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     fs = fsspec.filesystem("memory")
     _upload(fs, raw, "/mem-gone/raw")
     victim = sorted(p.name for p in raw.iterdir())[3]
-    planned = pipeline.plan_inputs
-
-    def plan_then_delete(*args: Any) -> Any:
-        plan = planned(*args)
-        fs.rm(f"/mem-gone/raw/{victim}")
-        return plan
-
-    monkeypatch.setattr(pipeline, "plan_inputs", plan_then_delete)
+    _delete_after_planning(monkeypatch, fs, f"/mem-gone/raw/{victim}")
     result = convert(ConvertConfig(input="memory://mem-gone/raw", output=tmp_path / "o.zarr",
                                    workers=0, shard_size=4))
     assert result.samples == N_FILES - 1
@@ -379,14 +384,7 @@ def test_s3_missing_object_and_denied_read_are_skips(s3: dict[str, Any], raw: Pa
     fs, bucket = s3["fs"], s3["bucket"]
     _upload(fs, raw, f"{bucket}/gone")
     victim = sorted(p.name for p in raw.iterdir())[5]
-    planned = pipeline.plan_inputs
-
-    def plan_then_delete(*args: Any) -> Any:
-        plan = planned(*args)
-        fs.rm(f"{bucket}/gone/{victim}")
-        return plan
-
-    monkeypatch.setattr(pipeline, "plan_inputs", plan_then_delete)
+    _delete_after_planning(monkeypatch, fs, f"{bucket}/gone/{victim}")
     result = convert(ConvertConfig(input=f"s3://{bucket}/gone", output=tmp_path / "o.zarr",
                                    workers=0, shard_size=4))
     assert result.samples == N_FILES - 1
