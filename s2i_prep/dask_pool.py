@@ -20,6 +20,7 @@ makes Dask recompute it from its lineage. See docs/DISTRIBUTED.md.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -221,6 +222,22 @@ class DaskPool:
         from distributed import wait
 
         wait([job.future])
+
+    def check_sees(self, folder: str) -> None:
+        """S2IError unless every worker now in the cluster sees the local ``folder`` (the
+        output being built): on a cluster without a shared filesystem at the same path, a
+        worker's shard would otherwise land on its own disk and the run fail at the first
+        commit. Workers joining later are not checked (their missing shard is still caught at
+        its commit)."""
+        seen = self.client.run(os.path.isdir, folder)
+        blind = sorted(worker for worker, ok in seen.items() if not ok)
+        if blind:
+            raise S2IError(
+                f"{folder}: not visible to {len(blind)} of {len(seen)} Dask workers (e.g. "
+                f"{blind[0]}); Dask workers write the shards, so they must see the output at "
+                "the same path as the driver (a shared filesystem), or convert to an "
+                "object-store URL"
+            )
 
     def retain(self, region: Any) -> None:
         """Nothing to do: a kept block lives as long as a row refers to it."""

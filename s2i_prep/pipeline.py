@@ -266,6 +266,8 @@ def convert(
                 bytes_done = bytes_before = sum(f.nbytes for f in files[:start])
                 t_run = time.perf_counter()
                 keep_blocks = cfg.dask is not None and writer.shard_target is not None
+                if keep_blocks and not isinstance(writer.shard_target.array_dir, Url):
+                    pool.check_sees(writer.shard_target.array_dir)
                 for task in _ordered_results(pool, files, start, keep_blocks):
                     asm.advance()
                     for res in task.files:

@@ -237,3 +237,16 @@ def test_bad_addresses_are_clear_errors(raw: Path, tmp_path: Path) -> None:
         convert(ConvertConfig(input=raw, output=tmp_path / "o.zarr", format="ntu25",
                               dask="local:zero"))
     assert not (tmp_path / "o.zarr.partial").exists()
+
+
+def test_workers_that_cannot_see_the_output_are_refused_up_front(
+        cluster: tuple[str, object], tmp_path: Path) -> None:
+    from s2i_prep.conversion.tasks import install
+    from s2i_prep.dask_pool import DaskPool
+
+    with DaskPool(cluster[0], install, (None,)) as pool:
+        pool.check_sees(str(tmp_path))  # visible to both workers: no error
+        missing = tmp_path / "on-the-driver-only"
+        with pytest.raises(S2IError, match=r"not visible to 2 of 2 Dask workers.*shared "
+                                           r"filesystem"):
+            pool.check_sees(str(missing))
