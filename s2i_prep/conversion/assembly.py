@@ -117,19 +117,17 @@ class Assembler:
             return
         if task is None:
             self.rows.append(event.s2i)  # type: ignore[arg-type]
-            self._merge_stat_rows()
-            self.stats.merge(event.stats)
         else:
             self.rows.append(task.block[event.s2i])  # type: ignore[index]
             region = task.region
             if region is not None and (not self._regions or self._regions[-1] is not region):
                 self.pool.retain(region)
                 self._regions.append(region)
-            if isinstance(event.stats, int):  # merged in order, a batch at a time
-                self._stat_rows.append(task.stats[event.stats])  # type: ignore[index]
-            else:
-                self._merge_stat_rows()
-                self.stats.merge(event.stats)
+        if task is not None and isinstance(event.stats, int):  # merged in order, in batches
+            self._stat_rows.append(task.stats[event.stats])  # type: ignore[index]
+        else:
+            self._merge_stat_rows()
+            self.stats.merge(event.stats)
         self.pending.append((event.name, event.columns))
         self.last_id = event.name
         if len(self.pending) == self.writer.shard_size:
