@@ -166,14 +166,15 @@ def write_shard_file(target: ShardTarget, index: int, rows: Sequence[np.ndarray]
     store one PUT of the whole object. The one shard writer of the Zarr output, run by the
     parent or by a worker (:mod:`s2i_prep.conversion.shards`)."""
     path = target.path(index)
+    pieces = shard_pieces(rows, target.shard_size, target.compressor)
     if isinstance(path, Url):
-        put_object(path, shard_pieces(rows, target.shard_size, target.compressor))
+        put_object(path, pieces)
         fault_point("shard-tmp")
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     with open(tmp, "wb") as fh:
-        write_all(fh.fileno(), shard_pieces(rows, target.shard_size, target.compressor))
+        write_all(fh.fileno(), pieces)
     fault_point("shard-tmp")
     os.replace(tmp, path)
 
